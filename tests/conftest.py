@@ -1,0 +1,94 @@
+"""Shared fixtures: a real PostgreSQL database per xdist worker, real Redis, settings."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from worklist.config import Settings
+from worklist.db import make_engine, make_sessionmaker, migrate, normalise_url
+from worklist.models import Base
+
+ADMIN_URL = os.environ.get(
+    "WORKLIST_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_BASE_URL = os.environ.get("WORKLIST_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+SECRET_KEY = secrets.token_urlsafe(48)
+
+
+def _worker_index(worker_id: str) -> int:
+    return 0 if worker_id == "master" else int(worker_id.removeprefix("gw"))
+
+
+def _database_url(name: str) -> str:
+    base = normalise_url(ADMIN_URL)
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+def recreate_database(name: str) -> str:
+    """Drop and create database ``name``; return its URL."""
+    admin = create_engine(normalise_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return _database_url(name)
+
+
+@pytest.fixture(scope="session")
+def database_url(worker_id: str) -> str:
+    """A freshly migrated database for this xdist worker."""
+    url = recreate_database(f"worklist_test_{worker_id}")
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url(worker_id: str) -> str:
+    """A Redis database number of this worker's own."""
+    return f"{REDIS_BASE_URL}/{1 + _worker_index(worker_id)}"
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    """The worker's engine."""
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+def truncate_all(engine: Engine) -> None:
+    """Empty every table (tests commit for real: gateway and API run their own transactions)."""
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def db(engine: Engine, redis_url: str) -> sessionmaker[Session]:
+    """A clean database (and Redis db) for this test; returns a session factory."""
+    truncate_all(engine)
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    """Settings pointing at the test database, Redis and a temporary data dir."""
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        data_dir=tmp_path / "var",
+        secret_key=SECRET_KEY,
+        gateway_port=0,
+        api_port=0,
+    )

@@ -1,0 +1,146 @@
+"""Settings from the environment (prefix ``WORKLIST_``), as DESIGN lists them."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from worklist.enums import Priority
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+DEFAULT_TURNAROUND = "stat=1h,urgent=4h,inpatient=24h,cancer_pathway=72h,routine=7d"
+DEFAULT_ACK_DEADLINES = "critical=15m,urgent=4h,significant_unexpected=72h,cancer=72h"
+ALERT_CATEGORIES = ("critical", "urgent", "significant_unexpected", "cancer")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used as given."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``90``, ``30s``, ``15m``, ``4h``, ``7d`` or ``2w`` into a timedelta."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ConfigError(f"invalid duration {text!r} (use e.g. 30s, 15m, 4h, 7d)")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def parse_duration_map(text: str, keys: tuple[str, ...]) -> dict[str, timedelta]:
+    """Parse ``key=duration,...``; every key must be known and present."""
+    result: dict[str, timedelta] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in keys:
+            raise ConfigError(f"invalid entry {part!r}: expected one of {', '.join(keys)}=DURATION")
+        result[key] = parse_duration(value)
+    missing = [k for k in keys if k not in result]
+    if missing:
+        raise ConfigError(f"missing durations for: {', '.join(missing)}")
+    return result
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of every component."""
+
+    model_config = SettingsConfigDict(env_prefix="WORKLIST_", extra="ignore")
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path("./var")
+    secret_key: str | None = Field(default=None, repr=False)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    gateway_ae_title: str = "IMAGING_NET"
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 11112
+    study_stable_seconds: float = 30.0
+    claim_lease_seconds: float = 1800.0
+    turnaround_targets: Annotated[dict[str, timedelta], NoDecode] = Field(
+        default_factory=lambda: parse_duration_map(DEFAULT_TURNAROUND, tuple(Priority))
+    )
+    alert_ack_deadlines: Annotated[dict[str, timedelta], NoDecode] = Field(
+        default_factory=lambda: parse_duration_map(DEFAULT_ACK_DEADLINES, ALERT_CATEGORIES)
+    )
+    # Extensions (documented in the README).
+    access_token_minutes: int = 480
+    login_max_failures: int = 5
+    login_failure_window_seconds: int = 300
+    login_max_attempts_per_address: int = 30
+    login_address_window_seconds: int = 60
+    gateway_max_pdu: int = 0
+    gateway_group_commit_max: int = 64
+    worker_interval_seconds: float = 1.0
+    log_level: str = "INFO"
+
+    @field_validator("turnaround_targets", mode="before")
+    @classmethod
+    def _parse_turnaround(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_duration_map(value, tuple(Priority))
+        return value
+
+    @field_validator("alert_ack_deadlines", mode="before")
+    @classmethod
+    def _parse_ack(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_duration_map(value, ALERT_CATEGORIES)
+        return value
+
+    @field_validator("gateway_ae_title")
+    @classmethod
+    def _check_aet(cls, value: str) -> str:
+        if not 0 < len(value) <= 16 or "\\" in value:
+            raise ValueError("AE title must be 1-16 characters without backslash")
+        return value
+
+    @property
+    def dicom_dir(self) -> Path:
+        """Where stored instances live."""
+        return self.data_dir / "dicom"
+
+    @property
+    def embedded(self) -> bool:
+        """True when no database URL is configured (dev/embedded mode)."""
+        return self.database_url is None
+
+    def require_database_url(self) -> str:
+        """The database URL, or a clear error."""
+        if not self.database_url:
+            raise ConfigError(
+                "WORKLIST_DATABASE_URL is not set (only `worklist up` starts an embedded database)"
+            )
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        """The Redis URL, or a clear error."""
+        if not self.redis_url:
+            raise ConfigError(
+                "WORKLIST_REDIS_URL is not set (only `worklist up` starts an embedded Redis)"
+            )
+        return self.redis_url
+
+    def resolved_secret_key(self) -> str:
+        """The token signing key: configured, or generated and kept in DATA_DIR in dev mode."""
+        if self.secret_key:
+            if len(self.secret_key) < 32 or self.secret_key.lower() in {"changeme", "secret"}:
+                raise ConfigError("WORKLIST_SECRET_KEY must be at least 32 random characters")
+            return self.secret_key
+        key_file = self.data_dir / "secret_key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        if not self.embedded:
+            raise ConfigError("WORKLIST_SECRET_KEY is required when WORKLIST_DATABASE_URL is set")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        key_file.touch(mode=0o600)
+        key_file.write_text(key)
+        return key

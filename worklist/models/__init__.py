@@ -1,0 +1,20 @@
+"""All ORM tables, one module per domain."""
+
+from worklist.models.audit import AuditEvent
+from worklist.models.base import Base
+from worklist.models.site import DicomNode, Site
+from worklist.models.study import Instance, Patient, Series, Study
+from worklist.models.user import User, user_sites
+
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "DicomNode",
+    "Instance",
+    "Patient",
+    "Series",
+    "Site",
+    "Study",
+    "User",
+    "user_sites",
+]
