@@ -1,0 +1,56 @@
+"""Prometheus metrics shared by the gateway, the API and the worker.
+
+When ``PROMETHEUS_MULTIPROC_DIR`` is set (``worklist up`` sets it), every process
+writes its samples there and ``/metrics`` on the API aggregates them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.registry import REGISTRY
+
+INGEST_INSTANCES = Counter(
+    "worklist_ingest_instances_total",
+    "Instances received by the gateway, by site and outcome",
+    ["site", "outcome"],
+)
+INGEST_BYTES = Counter("worklist_ingest_bytes_total", "Bytes stored by the gateway", ["site"])
+INGEST_LATENCY = Histogram(
+    "worklist_ingest_seconds",
+    "Time from a complete C-STORE dataset to its durable acknowledgement",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+INGEST_BATCH_SIZE = Histogram(
+    "worklist_ingest_commit_batch_size",
+    "Instances indexed per group commit",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+ASSOCIATIONS = Counter(
+    "worklist_gateway_associations_total", "Associations by outcome", ["outcome"]
+)
+API_LATENCY = Histogram(
+    "worklist_api_request_seconds",
+    "API request latency by route template and status class",
+    ["method", "route", "status"],
+    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+STUDIES_PROMOTED = Counter(
+    "worklist_studies_ready_total", "Studies promoted from receiving to ready by the worker"
+)
+
+
+def render_process_metrics() -> bytes:
+    """Metrics of every process (multiprocess mode) or of this one."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
