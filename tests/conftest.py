@@ -42,12 +42,22 @@ def recreate_database(name: str) -> str:
     return _database_url(name)
 
 
+def drop_database(name: str) -> None:
+    """Drop database ``name`` if it exists."""
+    admin = create_engine(normalise_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session")
-def database_url(worker_id: str) -> str:
-    """A freshly migrated database for this xdist worker."""
-    url = recreate_database(f"worklist_test_{worker_id}")
+def database_url(worker_id: str, testrun_uid: str) -> Iterator[str]:
+    """A freshly migrated database for this xdist worker of this test run, dropped after."""
+    name = f"worklist_test_{testrun_uid[:8]}_{worker_id}"
+    url = recreate_database(name)
     migrate(url)
-    return url
+    yield url
+    drop_database(name)
 
 
 @pytest.fixture(scope="session")

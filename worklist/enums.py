@@ -37,7 +37,6 @@ class StudyFlag(enum.StrEnum):
     """Conditions a reader must notice on a study."""
 
     NEW_IMAGES_AFTER_REPORT = "new_images_after_report"
-    INSTANCE_REPLACED = "instance_replaced"
 
 
 class AuditAction(enum.StrEnum):

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from migrations.sql_index_instances import DROP_INDEX_INSTANCES, INDEX_INSTANCES_V1
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -255,8 +257,11 @@ def upgrade() -> None:
     op.create_index(op.f("ix_instances_series_id"), "instances", ["series_id"], unique=False)
     op.create_index(op.f("ix_instances_study_id"), "instances", ["study_id"], unique=False)
 
+    op.execute(INDEX_INSTANCES_V1)
+
 
 def downgrade() -> None:
+    op.execute(DROP_INDEX_INSTANCES)
     op.drop_index(op.f("ix_instances_study_id"), table_name="instances")
     op.drop_index(op.f("ix_instances_series_id"), table_name="instances")
     op.drop_table("instances")

@@ -1,0 +1,182 @@
+"""pynetdicom event handlers: plain functions bound with the gateway's context."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dicom_gateway import status
+from dicom_gateway.associations import Peer, PeerTable, UnknownPeer, find_node
+from dicom_gateway.indexer import GroupCommitter, IndexFailed, IndexRequest
+from dicom_gateway.parse import InstanceRejected, read_header
+from dicom_gateway.storage import Storage
+from dicom_gateway.uids import is_valid_uid
+from worklist.metrics import ASSOCIATIONS, INGEST_BYTES, INGEST_INSTANCES, INGEST_LATENCY
+
+log = logging.getLogger("dicom_gateway")
+
+INDEX_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass
+class GatewayContext:
+    """What the handlers need: configuration, storage, the committer and live peers."""
+
+    ae_title: str
+    sessions: sessionmaker[Session]
+    storage: Storage
+    committer: GroupCommitter
+    peers: PeerTable
+
+
+def on_requested(event: Any, ctx: GatewayContext) -> None:
+    """Accept only our called AE title from registered nodes at their registered hosts."""
+    assoc = event.assoc
+    primitive = assoc.requestor.primitive
+    calling = _ae(primitive.calling_ae_title)
+    called = _ae(primitive.called_ae_title)
+    address = str(assoc.requestor.address)
+    reason = None
+    if called != ctx.ae_title:
+        diagnostic = status.REASON_CALLED_AE_NOT_RECOGNISED
+        reason = f"called AE title {called!r} is not {ctx.ae_title!r}"
+    else:
+        diagnostic = status.REASON_CALLING_AE_NOT_RECOGNISED
+        try:
+            ctx.peers.add(assoc, find_node(ctx.sessions, calling, address))
+        except UnknownPeer as exc:
+            reason = str(exc)
+        except SQLAlchemyError as exc:
+            reason = f"node lookup failed: {type(exc).__name__}"
+    if reason is None:
+        return
+    ASSOCIATIONS.labels(outcome="rejected").inc()
+    log.warning(
+        "association rejected",
+        extra={"calling_ae": calling, "called_ae": called, "peer": address, "reason": reason},
+    )
+    assoc.acse.send_reject(status.REJECTED_PERMANENT, status.SOURCE_SERVICE_USER, diagnostic)
+    assoc.kill()
+
+
+def on_echo(event: Any) -> int:
+    """C-ECHO: registered nodes only reach this far."""
+    return status.SUCCESS
+
+
+def on_closed(event: Any, ctx: GatewayContext) -> None:
+    """Log one line per accepted association when its connection closes."""
+    peer = ctx.peers.pop(event.assoc)
+    if peer is None:
+        return
+    ASSOCIATIONS.labels(outcome="completed").inc()
+    log.info(
+        "association closed",
+        extra={
+            "calling_ae": peer.ae_title,
+            "site": peer.site.code,
+            "peer": peer.address,
+            "stored": peer.stored,
+            "failed": peer.failed,
+            "bytes": peer.bytes,
+            "seconds": round(time.monotonic() - peer.started, 3),
+        },
+    )
+
+
+def on_store(event: Any, ctx: GatewayContext) -> int | Dataset:
+    """Store the received file durably, index it, and only then answer success."""
+    started = time.perf_counter()
+    peer = ctx.peers.get(event.assoc)
+    if peer is None:  # cannot happen: unaccepted associations never get here
+        return _failure(status.OUT_OF_RESOURCES, "association not registered", None, None)
+    command_uid = str(event.request.AffectedSOPInstanceUID or "")
+    try:
+        if not is_valid_uid(command_uid):
+            raise InstanceRejected(status.INVALID_UID, "Affected SOP Instance UID is invalid")
+        result = _store(Path(event.dataset_path), command_uid, peer, ctx)
+    except InstanceRejected as exc:
+        peer.failed += 1
+        INGEST_INSTANCES.labels(site=peer.site.code, outcome="rejected").inc()
+        return _failure(exc.status, exc.reason, peer, command_uid)
+    peer.stored += 1
+    peer.bytes += result
+    INGEST_INSTANCES.labels(site=peer.site.code, outcome="stored").inc()
+    INGEST_BYTES.labels(site=peer.site.code).inc(result)
+    INGEST_LATENCY.observe(time.perf_counter() - started)
+    return status.SUCCESS
+
+
+def _store(source: Path, command_uid: str, peer: Peer, ctx: GatewayContext) -> int:
+    header = read_header(source, expected_sop_instance_uid=command_uid)
+    relative = ctx.storage.relative_path(
+        peer.site.code, header.study_uid, header.series_uid, header.sop_instance_uid
+    )
+    target = ctx.storage.absolute(relative)
+    existed = target.exists()
+    replaced = False
+    try:
+        if not (existed and ctx.storage.same_content(source, relative)):
+            replaced = existed
+            ctx.storage.place(source, relative)
+        size = target.stat().st_size
+    except OSError as exc:
+        if not existed:
+            _discard(ctx.storage, relative)
+        raise InstanceRejected(status.OUT_OF_RESOURCES, f"storage failure: {exc.strerror}") from exc
+    request = IndexRequest(
+        header=header,
+        site=peer.site,
+        path=str(relative),
+        size_bytes=size,
+        actor=peer.ae_title,
+        address=peer.address,
+        replaced=replaced,
+    )
+    try:
+        ctx.committer.submit(request).result(timeout=INDEX_TIMEOUT_SECONDS)
+    except (IndexFailed, FutureTimeout) as exc:
+        if not existed:
+            _discard(ctx.storage, relative)
+        if isinstance(exc, IndexFailed) and not exc.retryable:
+            raise InstanceRejected(status.STUDY_OF_ANOTHER_SITE, str(exc)) from exc
+        raise InstanceRejected(status.OUT_OF_RESOURCES, "index unavailable, retry later") from exc
+    return size
+
+
+def _discard(storage: Storage, relative: Path) -> None:
+    try:
+        storage.remove(relative)
+    except OSError:
+        log.exception("could not remove unindexed file", extra={"path": str(relative)})
+
+
+def _failure(code: int, reason: str, peer: Peer | None, sop_uid: str | None) -> Dataset:
+    log.warning(
+        "instance rejected",
+        extra={
+            "status": f"0x{code:04X}",
+            "reason": reason,
+            "calling_ae": peer.ae_title if peer else None,
+            "peer": peer.address if peer else None,
+            "sop_instance_uid": sop_uid if sop_uid and is_valid_uid(sop_uid) else "(invalid)",
+        },
+    )
+    response = Dataset()
+    response.Status = code
+    response.ErrorComment = reason[:64]
+    return response
+
+
+def _ae(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    return str(value).strip()

@@ -1,0 +1,189 @@
+"""Index received instances in PostgreSQL, many per transaction (group commit).
+
+Every C-STORE handler thread hands its instance to one committer thread and
+waits. While a commit is in flight the next instances queue up and share the
+following commit, so durable acknowledgement costs one WAL flush per batch,
+not per instance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from dicom_gateway.parse import InstanceHeader
+from worklist.enums import Priority
+from worklist.metrics import INGEST_BATCH_SIZE
+
+log = logging.getLogger("dicom_gateway.indexer")
+
+
+@dataclass(frozen=True)
+class SiteRef:
+    """The site an instance came from, as the indexer needs it."""
+
+    id: int
+    code: str
+    default_priority: Priority | None
+
+
+@dataclass(frozen=True)
+class IndexRequest:
+    """One stored instance to index."""
+
+    header: InstanceHeader
+    site: SiteRef
+    path: str
+    size_bytes: int
+    actor: str
+    address: str | None
+    replaced: bool = False
+
+
+_INDEX_INSTANCES = text("SELECT index_instances(CAST(:batch AS jsonb), :at)")
+STUDY_OWNED_ELSEWHERE_SQLSTATES = ("WL001", "WL002")
+
+
+def index_batch(
+    session: Session,
+    requests: Sequence[IndexRequest],
+    *,
+    turnaround: dict[str, timedelta],
+    now: datetime | None = None,
+) -> int:
+    """Index ``requests`` with one call of the ``index_instances`` SQL function; flush only.
+
+    Returns how many instances were new or replaced (identical resends change nothing).
+    """
+    now = now or datetime.now(UTC)
+    batch = json.dumps([_as_row(r, turnaround, now) for r in requests])
+    return int(session.execute(_INDEX_INSTANCES, {"batch": batch, "at": now}).scalar_one())
+
+
+def _as_row(r: IndexRequest, turnaround: dict[str, timedelta], now: datetime) -> dict[str, Any]:
+    h = r.header
+    priority = h.requested_priority or r.site.default_priority or Priority.ROUTINE
+    return {
+        "site_id": r.site.id,
+        "patient_id": h.patient_id,
+        "nhs_number": h.nhs_number,
+        "patient_name": h.patient_name,
+        "birth_date": h.birth_date.isoformat() if h.birth_date else None,
+        "sex": h.sex,
+        "study_uid": h.study_uid,
+        "accession_number": h.accession_number,
+        "study_description": h.study_description,
+        "study_datetime": h.study_datetime.isoformat() if h.study_datetime else None,
+        "priority": priority.value,
+        "due_at": (now + turnaround[priority.value]).isoformat(),
+        "series_uid": h.series_uid,
+        "modality": h.modality,
+        "series_description": h.series_description,
+        "series_number": h.series_number,
+        "sop_instance_uid": h.sop_instance_uid,
+        "sop_class_uid": h.sop_class_uid,
+        "transfer_syntax_uid": h.transfer_syntax_uid,
+        "instance_number": h.instance_number,
+        "path": r.path,
+        "size_bytes": r.size_bytes,
+        "replaced": r.replaced,
+        "actor": r.actor,
+        "address": r.address,
+    }
+
+
+class IndexFailed(Exception):
+    """The instance could not be indexed; ``retryable`` when the database is at fault."""
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+
+
+class GroupCommitter:
+    """A thread that indexes queued instances, one transaction per batch."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        turnaround: dict[str, timedelta],
+        max_batch: int = 64,
+    ) -> None:
+        self._sessions = sessions
+        self._turnaround = turnaround
+        self._max_batch = max_batch
+        self._queue: queue.Queue[tuple[IndexRequest, Future[None]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+
+    def start(self) -> None:
+        """Start the committer thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish queued work and stop."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def submit(self, request: IndexRequest) -> Future[None]:
+        """Queue an instance; the future completes when its index rows are committed."""
+        future: Future[None] = Future()
+        self._queue.put((request, future))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[tuple[IndexRequest, Future[None]]]) -> None:
+        INGEST_BATCH_SIZE.observe(len(batch))
+        try:
+            self._index([request for request, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0][1].set_exception(_as_index_failure(exc))
+                return
+            # Isolate the culprit: one bad instance must not fail the others.
+            for item in batch:
+                self._commit([item])
+            return
+        for _, future in batch:
+            future.set_result(None)
+
+    def _index(self, requests: list[IndexRequest]) -> None:
+        with self._sessions() as session, session.begin():
+            index_batch(session, requests, turnaround=self._turnaround)
+
+
+def _as_index_failure(exc: Exception) -> IndexFailed:
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if sqlstate in STUDY_OWNED_ELSEWHERE_SQLSTATES:
+        return IndexFailed(f"study already belongs to another site: {exc}", retryable=False)
+    log.error("index commit failed", extra={"error": type(exc).__name__, "reason": str(exc)[:500]})
+    return IndexFailed(f"database unavailable: {type(exc).__name__}", retryable=True)

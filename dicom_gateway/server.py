@@ -1,0 +1,110 @@
+"""Build and run the gateway's pynetdicom SCP."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from pydicom.uid import AllTransferSyntaxes
+from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from dicom_gateway.associations import PeerTable
+from dicom_gateway.handlers import GatewayContext, on_closed, on_echo, on_requested, on_store
+from dicom_gateway.indexer import GroupCommitter
+from dicom_gateway.storage import Storage
+from worklist.config import Settings
+from worklist.db import make_engine, make_sessionmaker
+
+log = logging.getLogger("dicom_gateway")
+
+MAX_ASSOCIATIONS = 64
+
+
+class Gateway:
+    """The DICOM gateway: one SCP, one committer thread, one connection pool."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine = make_engine(
+            settings.require_database_url(), pool_size=8, application_name="worklist-gateway"
+        )
+        sessions = make_sessionmaker(self._engine)
+        self.committer = GroupCommitter(
+            sessions,
+            turnaround=settings.turnaround_targets,
+            max_batch=settings.gateway_group_commit_max,
+        )
+        self.context = GatewayContext(
+            ae_title=settings.gateway_ae_title,
+            sessions=sessions,
+            storage=Storage(settings.dicom_dir),
+            committer=self.committer,
+            peers=PeerTable(),
+        )
+        self.ae = _build_ae(settings)
+        self._server: Any = None
+        self._stopped = threading.Event()
+        self.port: int = settings.gateway_port
+
+    def start(self) -> None:
+        """Bind and serve in background threads; ``port`` is the bound port afterwards."""
+        # Received datasets stream to a file instead of memory: bounded memory for any size.
+        _config.STORE_RECV_CHUNKED_DATASET = True
+        self.committer.start()
+        handlers = [
+            (evt.EVT_REQUESTED, on_requested, [self.context]),
+            (evt.EVT_C_ECHO, on_echo),
+            (evt.EVT_C_STORE, on_store, [self.context]),
+            (evt.EVT_CONN_CLOSE, on_closed, [self.context]),
+        ]
+        self._server = self.ae.start_server(
+            (self.settings.gateway_host, self.settings.gateway_port),
+            block=False,
+            evt_handlers=handlers,
+        )
+        self.port = int(self._server.server_address[1])
+        log.info(
+            "gateway listening",
+            extra={
+                "ae_title": self.settings.gateway_ae_title,
+                "host": self.settings.gateway_host,
+                "port": self.port,
+                "storage": str(self.settings.dicom_dir),
+            },
+        )
+
+    def serve_forever(self) -> None:
+        """Start if needed and block until ``shutdown``."""
+        if self._server is None:
+            self.start()
+        self._stopped.wait()
+
+    def shutdown(self) -> None:
+        """Stop accepting, finish in-flight commits and release resources."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+            self.committer.stop()
+        self._engine.dispose()
+        self._stopped.set()
+        log.info("gateway stopped")
+
+
+def _build_ae(settings: Settings) -> AE:
+    ae = AE(ae_title=settings.gateway_ae_title)
+    ae.maximum_pdu_size = settings.gateway_max_pdu
+    ae.maximum_associations = MAX_ASSOCIATIONS
+    # Association acceptance is decided in on_requested (called + calling AE, host).
+    ae.require_called_aet = False
+    transfer_syntaxes = [str(uid) for uid in AllTransferSyntaxes]
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, transfer_syntaxes)
+    ae.add_supported_context(Verification)
+    return ae
+
+
+def build_gateway(settings: Settings) -> Gateway:
+    """Make a gateway for ``settings`` (nothing is bound until ``start``)."""
+    return Gateway(settings)
