@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -37,6 +38,13 @@ class GatewayContext:
     peers: PeerTable
 
 
+def on_connected(event: Any) -> None:
+    """Turn Nagle's algorithm off: DIMSE is request/response and small PDUs must not wait."""
+    sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def on_requested(event: Any, ctx: GatewayContext) -> None:
     """Accept only our called AE title from registered nodes at their registered hosts."""
     assoc = event.assoc
@@ -45,6 +53,7 @@ def on_requested(event: Any, ctx: GatewayContext) -> None:
     called = _ae(primitive.called_ae_title)
     address = str(assoc.requestor.address)
     reason = None
+    rejection = (status.REJECTED_PERMANENT, status.SOURCE_SERVICE_USER)
     if called != ctx.ae_title:
         diagnostic = status.REASON_CALLED_AE_NOT_RECOGNISED
         reason = f"called AE title {called!r} is not {ctx.ae_title!r}"
@@ -55,7 +64,10 @@ def on_requested(event: Any, ctx: GatewayContext) -> None:
         except UnknownPeer as exc:
             reason = str(exc)
         except SQLAlchemyError as exc:
+            # The database is down: ask the sender to come back later, not to give up.
             reason = f"node lookup failed: {type(exc).__name__}"
+            rejection = (status.REJECTED_TRANSIENT, status.SOURCE_SERVICE_PROVIDER_PRESENTATION)
+            diagnostic = status.REASON_TEMPORARY_CONGESTION
     if reason is None:
         return
     ASSOCIATIONS.labels(outcome="rejected").inc()
@@ -63,7 +75,7 @@ def on_requested(event: Any, ctx: GatewayContext) -> None:
         "association rejected",
         extra={"calling_ae": calling, "called_ae": called, "peer": address, "reason": reason},
     )
-    assoc.acse.send_reject(status.REJECTED_PERMANENT, status.SOURCE_SERVICE_USER, diagnostic)
+    assoc.acse.send_reject(*rejection, diagnostic)
     assoc.kill()
 
 

@@ -11,7 +11,14 @@ from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from dicom_gateway.associations import PeerTable
-from dicom_gateway.handlers import GatewayContext, on_closed, on_echo, on_requested, on_store
+from dicom_gateway.handlers import (
+    GatewayContext,
+    on_closed,
+    on_connected,
+    on_echo,
+    on_requested,
+    on_store,
+)
 from dicom_gateway.indexer import GroupCommitter
 from dicom_gateway.storage import Storage
 from worklist.config import Settings
@@ -53,7 +60,8 @@ class Gateway:
         # Received datasets stream to a file instead of memory: bounded memory for any size.
         _config.STORE_RECV_CHUNKED_DATASET = True
         self.committer.start()
-        handlers = [
+        handlers: list[Any] = [
+            (evt.EVT_CONN_OPEN, on_connected),
             (evt.EVT_REQUESTED, on_requested, [self.context]),
             (evt.EVT_C_ECHO, on_echo),
             (evt.EVT_C_STORE, on_store, [self.context]),
@@ -100,7 +108,8 @@ def _build_ae(settings: Settings) -> AE:
     ae.require_called_aet = False
     transfer_syntaxes = [str(uid) for uid in AllTransferSyntaxes]
     for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, transfer_syntaxes)
+        if context.abstract_syntax is not None:
+            ae.add_supported_context(context.abstract_syntax, transfer_syntaxes)
     ae.add_supported_context(Verification)
     return ae
 

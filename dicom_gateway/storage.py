@@ -55,6 +55,12 @@ class Storage:
         _fsync_file(source)
         try:
             os.replace(source, target)
+        except FileNotFoundError:
+            # Someone removed directories under us: forget what we knew and retry once.
+            with self._lock:
+                self._durable_dirs = {self.root}
+            self._ensure_dir(target.parent)
+            os.replace(source, target)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
@@ -73,7 +79,8 @@ class Storage:
         """Delete a stored file (used when its index commit failed)."""
         target = self.absolute(relative)
         target.unlink(missing_ok=True)
-        _fsync_dir(target.parent)
+        if target.parent.exists():
+            _fsync_dir(target.parent)
 
     def iter_files(self) -> list[Path]:
         """Every stored instance file, relative to the root."""

@@ -1,0 +1,1 @@
+"""Benchmarks: DICOM ingest throughput and worklist appearance latency (see README.md)."""

@@ -1,0 +1,271 @@
+"""`worklist site add|list` and `worklist user add` against a real database."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.cli.conftest import Invoke
+from worklist.auth.passwords import verify_password
+from worklist.enums import AuditAction, Role
+from worklist.models import AuditEvent, DicomNode, Site, User
+from worklist.users.repository import get_user
+
+PASSWORD = "a-long-enough-password"
+
+
+def add_site(invoke: Invoke, code: str = "RXA", ae_title: str = "RXA_PACS", *extra: str):  # type: ignore[no-untyped-def]
+    return invoke("site", "add", code, "--name", f"{code} Trust", "--ae-title", ae_title, *extra)
+
+
+def assert_clean_error(result, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: "), result.stderr
+    assert fragment in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_site_add_registers_site_and_node_and_site_list_shows_them(
+    invoke: Invoke, db: sessionmaker[Session]
+) -> None:
+    result = add_site(
+        invoke, "RXA", "RXA_PACS", "--host", "10.1.2.3", "--host", "10.1.2.4", "--port", "104"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "RXA" in result.stdout
+    assert "RXA_PACS" in result.stdout
+    with db() as session:
+        node = session.scalars(select(DicomNode)).one()
+        site = session.get(Site, node.site_id)
+    assert site is not None
+    assert site.code == "RXA"
+    assert site.name == "RXA Trust"
+    assert node.ae_title == "RXA_PACS"
+    assert node.hosts == ["10.1.2.3", "10.1.2.4"]
+    assert node.port == 104
+
+    listing = invoke("site", "list")
+    assert listing.exit_code == 0, listing.output
+    row = next(line for line in listing.stdout.splitlines() if "RXA_PACS" in line)
+    assert "RXA Trust" in row
+    assert "10.1.2.3, 10.1.2.4" in row
+    assert "104" in row
+
+
+def test_site_list_says_when_no_site_is_registered(invoke: Invoke) -> None:
+    result = invoke("site", "list")
+
+    assert result.exit_code == 0
+    assert "no sites registered" in result.stdout
+
+
+def test_second_ae_title_on_same_code_adds_a_node(
+    invoke: Invoke, db: sessionmaker[Session]
+) -> None:
+    assert add_site(invoke, "RXA", "RXA_PACS").exit_code == 0
+
+    result = add_site(invoke, "RXA", "RXA_CT1", "--host", "10.0.0.9")
+
+    assert result.exit_code == 0, result.output
+    assert "registered" not in result.stdout  # the site existed already
+    with db() as session:
+        assert session.scalar(select(Site.id).where(Site.code == "RXA")) is not None
+        assert len(session.scalars(select(Site)).all()) == 1
+        titles = set(session.scalars(select(DicomNode.ae_title)))
+    assert titles == {"RXA_PACS", "RXA_CT1"}
+    listing = invoke("site", "list").stdout
+    assert "RXA_PACS" in listing
+    assert "RXA_CT1" in listing
+
+
+def test_duplicate_ae_title_is_a_clear_error(invoke: Invoke, db: sessionmaker[Session]) -> None:
+    assert add_site(invoke, "RXA", "SHARED_AE").exit_code == 0
+
+    result = add_site(invoke, "RXB", "SHARED_AE")
+
+    assert_clean_error(result, "SHARED_AE")
+    assert "already registered" in result.stderr
+    with db() as session:
+        assert session.scalar(select(Site).where(Site.code == "RXB")) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "ae_title", "extra", "fragment"),
+    [
+        ("RXA", "THIS_AE_TITLE_IS_TOO_LONG", (), "invalid AE title"),
+        ("RXA", "BAD\\AE", (), "invalid AE title"),
+        ("RXA", "RXA_PACS", ("--host", "pacs.example.nhs.uk"), "--host must be an IP address"),
+        ("RXA", "RXA_PACS", ("--port", "70000"), "invalid port 70000"),
+        ("RXA", "RXA_PACS", ("--port", "0"), "invalid port 0"),
+        ("rx a", "RXA_PACS", (), "invalid site code"),
+        ("RXA", "RXA_PACS", ("--webhook-url", "ftp://example.org/hook"), "http(s) URL"),
+    ],
+)
+def test_site_add_rejects_bad_input_with_a_clear_error(
+    invoke: Invoke,
+    db: sessionmaker[Session],
+    code: str,
+    ae_title: str,
+    extra: tuple[str, ...],
+    fragment: str,
+) -> None:
+    result = add_site(invoke, code, ae_title, *extra)
+
+    assert_clean_error(result, fragment)
+    with db() as session:
+        assert session.scalars(select(Site)).all() == []
+
+
+def test_non_numeric_port_is_a_usage_error(invoke: Invoke) -> None:
+    result = add_site(invoke, "RXA", "RXA_PACS", "--port", "eleven")
+
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_webhook_secret_is_printed_once_in_standard_webhooks_form(
+    invoke: Invoke, db: sessionmaker[Session]
+) -> None:
+    result = add_site(invoke, "RXA", "RXA_PACS", "--webhook-url", "https://alerts.rxa.example/hook")
+
+    assert result.exit_code == 0, result.output
+    secrets = [word for word in result.stdout.split() if word.startswith("whsec_")]
+    assert len(secrets) == 1
+    secret = secrets[0]
+    assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
+    with db() as session:
+        stored = session.scalar(select(Site.webhook_secret).where(Site.code == "RXA"))
+        audit = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == AuditAction.SITE_ADDED)
+        ).one()
+    assert stored == secret
+    assert secret not in str(audit.detail)
+
+    another_node = add_site(invoke, "RXA", "RXA_CT1")
+    listing = invoke("site", "list")
+
+    assert "whsec_" not in another_node.output
+    assert listing.exit_code == 0
+    assert "https://alerts.rxa.example/hook" in listing.stdout
+    assert "whsec_" not in listing.output
+    assert secret.removeprefix("whsec_") not in listing.output
+
+
+def test_user_add_reads_the_password_from_stdin(invoke: Invoke, db: sessionmaker[Session]) -> None:
+    add_site(invoke, "RXA", "RXA_PACS")
+    add_site(invoke, "RXB", "RXB_PACS")
+
+    result = invoke(
+        "user",
+        "add",
+        "dr.who",
+        "--role",
+        "radiologist",
+        "--site",
+        "RXA",
+        "--site",
+        "RXB",
+        "--password-stdin",
+        input=PASSWORD + "\n",
+    )
+
+    assert result.exit_code == 0, result.output
+    with db() as session:
+        user = get_user(session, "dr.who")
+        audit = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == AuditAction.USER_ADDED)
+        ).one()
+    assert user is not None
+    assert user.role is Role.RADIOLOGIST
+    assert sorted(site.code for site in user.sites) == ["RXA", "RXB"]
+    assert verify_password(user.password_hash, PASSWORD)
+    assert not verify_password(user.password_hash, PASSWORD + "\n")
+    assert audit.detail["username"] == "dr.who"
+    assert PASSWORD not in str(audit.detail)
+    assert PASSWORD not in result.output
+
+
+def test_user_add_prompts_for_the_password_with_confirmation(
+    invoke: Invoke, db: sessionmaker[Session]
+) -> None:
+    result = invoke(
+        "user", "add", "root.admin", "--role", "admin", input=f"{PASSWORD}\n{PASSWORD}\n"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert PASSWORD not in result.output  # hidden input
+    with db() as session:
+        user = get_user(session, "root.admin")
+    assert user is not None
+    assert verify_password(user.password_hash, PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--role", "manager", "--site", "RXA", "--site", "RXB"), "exactly one site"),
+        (("--role", "alert_client"), "exactly one site"),
+        (("--role", "radiologist"), "at one site at least"),
+        (("--role", "admin", "--site", "RXA"), "network-wide"),
+        (("--role", "radiologist", "--site", "NOPE"), "no site with code 'NOPE'"),
+    ],
+)
+def test_user_add_enforces_role_site_rules(
+    invoke: Invoke, db: sessionmaker[Session], args: tuple[str, ...], fragment: str
+) -> None:
+    add_site(invoke, "RXA", "RXA_PACS")
+    add_site(invoke, "RXB", "RXB_PACS")
+
+    result = invoke("user", "add", "someone", *args, "--password-stdin", input=PASSWORD + "\n")
+
+    assert_clean_error(result, fragment)
+    with db() as session:
+        assert session.scalars(select(User)).all() == []
+
+
+def test_user_add_rejects_short_password_and_existing_username(invoke: Invoke) -> None:
+    short = invoke("user", "add", "boss", "--role", "admin", "--password-stdin", input="short\n")
+    assert_clean_error(short, "at least 8 characters")
+
+    first = invoke("user", "add", "boss", "--role", "admin", "--password-stdin", input=PASSWORD)
+    again = invoke("user", "add", "boss", "--role", "admin", "--password-stdin", input=PASSWORD)
+
+    assert first.exit_code == 0, first.output
+    assert_clean_error(again, "already exists")
+
+
+def test_unknown_role_is_a_usage_error(invoke: Invoke) -> None:
+    result = invoke("user", "add", "x", "--role", "superuser", "--password-stdin", input=PASSWORD)
+
+    assert result.exit_code == 2
+    assert "superuser" in result.output
+
+
+def test_empty_stdin_password_is_a_clear_error(invoke: Invoke) -> None:
+    result = invoke("user", "add", "boss", "--role", "admin", "--password-stdin", input="")
+
+    assert_clean_error(result, "no password was read from stdin")
+
+
+def test_admin_commands_need_a_database_url(invoke: Invoke) -> None:
+    result = invoke("site", "list", env={"WORKLIST_DATABASE_URL": None})
+
+    assert_clean_error(result, "WORKLIST_DATABASE_URL is not set")
+
+
+def test_unreachable_database_is_a_clear_error(invoke: Invoke) -> None:
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
+
+    result = invoke("site", "list", env={"WORKLIST_DATABASE_URL": url})
+
+    assert_clean_error(result, "cannot reach the database")
+
+
+def test_invalid_setting_is_a_clear_error(invoke: Invoke) -> None:
+    result = invoke("site", "list", env={"WORKLIST_TURNAROUND_TARGETS": "stat=soon"})
+
+    assert_clean_error(result, "WORKLIST_TURNAROUND_TARGETS")

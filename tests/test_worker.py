@@ -1,0 +1,197 @@
+"""The background worker: quiet studies become ready; the loop survives database outages."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from itertools import count, pairwise
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from worklist.config import Settings
+from worklist.enums import Priority, StudyStatus
+from worklist.models import Patient, Site, Study
+from worklist.synthetic import new_uid
+from worklist.worker import Job, promote_quiet_studies, run_worker
+
+NOW = datetime(2030, 3, 4, 12, 0, tzinfo=UTC)
+_accessions = count(1)
+
+
+def add_study(session: Session, *, status: StudyStatus, last_instance_at: datetime) -> str:
+    """A study of a fresh patient at the only site (created on first use)."""
+    site = session.scalar(select(Site).where(Site.code == "RXA"))
+    if site is None:
+        site = Site(code="RXA", name="RXA Trust")
+        session.add(site)
+        session.flush()
+    patient = Patient(site_id=site.id, local_id=f"P{next(_accessions)}", name="DOE^JANE")
+    session.add(patient)
+    session.flush()
+    study = Study(
+        study_uid=new_uid(),
+        site_id=site.id,
+        patient_id=patient.id,
+        priority=Priority.ROUTINE,
+        due_at=last_instance_at + timedelta(days=7),
+        status=status,
+        received_at=last_instance_at - timedelta(minutes=5),
+        last_instance_at=last_instance_at,
+    )
+    session.add(study)
+    session.flush()
+    return study.study_uid
+
+
+def statuses(db: sessionmaker[Session]) -> dict[str, StudyStatus]:
+    with db() as session:
+        return dict(session.execute(select(Study.study_uid, Study.status)).all())
+
+
+def promoted_total() -> float:
+    return REGISTRY.get_sample_value("worklist_studies_ready_total") or 0.0
+
+
+def test_promotion_waits_for_stable_seconds_of_quiet(db: sessionmaker[Session]) -> None:
+    with db() as session, session.begin():
+        quiet = add_study(
+            session, status=StudyStatus.RECEIVING, last_instance_at=NOW - timedelta(seconds=31)
+        )
+        busy = add_study(
+            session, status=StudyStatus.RECEIVING, last_instance_at=NOW - timedelta(seconds=29)
+        )
+        claimed = add_study(
+            session, status=StudyStatus.IN_PROGRESS, last_instance_at=NOW - timedelta(hours=1)
+        )
+        reported = add_study(
+            session, status=StudyStatus.REPORTED, last_instance_at=NOW - timedelta(hours=1)
+        )
+    before = promoted_total()
+
+    with db() as session, session.begin():
+        first = promote_quiet_studies(session, stable_seconds=30, now=NOW)
+
+    assert first == 1
+    assert statuses(db) == {
+        quiet: StudyStatus.READY,
+        busy: StudyStatus.RECEIVING,
+        claimed: StudyStatus.IN_PROGRESS,
+        reported: StudyStatus.REPORTED,
+    }
+    assert promoted_total() == before + 1
+
+    with db() as session, session.begin():
+        later = promote_quiet_studies(session, stable_seconds=30, now=NOW + timedelta(seconds=2))
+
+    assert later == 1
+    assert statuses(db)[busy] == StudyStatus.READY
+    assert promoted_total() == before + 2
+
+
+def test_promotion_uses_the_database_clock_by_default(db: sessionmaker[Session]) -> None:
+    with db() as session, session.begin():
+        db_now = session.scalar(select(func.now()))
+        assert db_now is not None
+        old = add_study(
+            session, status=StudyStatus.RECEIVING, last_instance_at=db_now - timedelta(minutes=5)
+        )
+        fresh = add_study(
+            session, status=StudyStatus.RECEIVING, last_instance_at=db_now + timedelta(seconds=5)
+        )
+
+    with db() as session, session.begin():
+        promoted = promote_quiet_studies(session, stable_seconds=60)
+
+    assert promoted == 1
+    assert statuses(db) == {old: StudyStatus.READY, fresh: StudyStatus.RECEIVING}
+
+
+def test_run_worker_promotes_in_the_background_and_stops_on_request(
+    db: sessionmaker[Session], settings: Settings
+) -> None:
+    with db() as session, session.begin():
+        uid = add_study(
+            session,
+            status=StudyStatus.RECEIVING,
+            last_instance_at=datetime.now(UTC) - timedelta(seconds=5),
+        )
+    stop = threading.Event()
+    fast = settings.model_copy(
+        update={"study_stable_seconds": 1.0, "worker_interval_seconds": 0.05}
+    )
+    thread = threading.Thread(target=run_worker, args=(fast, stop))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while statuses(db)[uid] != StudyStatus.READY and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert statuses(db)[uid] == StudyStatus.READY
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_run_worker_backs_off_and_recovers_after_database_errors(
+    db: sessionmaker[Session], settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[float] = []
+    recovered = threading.Event()
+
+    def flaky(session: Session, _: Settings) -> int:
+        calls.append(time.monotonic())
+        if len(calls) <= 3:
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        session.execute(select(1))
+        recovered.set()
+        return 0
+
+    stop = threading.Event()
+    fast = settings.model_copy(update={"worker_interval_seconds": 0.02})
+    thread = threading.Thread(
+        target=run_worker, args=(fast, stop), kwargs={"jobs": [Job("flaky", flaky)]}
+    )
+    with caplog.at_level(logging.INFO, logger="worklist.worker"):
+        thread.start()
+        try:
+            assert recovered.wait(10)
+        finally:
+            stop.set()
+            thread.join(5)
+    assert not thread.is_alive()
+    gaps = [b - a for a, b in pairwise(calls)]
+    assert gaps[0] >= 0.04
+    assert gaps[2] >= 0.16
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count("database unavailable, backing off") == 3
+    assert "database reachable again" in messages
+
+
+def test_run_worker_keeps_running_while_the_database_is_unreachable(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    unreachable = settings.model_copy(
+        update={
+            "database_url": "postgresql+psycopg://postgres@127.0.0.1:1/none",
+            "worker_interval_seconds": 0.01,
+        }
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=run_worker, args=(unreachable, stop))
+    with caplog.at_level(logging.WARNING, logger="worklist.worker"):
+        thread.start()
+        time.sleep(0.5)
+        alive = thread.is_alive()
+        stop.set()
+        thread.join(5)
+    assert alive
+    assert not thread.is_alive()
+    warnings = [r for r in caplog.records if r.getMessage() == "database unavailable, backing off"]
+    assert warnings
+    assert all("error" in r.__dict__ for r in warnings)

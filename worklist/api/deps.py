@@ -1,0 +1,83 @@
+"""Request-scoped dependencies: the unit of work, Redis, settings and the current user."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from worklist.auth import service as auth_service
+from worklist.config import Settings
+from worklist.models import User
+
+TOKEN_URL = "/api/v1/auth/token"
+
+# auto_error=False: a missing token goes through our own 401 (one message, one handler).
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One unit of work per request: commit when the endpoint succeeds, roll back if it raises."""
+    factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with factory() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    """The session factory, for work that must outlive the request's transaction."""
+    factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return factory
+
+
+def get_redis(request: Request) -> Redis:
+    """The shared Redis client (may be unreachable: callers must tolerate that)."""
+    client: Redis = request.app.state.redis
+    return client
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_signing_key(request: Request) -> str:
+    """The token signing key resolved at start-up."""
+    key: str = request.app.state.signing_key
+    return key
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's network address, as recorded in audit rows and rate limits."""
+    return request.client.host if request.client else None
+
+
+# scope="function": the commit happens before the response is sent, so a failed commit
+# is a 500 rather than a success the client was already told about.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SessionMakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+RedisDep = Annotated[Redis, Depends(get_redis)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SigningKey = Annotated[str, Depends(get_signing_key)]
+ClientAddress = Annotated[str | None, Depends(client_address)]
+
+
+async def current_user(
+    session: SessionDep,
+    signing_key: SigningKey,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
+    """The active user the bearer token names, re-loaded from the database."""
+    return await auth_service.user_from_token(session=session, signing_key=signing_key, token=token)
+
+
+CurrentUser = Annotated[User, Depends(current_user)]

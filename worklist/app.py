@@ -1,0 +1,61 @@
+"""The FastAPI application, built by a factory so tests and the CLI configure it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from worklist.api.errors import install_error_handlers
+from worklist.api.middleware import RequestLatencyMiddleware
+from worklist.auth.endpoints import router as auth_router
+from worklist.config import Settings
+from worklist.db import make_async_engine, make_async_sessionmaker
+from worklist.ops.endpoints import router as ops_router
+from worklist.studies.endpoints import router as studies_router
+
+# Redis is an accelerator, not a dependency of correctness: fail fast when it is away.
+REDIS_TIMEOUT_SECONDS = 1.0
+
+
+def make_redis(url: str) -> Redis:
+    """An asyncio Redis client that gives up quickly when Redis is unreachable."""
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API; the database engine and Redis client are made when it starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.signing_key = settings.resolved_secret_key()
+        engine = make_async_engine(settings.require_database_url())
+        redis = make_redis(settings.require_redis_url())
+        app.state.engine = engine
+        app.state.sessionmaker = make_async_sessionmaker(engine)
+        app.state.redis = redis
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Imaging network reporting worklist",
+        description="One shared reporting worklist across the trusts of an imaging network.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestLatencyMiddleware)
+    app.include_router(ops_router)
+    app.include_router(auth_router)
+    app.include_router(studies_router)
+    return app

@@ -1,0 +1,53 @@
+"""``POST /api/v1/auth/token``: OAuth2 password grant."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.security import OAuth2PasswordRequestForm
+
+from worklist.api.deps import (
+    ClientAddress,
+    RedisDep,
+    SessionDep,
+    SessionMakerDep,
+    SettingsDep,
+    SigningKey,
+)
+from worklist.auth import service
+from worklist.auth.ratelimit import LoginRateLimiter
+from worklist.auth.schemas import TokenResponse
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+@router.post(
+    "/token",
+    response_model=TokenResponse,
+    responses={401: {"description": "Bad credentials"}, 429: {"description": "Too many attempts"}},
+)
+async def issue_token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    response: Response,
+    session: SessionDep,
+    sessionmaker: SessionMakerDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    signing_key: SigningKey,
+    address: ClientAddress,
+) -> TokenResponse:
+    """Exchange a username and password for a bearer token."""
+    issued = await service.login(
+        session=session,
+        sessionmaker=sessionmaker,
+        limiter=LoginRateLimiter(redis, settings=settings),
+        signing_key=signing_key,
+        token_lifetime=timedelta(minutes=settings.access_token_minutes),
+        username=form.username,
+        password=form.password,
+        address=address,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in)

@@ -1,0 +1,15 @@
+"""Token endpoint payloads."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class TokenResponse(BaseModel):
+    """An OAuth2 bearer token response."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int

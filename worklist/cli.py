@@ -1,0 +1,355 @@
+"""The `worklist` command line (Typer): run the components and administer the network.
+
+Heavy modules (the FastAPI app, the DICOM gateway, uvicorn, the `up` supervisor with
+its demo sender) are imported inside the commands that run them, so quick admin
+commands start fast and do not load the whole stack.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Annotated, NoReturn, ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from worklist.audit.repository import ActorKind, record
+from worklist.config import ConfigError, Settings
+from worklist.db import make_engine, make_sessionmaker, transaction
+from worklist.db import migrate as migrate_database
+from worklist.enums import AuditAction, Role
+from worklist.errors import DomainError
+from worklist.logs import configure_logging
+from worklist.sites import repository as site_repository
+from worklist.sites.service import register_site_node
+from worklist.users.service import create_user
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected failures into one `error: ...` line on stderr and exit code 1."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (DomainError, ConfigError) as exc:
+            _fail(str(exc))
+        except ValidationError as exc:
+            _fail(_describe_invalid_settings(exc))
+        except IntegrityError as exc:
+            _fail(f"conflicts with existing data: {_first_line(exc.orig)}")
+        except OperationalError as exc:
+            _fail(f"cannot reach the database: {_first_line(exc.orig)}")
+
+    return run
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _first_line(value: object) -> str:
+    lines = str(value).strip().splitlines()
+    return lines[0] if lines else type(value).__name__
+
+
+def _describe_invalid_settings(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        problems.append(f"WORKLIST_{field.upper()}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+app = typer.Typer(
+    help="Imaging network shared reporting worklist.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+site_app = typer.Typer(help="Member trusts and their DICOM nodes.", no_args_is_help=True)
+user_app = typer.Typer(help="API users.", no_args_is_help=True)
+app.add_typer(site_app, name="site")
+app.add_typer(user_app, name="user")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, with logging configured for them."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
+@contextmanager
+def admin_session(settings: Settings) -> Iterator[Session]:
+    """One transaction on the configured database for an admin command."""
+    engine = make_engine(
+        settings.require_database_url(), pool_size=1, application_name="worklist-cli"
+    )
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid{os.getuid()}"
+
+
+def _install_stop_handlers(
+    stop: threading.Event, on_stop: Callable[[], None] | None = None
+) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        if on_stop is not None:
+            on_stop()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+@app.command()
+@reports_errors
+def up(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Seed demo trusts, users and studies.")
+    ] = False,
+) -> None:
+    """Migrate, then run gateway + API + worker together until Ctrl-C."""
+    from worklist.embedded import run_stack
+
+    raise typer.Exit(run_stack(load_settings(), demo=demo))
+
+
+@app.command()
+@reports_errors
+def api() -> None:
+    """Run the REST API alone."""
+    import uvicorn
+
+    from worklist.app import create_app
+
+    settings = load_settings()
+    settings.require_database_url()
+    # uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown; with a handler of ours
+    # in place that signal is absorbed, so a requested stop exits 0 rather than -15.
+    _install_stop_handlers(threading.Event())
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+@reports_errors
+def gateway() -> None:
+    """Run the DICOM gateway alone."""
+    from dicom_gateway.server import build_gateway
+
+    settings = load_settings()
+    settings.require_database_url()
+    server = build_gateway(settings)
+    _install_stop_handlers(threading.Event(), server.shutdown)
+    server.serve_forever()
+
+
+@app.command()
+@reports_errors
+def worker() -> None:
+    """Run the background worker alone."""
+    from worklist.worker import run_worker
+
+    settings = load_settings()
+    stop = threading.Event()
+    _install_stop_handlers(stop)
+    run_worker(settings, stop)
+
+
+@app.command()
+@reports_errors
+def migrate() -> None:
+    """Upgrade the database schema to the latest revision (alembic upgrade head)."""
+    settings = load_settings()
+    migrate_database(settings.require_database_url())
+    typer.echo("database schema is up to date")
+
+
+@site_app.command("add")
+@reports_errors
+def site_add(
+    code: Annotated[str, typer.Argument(help="Short code of the trust, e.g. RXA.")],
+    name: Annotated[str, typer.Option("--name", help="The trust's name.")],
+    ae_title: Annotated[str, typer.Option("--ae-title", help="AE title of the DICOM node.")],
+    host: Annotated[
+        list[str] | None,
+        typer.Option("--host", help="IP address the node connects from (repeatable)."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port where the node accepts C-STORE.")
+    ] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option("--webhook-url", help="Where alerts and reports are POSTed.")
+    ] = None,
+) -> None:
+    """Register a member trust and a DICOM node of it (repeat for more nodes)."""
+    settings = load_settings()
+    with admin_session(settings) as session:
+        registration = register_site_node(
+            session=session,
+            code=code,
+            name=name,
+            ae_title=ae_title,
+            hosts=host or [],
+            port=port,
+            webhook_url=webhook_url,
+        )
+        record(
+            session,
+            actor=_cli_actor(),
+            actor_kind=ActorKind.SYSTEM,
+            action=AuditAction.SITE_ADDED,
+            site_id=registration.site.id,
+            detail={
+                "code": registration.site.code,
+                "ae_title": registration.node.ae_title,
+                "created_site": registration.created_site,
+                "webhook_secret_issued": registration.webhook_secret is not None,
+            },
+        )
+    site = registration.site
+    if registration.created_site:
+        typer.echo(f"site {site.code} ({site.name}) registered")
+    typer.echo(f"node {registration.node.ae_title} added to site {site.code}")
+    if registration.webhook_secret is not None:
+        typer.echo(f"webhook URL: {site.webhook_url}")
+        typer.echo(f"webhook secret (shown once, store it now): {registration.webhook_secret}")
+
+
+@site_app.command("list")
+@reports_errors
+def site_list() -> None:
+    """List member trusts and their DICOM nodes."""
+    settings = load_settings()
+    with admin_session(settings) as session:
+        sites = site_repository.list_sites(session)
+    if not sites:
+        typer.echo("no sites registered")
+        return
+    table = Table("code", "name", "AE title", "hosts", "port", "webhook")
+    for site in sites:
+        site_cells = [site.code, site.name]
+        webhook = site.webhook_url or "-"
+        if not site.nodes:
+            table.add_row(*site_cells, "-", "-", "-", webhook)
+        for node in sorted(site.nodes, key=lambda n: n.ae_title):
+            hosts = ", ".join(node.hosts) if node.hosts else "any"
+            port = str(node.port) if node.port else "-"
+            table.add_row(*site_cells, node.ae_title, hosts, port, webhook)
+            site_cells, webhook = ["", ""], ""
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # piped or captured: keep one node per line
+    console.print(table)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = typer.get_text_stream("stdin").readline().rstrip("\r\n")
+        if not password:
+            raise ConfigError("--password-stdin given but no password was read from stdin")
+        return password
+    prompted: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return prompted
+
+
+@user_app.command("add")
+@reports_errors
+def user_add(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[Role, typer.Option("--role", case_sensitive=False, help="What they may do.")],
+    site: Annotated[
+        list[str] | None,
+        typer.Option("--site", help="Site code (repeatable for a radiologist's privileges)."),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+) -> None:
+    """Create an API user: radiologist, manager, admin or alert_client."""
+    settings = load_settings()
+    settings.require_database_url()
+    password = _read_password(password_stdin)
+    with admin_session(settings) as session:
+        user = create_user(
+            session=session,
+            username=username,
+            password=password,
+            role=role,
+            site_codes=site or [],
+        )
+        record(
+            session,
+            actor=_cli_actor(),
+            actor_kind=ActorKind.SYSTEM,
+            action=AuditAction.USER_ADDED,
+            detail={"username": user.username, "role": role.value, "sites": site or []},
+        )
+    at = f" at {', '.join(dict.fromkeys(site))}" if site else ""
+    typer.echo(f"user {username} added ({role.value}{at})")
+
+
+@app.command()
+@reports_errors
+def reindex() -> None:
+    """Rebuild or repair the index from the stored DICOM files."""
+    from dicom_gateway.reindex import reindex as run_reindex
+
+    settings = load_settings()
+    settings.require_database_url()
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task("reindexing", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = run_reindex(settings, progress=on_progress)
+    typer.echo(
+        f"{result.files} files: {result.indexed} indexed, {result.repaired} repaired, "
+        f"{result.removed} removed, {result.errors} errors"
+    )
+    if result.errors:
+        _fail(f"{result.errors} files could not be indexed (see the log above)")
+
+
+def main() -> None:
+    """Entry point for ``python -m worklist``."""
+    app(prog_name="worklist")

@@ -1,0 +1,1 @@
+"""Studies on the network worklist: listing, detail, priors."""

@@ -1,0 +1,184 @@
+"""Worklist and study payloads, field names exactly as DESIGN lists them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel
+
+from worklist.enums import DEFAULT_STATUS_FILTER, Priority, StudyStatus
+from worklist.models import Patient, Series, Site, Study
+
+ReportStatus = Literal["draft", "final", "amended"]
+
+
+@dataclass(frozen=True)
+class WorklistFilters:
+    """The worklist's filters, shared by the list and (later) ``worklist/next``."""
+
+    statuses: tuple[StudyStatus, ...] = DEFAULT_STATUS_FILTER
+    sites: tuple[str, ...] = ()
+    modalities: tuple[str, ...] = ()
+    priorities: tuple[Priority, ...] = ()
+    q: str | None = None
+    mine: bool = False
+
+    def as_audit_detail(self) -> dict[str, Any]:
+        """The filters as JSON for the audit row."""
+        return {
+            "status": [s.value for s in self.statuses],
+            "site": list(self.sites),
+            "modality": list(self.modalities),
+            "priority": [p.value for p in self.priorities],
+            "q": self.q,
+            "mine": self.mine,
+        }
+
+
+class SiteRef(BaseModel):
+    """A member trust, as shown next to its studies."""
+
+    code: str
+    name: str
+
+    @classmethod
+    def from_site(cls, site: Site) -> SiteRef:
+        """Build from the ORM row."""
+        return cls(code=site.code, name=site.name)
+
+
+class PatientOut(BaseModel):
+    """The patient a study is of."""
+
+    name: str
+    nhs_number: str | None
+    local_id: str
+    birth_date: date | None
+    sex: str | None
+
+    @classmethod
+    def from_patient(cls, patient: Patient) -> PatientOut:
+        """Build from the ORM row."""
+        return cls(
+            name=patient.name,
+            nhs_number=patient.nhs_number,
+            local_id=patient.local_id,
+            birth_date=patient.birth_date,
+            sex=patient.sex,
+        )
+
+
+class ClaimOut(BaseModel):
+    """Who is reporting a study and until when their lease runs."""
+
+    username: str
+    expires_at: AwareDatetime
+
+
+class WorklistItem(BaseModel):
+    """One study on the worklist."""
+
+    study_uid: str
+    site: SiteRef
+    accession_number: str | None
+    patient: PatientOut
+    modalities: list[str]
+    description: str | None
+    study_datetime: AwareDatetime | None
+    received_at: AwareDatetime
+    series_count: int
+    instance_count: int
+    priority: Priority
+    due_at: AwareDatetime
+    status: StudyStatus
+    claim: ClaimOut | None = None
+    report_status: ReportStatus | None = None
+    flags: list[str]
+
+    @classmethod
+    def fields_from_study(cls, study: Study) -> dict[str, Any]:
+        """The item's fields from a study loaded with its site and patient."""
+        return {
+            "study_uid": study.study_uid,
+            "site": SiteRef.from_site(study.site),
+            "accession_number": study.accession_number,
+            "patient": PatientOut.from_patient(study.patient),
+            "modalities": list(study.modalities),
+            "description": study.description,
+            "study_datetime": study.study_datetime,
+            "received_at": study.received_at,
+            "series_count": study.series_count,
+            "instance_count": study.instance_count,
+            "priority": study.priority,
+            "due_at": study.due_at,
+            "status": study.status,
+            "flags": list(study.flags),
+        }
+
+    @classmethod
+    def from_study(cls, study: Study) -> WorklistItem:
+        """Build from a study loaded with its site and patient."""
+        return cls(**cls.fields_from_study(study))
+
+
+class WorklistPage(BaseModel):
+    """A page of the worklist; pass ``next_cursor`` back as ``cursor`` for the next one."""
+
+    items: list[WorklistItem]
+    next_cursor: str | None
+
+
+class SeriesOut(BaseModel):
+    """A series of a study."""
+
+    series_uid: str
+    modality: str | None
+    description: str | None
+    number: int | None
+    instance_count: int
+
+    @classmethod
+    def from_series(cls, series: Series) -> SeriesOut:
+        """Build from the ORM row."""
+        return cls(
+            series_uid=series.series_uid,
+            modality=series.modality,
+            description=series.description,
+            number=series.number,
+            instance_count=series.instance_count,
+        )
+
+
+class PriorStudy(BaseModel):
+    """Another study of the same patient, at any trust of the network."""
+
+    study_uid: str
+    site: SiteRef
+    study_datetime: AwareDatetime | None
+    modalities: list[str]
+    description: str | None
+    accession_number: str | None
+    status: StudyStatus
+    report_status: ReportStatus | None = None
+
+    @classmethod
+    def from_study(cls, study: Study) -> PriorStudy:
+        """Build from a study loaded with its site."""
+        return cls(
+            study_uid=study.study_uid,
+            site=SiteRef.from_site(study.site),
+            study_datetime=study.study_datetime,
+            modalities=list(study.modalities),
+            description=study.description,
+            accession_number=study.accession_number,
+            status=study.status,
+        )
+
+
+class StudyDetail(WorklistItem):
+    """A study with its series and the patient's priors across the network."""
+
+    series: list[SeriesOut]
+    priors: list[PriorStudy]

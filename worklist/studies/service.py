@@ -1,0 +1,133 @@
+"""Worklist and study reads: visibility, keyset cursors, priors, and the audit of every read."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worklist.audit import repository as audit
+from worklist.enums import AuditAction, Priority
+from worklist.errors import InvalidInput, NotFound
+from worklist.identity import normalise_nhs_number
+from worklist.models import User
+from worklist.studies import repository
+from worklist.studies.repository import WorklistKey
+from worklist.studies.schemas import (
+    PriorStudy,
+    SeriesOut,
+    StudyDetail,
+    WorklistFilters,
+    WorklistItem,
+    WorklistPage,
+)
+from worklist.studies.visibility import require_worklist_access, visible_study_condition
+
+INVALID_CURSOR = "invalid cursor: pass the next_cursor of a previous page unchanged"
+STUDY_NOT_FOUND = "study not found"
+
+
+def encode_cursor(key: WorklistKey) -> str:
+    """An opaque cursor for the position after ``key``."""
+    payload = [key.due_at.isoformat(), key.priority.value, key.received_at.isoformat(), key.id]
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> WorklistKey:
+    """The position a cursor stands for; InvalidInput when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        due_at, priority, received_at, study_id = json.loads(raw)
+        key = WorklistKey(
+            due_at=datetime.fromisoformat(due_at),
+            priority=Priority(priority),
+            received_at=datetime.fromisoformat(received_at),
+            id=study_id,
+        )
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise InvalidInput(INVALID_CURSOR) from exc
+    if key.due_at.tzinfo is None or key.received_at.tzinfo is None or type(key.id) is not int:
+        raise InvalidInput(INVALID_CURSOR)
+    return key
+
+
+async def list_worklist(
+    *,
+    session: AsyncSession,
+    user: User,
+    filters: WorklistFilters,
+    limit: int,
+    cursor: str | None,
+    address: str | None,
+) -> WorklistPage:
+    """One page of the worklist the user may see; the read is audited."""
+    require_worklist_access(user)
+    after = decode_cursor(cursor) if cursor else None
+    studies = await repository.list_worklist(
+        session,
+        visible=visible_study_condition(user),
+        filters=filters,
+        after=after,
+        limit=limit + 1,
+    )
+    page = studies[:limit]
+    next_cursor = encode_cursor(WorklistKey.of(page[-1])) if len(studies) > limit else None
+    items = [WorklistItem.from_study(study) for study in page]
+    audit.record(
+        session,
+        actor=user.username,
+        actor_kind=audit.ActorKind.USER,
+        action=AuditAction.WORKLIST_LIST,
+        address=address,
+        detail={
+            "filters": filters.as_audit_detail(),
+            "cursor": cursor,
+            "study_uids": [item.study_uid for item in items],
+        },
+    )
+    return WorklistPage(items=items, next_cursor=next_cursor)
+
+
+async def get_study_detail(
+    *, session: AsyncSession, user: User, study_uid: str, address: str | None
+) -> StudyDetail:
+    """A visible study with its series and priors (any trust); each read is audited."""
+    study = await repository.get_visible_study(
+        session, study_uid=study_uid, visible=visible_study_condition(user)
+    )
+    if study is None:
+        raise NotFound(STUDY_NOT_FOUND)
+    series = await repository.list_series(session, study_id=study.id)
+    # Priors ignore visibility on purpose: a report needs the patient's whole history.
+    priors = await repository.list_priors(
+        session, study=study, nhs_number=normalise_nhs_number(study.patient.nhs_number)
+    )
+    audit.record(
+        session,
+        actor=user.username,
+        actor_kind=audit.ActorKind.USER,
+        action=AuditAction.STUDY_VIEW,
+        study_uid=study.study_uid,
+        site_id=study.site_id,
+        address=address,
+    )
+    for prior in priors:
+        audit.record(
+            session,
+            actor=user.username,
+            actor_kind=audit.ActorKind.USER,
+            action=AuditAction.PRIOR_VIEW,
+            study_uid=prior.study_uid,
+            site_id=prior.site_id,
+            address=address,
+            detail={"via": study.study_uid},
+        )
+    return StudyDetail(
+        **WorklistItem.fields_from_study(study),
+        series=[SeriesOut.from_series(s) for s in series],
+        priors=[PriorStudy.from_study(p) for p in priors],
+    )

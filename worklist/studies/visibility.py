@@ -1,0 +1,32 @@
+"""Who may see which studies: the one place the rule lives.
+
+radiologist: the sites they hold reporting privileges at; manager: their site;
+admin: every site; alert_client: none (they only see their site's alerts).
+A study outside the rule is treated as absent (404), never as forbidden.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, false, true
+
+from worklist.enums import Role
+from worklist.errors import Forbidden
+from worklist.models import Study, User
+
+NO_WORKLIST_ACCESS = "this account has no access to the worklist"
+
+
+def visible_study_condition(user: User) -> ColumnElement[bool]:
+    """A SQL condition on ``Study`` true exactly for the studies ``user`` may see."""
+    if user.role is Role.ADMIN:
+        return true()
+    if user.role in (Role.RADIOLOGIST, Role.MANAGER):
+        site_ids = sorted(site.id for site in user.sites)
+        return Study.site_id.in_(site_ids) if site_ids else false()
+    return false()
+
+
+def require_worklist_access(user: User) -> None:
+    """Raise Forbidden for roles that have no worklist at all (alert clients)."""
+    if user.role is Role.ALERT_CLIENT:
+        raise Forbidden(NO_WORKLIST_ACCESS)
