@@ -8,6 +8,7 @@ not per instance.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from dicom_gateway.parse import InstanceHeader
 from worklist.enums import Priority
@@ -55,7 +57,7 @@ STUDY_OWNED_ELSEWHERE_SQLSTATES = ("WL001", "WL002")
 
 
 def index_batch(
-    session: Session,
+    session: Session | Connection,
     requests: Sequence[IndexRequest],
     *,
     turnaround: dict[str, timedelta],
@@ -115,12 +117,14 @@ class GroupCommitter:
 
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        engine: Engine,
         *,
         turnaround: dict[str, timedelta],
         max_batch: int = 64,
     ) -> None:
-        self._sessions = sessions
+        self._engine = engine
+        # One connection kept for the committer's life: no pool checkout or pre-ping per batch.
+        self._connection: Connection | None = None
         self._turnaround = turnaround
         self._max_batch = max_batch
         self._queue: queue.Queue[tuple[IndexRequest, Future[None]] | None] = queue.Queue()
@@ -134,6 +138,7 @@ class GroupCommitter:
         """Finish queued work and stop."""
         self._queue.put(None)
         self._thread.join(timeout=30)
+        self._disconnect()
 
     def submit(self, request: IndexRequest) -> Future[None]:
         """Queue an instance; the future completes when its index rows are committed."""
@@ -177,8 +182,21 @@ class GroupCommitter:
             future.set_result(None)
 
     def _index(self, requests: list[IndexRequest]) -> None:
-        with self._sessions() as session, session.begin():
-            index_batch(session, requests, turnaround=self._turnaround)
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        try:
+            with self._connection.begin():
+                index_batch(self._connection, requests, turnaround=self._turnaround)
+        except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+                self._disconnect()
+            raise
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
 
 
 def _as_index_failure(exc: Exception) -> IndexFailed:

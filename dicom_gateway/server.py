@@ -6,6 +6,7 @@ import logging
 import threading
 from typing import Any
 
+from pydicom import config as pydicom_config
 from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -39,7 +40,7 @@ class Gateway:
         )
         sessions = make_sessionmaker(self._engine)
         self.committer = GroupCommitter(
-            sessions,
+            self._engine,
             turnaround=settings.turnaround_targets,
             max_batch=settings.gateway_group_commit_max,
         )
@@ -59,6 +60,9 @@ class Gateway:
         """Bind and serve in background threads; ``port`` is the bound port afterwards."""
         # Received datasets stream to a file instead of memory: bounded memory for any size.
         _config.STORE_RECV_CHUNKED_DATASET = True
+        # pydicom/pynetdicom regex-check every UID they build (PDUs, headers): a large share
+        # of ingest CPU. The gateway checks the UIDs it relies on itself (dicom_gateway.uids).
+        pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
         self.committer.start()
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, on_connected),

@@ -33,6 +33,14 @@ class Priority(enum.StrEnum):
     ROUTINE = "routine"
 
 
+class ReportStatus(enum.StrEnum):
+    """Where a report is: a draft, signed (final), or signed and added to (amended)."""
+
+    DRAFT = "draft"
+    FINAL = "final"
+    AMENDED = "amended"
+
+
 class StudyFlag(enum.StrEnum):
     """Conditions a reader must notice on a study."""
 

@@ -2,6 +2,7 @@
 
 from worklist.models.audit import AuditEvent
 from worklist.models.base import Base
+from worklist.models.reporting import Claim, Report, ReportAddendum, ReportVersion
 from worklist.models.site import DicomNode, Site
 from worklist.models.study import Instance, Patient, Series, Study
 from worklist.models.user import User, user_sites
@@ -9,9 +10,13 @@ from worklist.models.user import User, user_sites
 __all__ = [
     "AuditEvent",
     "Base",
+    "Claim",
     "DicomNode",
     "Instance",
     "Patient",
+    "Report",
+    "ReportAddendum",
+    "ReportVersion",
     "Series",
     "Site",
     "Study",
