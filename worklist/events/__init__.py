@@ -1,0 +1,37 @@
+"""Worklist events (``study.received``, ``study.claimed``, ...).
+
+Domain code *stages* events on the session it is working in; they are published
+(Redis Streams) only after that transaction commits, so a rolled-back change never
+announces itself. Publishing is best effort: PostgreSQL holds the truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+STAGED_KEY = "worklist.events"
+
+
+@dataclass(frozen=True)
+class WorklistEvent:
+    """One change a client may be told about; ``site_id`` decides who may see it."""
+
+    type: str
+    site_id: int
+    study_uid: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def stage(session: Session | AsyncSession, event: WorklistEvent) -> None:
+    """Queue ``event`` for publication once ``session``'s transaction commits."""
+    session.info.setdefault(STAGED_KEY, []).append(event)
+
+
+def staged(session: Session | AsyncSession) -> list[WorklistEvent]:
+    """Take the events staged on ``session`` (clearing them)."""
+    events: list[WorklistEvent] = session.info.pop(STAGED_KEY, [])
+    return events
