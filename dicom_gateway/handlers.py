@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from dicom_gateway import status
 from dicom_gateway.associations import Peer, PeerTable, UnknownPeer, find_node
 from dicom_gateway.indexer import GroupCommitter, IndexFailed, IndexRequest
 from dicom_gateway.parse import InstanceRejected, read_header
-from dicom_gateway.storage import Storage
+from dicom_gateway.storage import Storage, sync_file
 from dicom_gateway.uids import is_valid_uid
 from worklist.metrics import ASSOCIATIONS, INGEST_BYTES, INGEST_INSTANCES, INGEST_LATENCY
 
@@ -36,6 +37,7 @@ class GatewayContext:
     storage: Storage
     committer: GroupCommitter
     peers: PeerTable
+    io_pool: ThreadPoolExecutor
 
 
 def on_connected(event: Any) -> None:
@@ -128,7 +130,14 @@ def on_store(event: Any, ctx: GatewayContext) -> int | Dataset:
 
 
 def _store(source: Path, command_uid: str, peer: Peer, ctx: GatewayContext) -> int:
-    header = read_header(source, expected_sop_instance_uid=command_uid)
+    # The received file's data goes to disk while we parse its header.
+    synced = ctx.io_pool.submit(sync_file, source)
+    try:
+        header = read_header(source, expected_sop_instance_uid=command_uid)
+    finally:
+        sync_error = synced.exception()
+    if sync_error is not None:
+        raise InstanceRejected(status.OUT_OF_RESOURCES, f"storage failure: {sync_error}")
     relative = ctx.storage.relative_path(
         peer.site.code, header.study_uid, header.series_uid, header.sop_instance_uid
     )
@@ -138,7 +147,7 @@ def _store(source: Path, command_uid: str, peer: Peer, ctx: GatewayContext) -> i
     try:
         if not (existed and ctx.storage.same_content(source, relative)):
             replaced = existed
-            ctx.storage.place(source, relative)
+            ctx.storage.place(source, relative, synced=True)
         size = target.stat().st_size
     except OSError as exc:
         if not existed:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import queue
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -113,7 +112,13 @@ class IndexFailed(Exception):
 
 
 class GroupCommitter:
-    """A thread that indexes queued instances, one transaction per batch."""
+    """Group commit without a committer thread (leader/follower).
+
+    The first C-STORE thread to arrive while no commit is running becomes the
+    leader: it indexes everything queued, in batches, in its own thread, until the
+    queue is empty. Threads arriving meanwhile only queue and wait. One association
+    therefore pays no thread hand-off; many share commits.
+    """
 
     def __init__(
         self,
@@ -123,48 +128,52 @@ class GroupCommitter:
         max_batch: int = 64,
     ) -> None:
         self._engine = engine
-        # One connection kept for the committer's life: no pool checkout or pre-ping per batch.
+        # One connection, used by one leader at a time: no pool checkout or pre-ping per batch.
         self._connection: Connection | None = None
         self._turnaround = turnaround
         self._max_batch = max_batch
-        self._queue: queue.Queue[tuple[IndexRequest, Future[None]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._lock = threading.Lock()
+        self._pending: list[tuple[IndexRequest, Future[None]]] = []
+        self._leading = False
 
     def start(self) -> None:
-        """Start the committer thread."""
-        self._thread.start()
+        """Nothing to start: commits run in the submitting threads."""
 
     def stop(self) -> None:
-        """Finish queued work and stop."""
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-        self._disconnect()
+        """Release the connection (in-flight commits finish in their threads)."""
+        with self._lock:
+            leading = self._leading
+        if not leading:
+            self._disconnect()
 
     def submit(self, request: IndexRequest) -> Future[None]:
         """Queue an instance; the future completes when its index rows are committed."""
         future: Future[None] = Future()
-        self._queue.put((request, future))
+        with self._lock:
+            self._pending.append((request, future))
+            if self._leading:
+                return future
+            self._leading = True
+        self._lead()
         return future
 
-    def _run(self) -> None:
+    def _lead(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._commit(batch)
-            if stop:
-                return
+            with self._lock:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                if not batch:
+                    self._leading = False
+                    return
+            try:
+                self._commit(batch)
+            except BaseException as exc:  # never leave followers waiting forever
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                with self._lock:
+                    self._leading = False
+                raise
 
     def _commit(self, batch: list[tuple[IndexRequest, Future[None]]]) -> None:
         INGEST_BATCH_SIZE.observe(len(batch))

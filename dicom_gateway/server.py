@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydicom import config as pydicom_config
 from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_gateway.associations import PeerTable
 from dicom_gateway.handlers import (
@@ -28,6 +31,16 @@ from worklist.db import make_engine, make_sessionmaker
 log = logging.getLogger("dicom_gateway")
 
 MAX_ASSOCIATIONS = 64
+
+
+class ReusePortServer(ThreadedAssociationServer):
+    """An association server whose port other gateway processes may bind too."""
+
+    def server_bind(self) -> None:
+        """Set SO_REUSEPORT before binding."""
+        if self.socket is not None:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
 
 
 class Gateway:
@@ -50,6 +63,7 @@ class Gateway:
             storage=Storage(settings.dicom_dir),
             committer=self.committer,
             peers=PeerTable(),
+            io_pool=ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync"),
         )
         self.ae = _build_ae(settings)
         self._server: Any = None
@@ -71,11 +85,18 @@ class Gateway:
             (evt.EVT_C_STORE, on_store, [self.context]),
             (evt.EVT_CONN_CLOSE, on_closed, [self.context]),
         ]
-        self._server = self.ae.start_server(
-            (self.settings.gateway_host, self.settings.gateway_port),
-            block=False,
-            evt_handlers=handlers,
-        )
+        address = (self.settings.gateway_host, self.settings.gateway_port)
+        if self.settings.gateway_reuse_port:
+            # Several gateway processes share the port; the kernel spreads associations.
+            self._server = self.ae.make_server(
+                address, evt_handlers=handlers, server_class=ReusePortServer
+            )
+            self.ae._servers.append(self._server)  # as start_server does; shutdown expects it
+            threading.Thread(
+                target=self._server.serve_forever, name="gateway-acceptor", daemon=True
+            ).start()
+        else:
+            self._server = self.ae.start_server(address, block=False, evt_handlers=handlers)
         self.port = int(self._server.server_address[1])
         log.info(
             "gateway listening",
@@ -99,6 +120,7 @@ class Gateway:
             self._server.shutdown()
             self._server = None
             self.committer.stop()
+        self.context.io_pool.shutdown(wait=True)
         self._engine.dispose()
         self._stopped.set()
         log.info("gateway stopped")

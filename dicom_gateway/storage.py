@@ -48,11 +48,15 @@ class Storage:
         stored = self.absolute(relative)
         return stored.exists() and filecmp.cmp(candidate, stored, shallow=False)
 
-    def place(self, source: Path, relative: Path) -> Path:
-        """Make ``source`` durable at ``relative`` (replacing any file there) and return it."""
+    def place(self, source: Path, relative: Path, *, synced: bool = False) -> Path:
+        """Make ``source`` durable at ``relative`` (replacing any file there) and return it.
+
+        ``synced`` says the caller already fsync'd ``source`` (see ``sync_file``).
+        """
         target = self.absolute(relative)
         self._ensure_dir(target.parent)
-        _fsync_file(source)
+        if not synced:
+            _fsync_file(source)
         try:
             os.replace(source, target)
         except FileNotFoundError:
@@ -100,6 +104,11 @@ class Storage:
             _fsync_dir(created.parent)
         with self._lock:
             self._durable_dirs.add(directory)
+
+
+def sync_file(path: Path) -> None:
+    """fsync a file by path (releases the GIL: callers overlap it with parsing)."""
+    _fsync_file(path)
 
 
 def _fsync_file(path: Path) -> None:

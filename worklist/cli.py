@@ -167,13 +167,11 @@ def api() -> None:
 @reports_errors
 def gateway() -> None:
     """Run the DICOM gateway alone."""
-    from dicom_gateway.server import build_gateway
+    from dicom_gateway.processes import serve
 
     settings = load_settings()
     settings.require_database_url()
-    server = build_gateway(settings)
-    _install_stop_handlers(threading.Event(), server.shutdown)
-    server.serve_forever()
+    raise typer.Exit(serve(settings))
 
 
 @app.command()

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     login_address_window_seconds: int = 60
     gateway_max_pdu: int = 0
     gateway_group_commit_max: int = 64
+    gateway_processes: int = Field(default=1, ge=1, le=64)
+    gateway_reuse_port: bool = False
     worker_interval_seconds: float = 1.0
     log_level: str = "INFO"
 
