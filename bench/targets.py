@@ -406,9 +406,12 @@ class GatewayTarget(Target):
     called_aet = GATEWAY_AET
     database = GATEWAY_DB
 
-    def __init__(self, workdir: Path, *, max_pdu: int | None = None) -> None:
+    def __init__(self, workdir: Path, *, max_pdu: int | None = None, processes: int = 1) -> None:
         super().__init__(workdir)
         self.max_pdu = max_pdu
+        self.processes = processes
+        if processes > 1:
+            self.name = f"gateway-{processes}p"
         self.data_dir = workdir / "gateway-data"
         self.secret = random_secret()
         self.database_url = f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{GATEWAY_DB}"
@@ -423,6 +426,7 @@ class GatewayTarget(Target):
             "WORKLIST_GATEWAY_PORT": str(self.port),
             "WORKLIST_GATEWAY_AE_TITLE": GATEWAY_AET,
             "WORKLIST_LOG_LEVEL": "WARNING",
+            "WORKLIST_GATEWAY_PROCESSES": str(self.processes),
         }
         if self.max_pdu is not None:
             env["WORKLIST_GATEWAY_MAX_PDU"] = str(self.max_pdu)
@@ -434,6 +438,7 @@ class GatewayTarget(Target):
             "max_pdu": "WORKLIST_GATEWAY_MAX_PDU unset (gateway default, 0 = unlimited)"
             if self.max_pdu is None
             else self.max_pdu,
+            "processes": f"{self.processes} (WORKLIST_GATEWAY_PROCESSES, SO_REUSEPORT)",
             "fsync": "file + directory before success (per DESIGN)",
             "index": f"PostgreSQL database {GATEWAY_DB}, group commit",
             "sender_registered": f"worklist site add BENCH --ae-title {CALLING_AET} "
@@ -489,7 +494,14 @@ class GatewayTarget(Target):
             drop_database(GATEWAY_DB)
 
 
-ALL_TARGETS = ("gateway", "pynetdicom-floor", "dcmtk", "orthanc-pg", "orthanc-sqlite")
+ALL_TARGETS = (
+    "gateway",
+    "gateway-2p",
+    "pynetdicom-floor",
+    "dcmtk",
+    "orthanc-pg",
+    "orthanc-sqlite",
+)
 
 
 def make_target(name: str, workdir: Path, options: dict[str, Any]) -> Target:
@@ -513,9 +525,13 @@ def make_target(name: str, workdir: Path, options: dict[str, Any]) -> Target:
         return OrthancTarget(
             workdir, postgres=False, max_pdu=int(options.get("orthanc_pdu", 16384))
         )
-    if name == "gateway":
+    if name in ("gateway", "gateway-2p"):
         pdu = options.get("gateway_pdu")
-        return GatewayTarget(workdir, max_pdu=None if pdu is None else int(pdu))
+        return GatewayTarget(
+            workdir,
+            max_pdu=None if pdu is None else int(pdu),
+            processes=2 if name == "gateway-2p" else 1,
+        )
     raise ValueError(f"unknown target {name!r}; choose from {', '.join(ALL_TARGETS)}")
 
 
