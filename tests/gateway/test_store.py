@@ -270,3 +270,27 @@ def test_requested_procedure_priority_sets_priority_and_due_time(
     assert studies[routine.study_uid].due_at - studies[routine.study_uid].received_at == timedelta(
         days=7
     )
+
+
+def test_new_images_after_a_final_report_flag_the_study_and_bring_it_back(
+    gateway: Gateway, db: sessionmaker[Session]
+) -> None:
+    spec = StudySpec(patient=PatientSpec("LATE1"), series=[SeriesSpec(count=3)])
+    first, second, late = list(iter_instances(spec))
+    assert [r.status for r in send(gateway.port, [first, second])] == [0, 0]
+    with db() as session, session.begin():
+        study = session.scalars(select(Study)).one()
+        study.status = StudyStatus.REPORTED
+    # A resend of what was reported changes nothing ...
+    assert [r.status for r in send(gateway.port, [first])] == [0]
+    with db() as session:
+        study = session.scalars(select(Study)).one()
+        assert study.status is StudyStatus.REPORTED
+        assert study.flags == []
+    # ... a new image brings the study back to the worklist, flagged.
+    assert [r.status for r in send(gateway.port, [late])] == [0]
+    with db() as session:
+        study = session.scalars(select(Study)).one()
+    assert study.status is StudyStatus.RECEIVING
+    assert study.flags == ["new_images_after_report"]
+    assert study.instance_count == 3
