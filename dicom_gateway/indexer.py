@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -126,8 +126,11 @@ class GroupCommitter:
         *,
         turnaround: dict[str, timedelta],
         max_batch: int = 64,
+        on_committed: Callable[[list[IndexRequest]], None] | None = None,
     ) -> None:
         self._engine = engine
+        # Called with each committed batch, in the committing thread: it must not block.
+        self._on_committed = on_committed
         # One connection, used by one leader at a time: no pool checkout or pre-ping per batch.
         self._connection: Connection | None = None
         self._turnaround = turnaround
@@ -177,8 +180,9 @@ class GroupCommitter:
 
     def _commit(self, batch: list[tuple[IndexRequest, Future[None]]]) -> None:
         INGEST_BATCH_SIZE.observe(len(batch))
+        requests = [request for request, _ in batch]
         try:
-            self._index([request for request, _ in batch])
+            self._index(requests)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0][1].set_exception(_as_index_failure(exc))
@@ -189,6 +193,11 @@ class GroupCommitter:
             return
         for _, future in batch:
             future.set_result(None)
+        if self._on_committed is not None:
+            try:
+                self._on_committed(requests)
+            except Exception:  # a notification must never fail an ingest
+                log.exception("on_committed hook failed")
 
     def _index(self, requests: list[IndexRequest]) -> None:
         if self._connection is None:

@@ -15,6 +15,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_gateway.associations import PeerTable
+from dicom_gateway.events import StudyReceivedPublisher
 from dicom_gateway.handlers import (
     GatewayContext,
     on_closed,
@@ -27,6 +28,7 @@ from dicom_gateway.indexer import GroupCommitter
 from dicom_gateway.storage import Storage
 from worklist.config import Settings
 from worklist.db import make_engine, make_sessionmaker
+from worklist.events.bus import make_sync_redis
 
 log = logging.getLogger("dicom_gateway")
 
@@ -52,10 +54,17 @@ class Gateway:
             settings.require_database_url(), pool_size=8, application_name="worklist-gateway"
         )
         sessions = make_sessionmaker(self._engine)
+        # study.received events, when there is a Redis to publish them to.
+        self.events = (
+            StudyReceivedPublisher(make_sync_redis(settings.redis_url))
+            if settings.redis_url
+            else None
+        )
         self.committer = GroupCommitter(
             self._engine,
             turnaround=settings.turnaround_targets,
             max_batch=settings.gateway_group_commit_max,
+            on_committed=self.events.on_committed if self.events else None,
         )
         self.context = GatewayContext(
             ae_title=settings.gateway_ae_title,
@@ -78,6 +87,8 @@ class Gateway:
         # of ingest CPU. The gateway checks the UIDs it relies on itself (dicom_gateway.uids).
         pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
         self.committer.start()
+        if self.events is not None:
+            self.events.start()
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, on_connected),
             (evt.EVT_REQUESTED, on_requested, [self.context]),
@@ -120,6 +131,8 @@ class Gateway:
             self._server.shutdown()
             self._server = None
             self.committer.stop()
+            if self.events is not None:
+                self.events.stop()
         self.context.io_pool.shutdown(wait=True)
         self._engine.dispose()
         self._stopped.set()

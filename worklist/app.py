@@ -10,10 +10,13 @@ from redis.asyncio import Redis
 
 from worklist.api.errors import install_error_handlers
 from worklist.api.middleware import RequestLatencyMiddleware
+from worklist.audit.endpoints import router as audit_router
 from worklist.auth.endpoints import router as auth_router
 from worklist.config import Settings
 from worklist.db import make_async_engine, make_async_sessionmaker
+from worklist.events.endpoints import router as events_router
 from worklist.ops.endpoints import router as ops_router
+from worklist.reports.endpoints import router as reports_router
 from worklist.studies.endpoints import router as studies_router
 
 # Redis is an accelerator, not a dependency of correctness: fail fast when it is away.
@@ -58,4 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(auth_router)
     app.include_router(studies_router)
+    app.include_router(events_router)
+    app.include_router(audit_router)
+    app.include_router(reports_router)
     return app

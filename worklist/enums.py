@@ -60,6 +60,15 @@ class AuditAction(enum.StrEnum):
     SITE_ADDED = "site.added"
     USER_ADDED = "user.added"
     REINDEX = "index.rebuilt"
+    CLAIM_CREATED = "claim.created"
+    CLAIM_RENEWED = "claim.renewed"
+    CLAIM_RELEASED = "claim.released"
+    CLAIM_EXPIRED = "claim.expired"
+    STUDY_TRIAGED = "study.triaged"
+    REPORT_VIEW = "report.view"
+    REPORT_SAVED = "report.saved"
+    REPORT_FINALISED = "report.finalised"
+    REPORT_ADDENDUM = "report.addendum"
 
 
 DEFAULT_STATUS_FILTER = (StudyStatus.READY, StudyStatus.IN_PROGRESS)

@@ -1,7 +1,8 @@
 """The background worker: periodic jobs, each in its own transaction.
 
 A job is a function ``(session, settings) -> int`` returning how many things it did.
-Later jobs (claim lease expiry, outbox delivery, alert escalation) join ``JOBS``.
+Jobs: promoting quiet studies, claim lease expiry; later ones (outbox delivery, alert
+escalation) join ``JOBS``.
 Every job must be safe to run concurrently in several worker replicas (set-based
 UPDATEs or ``FOR UPDATE SKIP LOCKED``).
 """
@@ -15,19 +16,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import redis
 from sqlalchemy import ColumnElement, func, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from worklist.audit import repository as audit
+from worklist.claims import repository as claims_repository
+from worklist.claims.repository import ExpiredClaim
+from worklist.claims.service import RELEASE_REASON_EXPIRED
 from worklist.config import Settings
 from worklist.db import make_engine, make_sessionmaker, transaction
-from worklist.enums import StudyStatus
+from worklist.enums import AuditAction, StudyStatus
+from worklist.events import EventType, WorklistEvent, stage
+from worklist.events.bus import make_sync_redis, publish_staged_sync
 from worklist.metrics import STUDIES_PROMOTED
 from worklist.models import Study
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
+WORKER_ACTOR = "worker"
+# Claims ended per run: bounds the transaction; a backlog drains over the next runs.
+EXPIRE_BATCH = 500
 
 
 def promote_quiet_studies(
@@ -40,12 +51,44 @@ def promote_quiet_studies(
         update(Study)
         .where(Study.status == StudyStatus.RECEIVING, Study.last_instance_at < cutoff)
         .values(status=StudyStatus.READY)
-        .returning(Study.study_uid)
+        .returning(Study.study_uid, Study.site_id)
     )
-    promoted = len(result.all())
+    rows = result.all()
+    for study_uid, site_id in rows:
+        stage(session, WorklistEvent(EventType.STUDY_READY, site_id, study_uid))
+    promoted = len(rows)
     if promoted:
         STUDIES_PROMOTED.inc(promoted)
     return promoted
+
+
+def expire_claims(session: Session, *, now: datetime | None = None) -> list[ExpiredClaim]:
+    """End claims whose lease ran out: their studies go back to the worklist, audited."""
+    expired = claims_repository.expire_due_claims(session, now=now, limit=EXPIRE_BATCH)
+    for claim in expired:
+        audit.record(
+            session,
+            actor=WORKER_ACTOR,
+            actor_kind=audit.ActorKind.SYSTEM,
+            action=AuditAction.CLAIM_EXPIRED,
+            study_uid=claim.study_uid,
+            site_id=claim.site_id,
+            detail={
+                "holder": claim.username,
+                "expires_at": claim.expires_at.isoformat(),
+                "returned_to_worklist": claim.returned_to_worklist,
+            },
+        )
+        stage(
+            session,
+            WorklistEvent(
+                type=EventType.STUDY_RELEASED,
+                site_id=claim.site_id,
+                study_uid=claim.study_uid,
+                data={"reason": RELEASE_REASON_EXPIRED, "username": claim.username},
+            ),
+        )
+    return expired
 
 
 @dataclass(frozen=True)
@@ -60,18 +103,34 @@ def _promote_job(session: Session, settings: Settings) -> int:
     return promote_quiet_studies(session, stable_seconds=settings.study_stable_seconds)
 
 
-JOBS: tuple[Job, ...] = (Job("promote_quiet_studies", _promote_job),)
+def _expire_job(session: Session, settings: Settings) -> int:
+    return len(expire_claims(session))
+
+
+JOBS: tuple[Job, ...] = (
+    Job("promote_quiet_studies", _promote_job),
+    Job("expire_claims", _expire_job),
+)
 
 
 def run_jobs_once(
-    factory: sessionmaker[Session], settings: Settings, jobs: Sequence[Job] = JOBS
+    factory: sessionmaker[Session],
+    settings: Settings,
+    jobs: Sequence[Job] = JOBS,
+    *,
+    redis_client: redis.Redis | None = None,
 ) -> dict[str, int]:
-    """Run every job once, one transaction each; database errors propagate."""
+    """Run every job once, one transaction each; database errors propagate.
+
+    Events a job staged are published to ``redis_client`` after its commit (best effort).
+    """
     done: dict[str, int] = {}
     for job in jobs:
         started = time.perf_counter()
         with transaction(factory) as session:
             count = job.run(session, settings)
+        if redis_client is not None:
+            publish_staged_sync(redis_client, session)
         done[job.name] = count
         if count:
             log.info(
@@ -95,6 +154,7 @@ def run_worker(settings: Settings, stop: threading.Event, *, jobs: Sequence[Job]
         settings.require_database_url(), pool_size=1, application_name="worklist-worker"
     )
     factory = make_sessionmaker(engine)
+    redis_client = make_sync_redis(settings.redis_url) if settings.redis_url else None
     interval = settings.worker_interval_seconds
     failures = 0
     log.info(
@@ -103,7 +163,7 @@ def run_worker(settings: Settings, stop: threading.Event, *, jobs: Sequence[Job]
     try:
         while not stop.is_set():
             try:
-                run_jobs_once(factory, settings, jobs)
+                run_jobs_once(factory, settings, jobs, redis_client=redis_client)
             except Exception as exc:
                 failures += 1
                 delay = min(interval * 2**failures, MAX_BACKOFF_SECONDS)
@@ -123,5 +183,7 @@ def run_worker(settings: Settings, stop: threading.Event, *, jobs: Sequence[Job]
                 failures = 0
             stop.wait(interval)
     finally:
+        if redis_client is not None:
+            redis_client.close()
         engine.dispose()
         log.info("worker stopped")

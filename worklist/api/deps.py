@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from worklist.auth import service as auth_service
 from worklist.config import Settings
+from worklist.events.bus import publish_staged
 from worklist.models import User
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -21,7 +22,11 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One unit of work per request: commit when the endpoint succeeds, roll back if it raises."""
+    """One unit of work per request: commit when the endpoint succeeds, roll back if it raises.
+
+    Events the request staged (``worklist.events.stage``) are published only after the
+    commit, best effort; a rolled-back request announces nothing.
+    """
     factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with factory() as session:
         try:
@@ -30,6 +35,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await session.commit()
+        await publish_staged(request.app.state.redis, session)
 
 
 def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:

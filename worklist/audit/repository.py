@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from worklist.enums import AuditAction
-from worklist.models import AuditEvent
+from worklist.models import AuditEvent, Site
 
 # Longest actor text kept: an attempted username is caller-controlled input.
 MAX_ACTOR_LENGTH = 128
@@ -46,3 +50,45 @@ def record(
     )
     session.add(event)
     return event
+
+
+@dataclass(frozen=True)
+class AuditKey:
+    """A row's position in the log's newest-first order: (at, id)."""
+
+    at: datetime
+    id: int
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which audit rows to list; ``site_ids=None`` means every site (and none)."""
+
+    site_ids: Sequence[int] | None
+    study_uid: str | None = None
+    actor: str | None = None
+    since: datetime | None = None
+
+
+async def list_events(
+    session: AsyncSession, query: AuditQuery, *, after: AuditKey | None, limit: int
+) -> list[tuple[AuditEvent, str | None]]:
+    """Audit rows matching ``query``, newest first, after ``after``; each with its site code."""
+    stmt = select(AuditEvent, Site.code).outerjoin(Site, Site.id == AuditEvent.site_id)
+    if query.site_ids is not None:
+        stmt = stmt.where(AuditEvent.site_id.in_(query.site_ids) if query.site_ids else false())
+    if query.study_uid is not None:
+        stmt = stmt.where(AuditEvent.study_uid == query.study_uid)
+    if query.actor is not None:
+        stmt = stmt.where(AuditEvent.actor == query.actor)
+    if query.since is not None:
+        stmt = stmt.where(AuditEvent.at >= query.since)
+    if after is not None:
+        # The redundant ``at <=`` bound lets the (…, at) indexes serve the keyset.
+        stmt = stmt.where(
+            AuditEvent.at <= after.at,
+            or_(AuditEvent.at < after.at, AuditEvent.id < after.id),
+        )
+    stmt = stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
+    rows = await session.execute(stmt)
+    return [(event, code) for event, code in rows]

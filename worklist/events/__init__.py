@@ -7,6 +7,7 @@ announces itself. Publishing is best effort: PostgreSQL holds the truth.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 STAGED_KEY = "worklist.events"
+
+
+class EventType(enum.StrEnum):
+    """The event types DESIGN names (domain code may stage others: the type is free text)."""
+
+    STUDY_RECEIVED = "study.received"
+    STUDY_READY = "study.ready"
+    STUDY_CLAIMED = "study.claimed"
+    STUDY_RELEASED = "study.released"
+    REPORT_FINALISED = "report.finalised"
+    REPORT_AMENDED = "report.amended"
 
 
 @dataclass(frozen=True)

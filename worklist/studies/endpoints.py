@@ -1,4 +1,8 @@
-"""``GET /api/v1/worklist`` and ``GET /api/v1/studies/{study_uid}``."""
+"""``GET /api/v1/worklist``, ``GET|PATCH /api/v1/studies/{study_uid}``.
+
+``router`` (what the app mounts) also carries the claim routes of ``worklist.claims``,
+which are part of the worklist: ``/studies/{study_uid}/claim`` and ``/worklist/next``.
+"""
 
 from __future__ import annotations
 
@@ -6,46 +10,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, current_user
-from worklist.enums import DEFAULT_STATUS_FILTER, Priority, StudyStatus
-from worklist.studies import service
-from worklist.studies.schemas import StudyDetail, WorklistFilters, WorklistPage
+from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.claims.endpoints import router as claims_router
+from worklist.studies import service, triage
+from worklist.studies.filters import WorklistFiltersDep, worklist_filters
+from worklist.studies.schemas import StudyDetail, TriageRequest, WorklistItem, WorklistPage
+
+__all__ = ["WorklistFiltersDep", "router", "worklist_filters"]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
-router = APIRouter(prefix="/api/v1", tags=["worklist"], dependencies=[Depends(current_user)])
+worklist_router = APIRouter(
+    prefix="/api/v1", tags=["worklist"], dependencies=[Depends(current_user)]
+)
 
 
-def worklist_filters(
-    status: Annotated[
-        list[StudyStatus] | None,
-        Query(description="Repeatable; default ready and in_progress"),
-    ] = None,
-    site: Annotated[list[str] | None, Query(description="Site code; repeatable")] = None,
-    modality: Annotated[list[str] | None, Query(description="e.g. CT; repeatable")] = None,
-    priority: Annotated[list[Priority] | None, Query(description="Repeatable")] = None,
-    q: Annotated[
-        str | None,
-        Query(max_length=200, description="Patient name, accession, NHS number or description"),
-    ] = None,
-    mine: Annotated[bool, Query(description="Only studies the caller has claimed")] = False,
-) -> WorklistFilters:
-    """The worklist filters from the query string (shared with ``worklist/next``)."""
-    return WorklistFilters(
-        statuses=tuple(dict.fromkeys(status)) if status else DEFAULT_STATUS_FILTER,
-        sites=tuple(dict.fromkeys(site or ())),
-        modalities=tuple(dict.fromkeys(m.strip().upper() for m in modality or ())),
-        priorities=tuple(dict.fromkeys(priority or ())),
-        q=(q.strip() or None) if q else None,
-        mine=mine,
-    )
-
-
-WorklistFiltersDep = Annotated[WorklistFilters, Depends(worklist_filters)]
-
-
-@router.get(
+@worklist_router.get(
     "/worklist",
     response_model=WorklistPage,
     responses={403: {"description": "The account has no worklist (alert clients)"}},
@@ -64,7 +45,7 @@ async def get_worklist(
     )
 
 
-@router.get(
+@worklist_router.get(
     "/studies/{study_uid}",
     response_model=StudyDetail,
     responses={404: {"description": "No such study, or not visible to the caller"}},
@@ -76,3 +57,35 @@ async def get_study(
     return await service.get_study_detail(
         session=session, user=user, study_uid=study_uid, address=address
     )
+
+
+@worklist_router.patch(
+    "/studies/{study_uid}",
+    response_model=WorklistItem,
+    responses={
+        403: {"description": "Only a manager of the study's site or an admin triages"},
+        404: {"description": "No such study, or not visible to the caller"},
+    },
+)
+async def triage_study(
+    study_uid: str,
+    body: TriageRequest,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    address: ClientAddress,
+) -> WorklistItem:
+    """Set a study's priority; its due time is recomputed from its arrival."""
+    return await triage.triage_study(
+        session=session,
+        user=user,
+        study_uid=study_uid,
+        priority=body.priority,
+        turnaround_targets=settings.turnaround_targets,
+        address=address,
+    )
+
+
+router = APIRouter()
+router.include_router(worklist_router)
+router.include_router(claims_router)

@@ -7,14 +7,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, Text, and_, false, or_, select, tuple_, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import aliased, contains_eager
+from sqlalchemy.orm.util import AliasedClass
 
-from worklist.enums import Priority
+from worklist.enums import Priority, ReportStatus
 from worklist.identity import normalise_nhs_number
-from worklist.models import Patient, Series, Site, Study
+from worklist.models import Claim, Patient, Report, Series, Site, Study, User
 from worklist.studies.schemas import WorklistFilters
 
 MAX_PRIORS = 100
@@ -35,6 +48,19 @@ class WorklistKey:
         """The key of ``study``."""
         return cls(study.due_at, study.priority, study.received_at, study.id)
 
+
+@dataclass(frozen=True)
+class WorklistRow:
+    """A study (site and patient loaded) with its unexpired claim and its report status."""
+
+    study: Study
+    claimed_by: str | None
+    claim_expires_at: datetime | None
+    report_status: ReportStatus | None
+
+
+# Outer joins: username, expiry and report status are None where there is no row.
+_WorklistSelect = Select[Study, str, datetime, ReportStatus]
 
 WORKLIST_ORDER = (Study.due_at, Study.priority, Study.received_at, Study.id)
 
@@ -63,8 +89,31 @@ def search_condition(q: str) -> ColumnElement[bool] | None:
     return or_(*options)
 
 
-def filter_conditions(filters: WorklistFilters) -> list[ColumnElement[bool]]:
-    """SQL conditions for the worklist filters (Study joined with Site and Patient)."""
+def active_claim_condition(claim: type[Claim] | AliasedClass[Claim] = Claim) -> ColumnElement[bool]:
+    """Claims that are still running (an expired claim no longer holds its study)."""
+    return claim.expires_at > func.now()
+
+
+def held_by(user_id: int | None = None) -> ColumnElement[bool]:
+    """True for studies with an unexpired claim (held by ``user_id`` when given).
+
+    The subquery uses its own alias of ``claims`` so that it correlates with the outer
+    ``studies`` only, even when the outer query joins ``claims`` itself.
+    """
+    claim = aliased(Claim)
+    conditions = [claim.study_id == Study.id, active_claim_condition(claim)]
+    if user_id is not None:
+        conditions.append(claim.user_id == user_id)
+    return exists().where(*conditions)
+
+
+def filter_conditions(
+    filters: WorklistFilters, *, user_id: int | None = None
+) -> list[ColumnElement[bool]]:
+    """SQL conditions for the worklist filters (Study joined with Site and Patient).
+
+    ``mine`` needs the caller's ``user_id``; without it ``mine`` matches nothing.
+    """
     conditions: list[ColumnElement[bool]] = [Study.status.in_(filters.statuses)]
     if filters.sites:
         conditions.append(Site.code.in_(filters.sites))
@@ -78,8 +127,7 @@ def filter_conditions(filters: WorklistFilters) -> list[ColumnElement[bool]]:
         if search is not None:
             conditions.append(search)
     if filters.mine:
-        # No claims yet (a later issue adds them): nobody holds any study.
-        conditions.append(false())
+        conditions.append(held_by(user_id) if user_id is not None else false())
     return conditions
 
 
@@ -92,29 +140,76 @@ def _studies_with_site_and_patient() -> Select[Study]:
     )
 
 
+def _worklist_rows() -> _WorklistSelect:
+    # claims and reports are at most one row per study (primary key / unique study_id),
+    # so the outer joins never multiply rows and the page stays one index-ordered query.
+    return (
+        select(Study, User.username, Claim.expires_at, Report.status)
+        .join(Study.site)
+        .join(Study.patient)
+        .outerjoin(Claim, and_(Claim.study_id == Study.id, active_claim_condition()))
+        .outerjoin(User, User.id == Claim.user_id)
+        .outerjoin(Report, Report.study_id == Study.id)
+        .options(contains_eager(Study.site), contains_eager(Study.patient))
+        .execution_options(populate_existing=True)
+    )
+
+
+async def _rows(session: AsyncSession, stmt: _WorklistSelect) -> list[WorklistRow]:
+    return [
+        WorklistRow(study=study, claimed_by=username, claim_expires_at=expires_at, report_status=rs)
+        for study, username, expires_at, rs in (await session.execute(stmt)).all()
+    ]
+
+
 async def list_worklist(
     session: AsyncSession,
     *,
     visible: ColumnElement[bool],
     filters: WorklistFilters,
+    user_id: int,
     after: WorklistKey | None,
     limit: int,
-) -> Sequence[Study]:
+) -> list[WorklistRow]:
     """Visible studies matching ``filters`` in worklist order, starting after ``after``."""
-    stmt = _studies_with_site_and_patient().where(visible, *filter_conditions(filters))
+    stmt = _worklist_rows().where(visible, *filter_conditions(filters, user_id=user_id))
     if after is not None:
         stmt = stmt.where(
             tuple_(*WORKLIST_ORDER) > (after.due_at, after.priority, after.received_at, after.id)
         )
-    stmt = stmt.order_by(*WORKLIST_ORDER).limit(limit)
-    return (await session.scalars(stmt)).all()
+    return await _rows(session, stmt.order_by(*WORKLIST_ORDER).limit(limit))
 
 
 async def get_visible_study(
     session: AsyncSession, *, study_uid: str, visible: ColumnElement[bool]
+) -> WorklistRow | None:
+    """The study with this UID, its claim and report status, if ``visible`` admits it."""
+    rows = await _rows(session, _worklist_rows().where(Study.study_uid == study_uid, visible))
+    return rows[0] if rows else None
+
+
+async def get_study_row(session: AsyncSession, *, study_id: int) -> WorklistRow:
+    """A study known to exist (e.g. locked in this transaction) as a worklist row."""
+    rows = await _rows(session, _worklist_rows().where(Study.id == study_id))
+    return rows[0]
+
+
+async def lock_visible_study(
+    session: AsyncSession, *, study_uid: str, visible: ColumnElement[bool]
 ) -> Study | None:
-    """The study with this UID (site and patient loaded) if ``visible`` admits it."""
-    stmt = _studies_with_site_and_patient().where(Study.study_uid == study_uid, visible)
+    """The visible study with this UID, its row locked until the transaction ends.
+
+    ``FOR NO KEY UPDATE`` (as report writes take it) serialises changes to the study without
+    blocking inserts that merely reference it (instances, claims). Lock order for every
+    change to a study and its claim: the study row first, then the claim row; keeping to it
+    rules out deadlocks between claims, releases, report saves and the lease-expiry job.
+    """
+    stmt = (
+        _studies_with_site_and_patient()
+        .where(Study.study_uid == study_uid, visible)
+        .with_for_update(of=Study, key_share=True)
+        .execution_options(populate_existing=True)
+    )
     return (await session.scalars(stmt)).one_or_none()
 
 
@@ -130,17 +225,17 @@ async def list_series(session: AsyncSession, *, study_id: int) -> Sequence[Serie
 
 async def list_priors(
     session: AsyncSession, *, study: Study, nhs_number: str | None
-) -> Sequence[Study]:
+) -> list[WorklistRow]:
     """The patient's other studies at any site (same patient row or NHS number), newest first."""
     same_patient: ColumnElement[bool] = Study.patient_id == study.patient_id
     if nhs_number is not None:
         same_patient = or_(same_patient, Patient.nhs_number == nhs_number)
     stmt = (
-        _studies_with_site_and_patient()
+        _worklist_rows()
         .where(Study.id != study.id, same_patient)
         .order_by(
             Study.study_datetime.desc().nulls_last(), Study.received_at.desc(), Study.id.desc()
         )
         .limit(MAX_PRIORS)
     )
-    return (await session.scalars(stmt)).all()
+    return await _rows(session, stmt)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
-from typing import Any, Literal
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from worklist.enums import DEFAULT_STATUS_FILTER, Priority, StudyStatus
 from worklist.models import Patient, Series, Site, Study
+
+if TYPE_CHECKING:
+    from worklist.studies.repository import WorklistRow
 
 ReportStatus = Literal["draft", "final", "amended"]
 
@@ -76,6 +79,13 @@ class ClaimOut(BaseModel):
     username: str
     expires_at: AwareDatetime
 
+    @classmethod
+    def from_parts(cls, username: str | None, expires_at: datetime | None) -> ClaimOut | None:
+        """The claim shown on a worklist row, or None when nobody holds the study."""
+        if username is None or expires_at is None:
+            return None
+        return cls(username=username, expires_at=expires_at)
+
 
 class WorklistItem(BaseModel):
     """One study on the worklist."""
@@ -118,9 +128,23 @@ class WorklistItem(BaseModel):
         }
 
     @classmethod
+    def fields_from_row(cls, row: WorklistRow) -> dict[str, Any]:
+        """The item's fields from a worklist row (study, claim and report status)."""
+        return {
+            **cls.fields_from_study(row.study),
+            "claim": ClaimOut.from_parts(row.claimed_by, row.claim_expires_at),
+            "report_status": row.report_status.value if row.report_status else None,
+        }
+
+    @classmethod
     def from_study(cls, study: Study) -> WorklistItem:
-        """Build from a study loaded with its site and patient."""
+        """Build from a study loaded with its site and patient (no claim or report shown)."""
         return cls(**cls.fields_from_study(study))
+
+    @classmethod
+    def from_row(cls, row: WorklistRow) -> WorklistItem:
+        """Build from a worklist row."""
+        return cls(**cls.fields_from_row(row))
 
 
 class WorklistPage(BaseModel):
@@ -164,8 +188,9 @@ class PriorStudy(BaseModel):
     report_status: ReportStatus | None = None
 
     @classmethod
-    def from_study(cls, study: Study) -> PriorStudy:
-        """Build from a study loaded with its site."""
+    def from_row(cls, row: WorklistRow) -> PriorStudy:
+        """Build from a worklist row (study loaded with its site)."""
+        study = row.study
         return cls(
             study_uid=study.study_uid,
             site=SiteRef.from_site(study.site),
@@ -174,6 +199,7 @@ class PriorStudy(BaseModel):
             description=study.description,
             accession_number=study.accession_number,
             status=study.status,
+            report_status=row.report_status.value if row.report_status else None,
         )
 
 
@@ -182,3 +208,11 @@ class StudyDetail(WorklistItem):
 
     series: list[SeriesOut]
     priors: list[PriorStudy]
+
+
+class TriageRequest(BaseModel):
+    """``PATCH /studies/{study_uid}``: a manager or admin sets the clinical priority."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    priority: Priority

@@ -67,16 +67,17 @@ async def list_worklist(
     """One page of the worklist the user may see; the read is audited."""
     require_worklist_access(user)
     after = decode_cursor(cursor) if cursor else None
-    studies = await repository.list_worklist(
+    rows = await repository.list_worklist(
         session,
         visible=visible_study_condition(user),
         filters=filters,
+        user_id=user.id,
         after=after,
         limit=limit + 1,
     )
-    page = studies[:limit]
-    next_cursor = encode_cursor(WorklistKey.of(page[-1])) if len(studies) > limit else None
-    items = [WorklistItem.from_study(study) for study in page]
+    page = rows[:limit]
+    next_cursor = encode_cursor(WorklistKey.of(page[-1].study)) if len(rows) > limit else None
+    items = [WorklistItem.from_row(row) for row in page]
     audit.record(
         session,
         actor=user.username,
@@ -96,11 +97,12 @@ async def get_study_detail(
     *, session: AsyncSession, user: User, study_uid: str, address: str | None
 ) -> StudyDetail:
     """A visible study with its series and priors (any trust); each read is audited."""
-    study = await repository.get_visible_study(
+    row = await repository.get_visible_study(
         session, study_uid=study_uid, visible=visible_study_condition(user)
     )
-    if study is None:
+    if row is None:
         raise NotFound(STUDY_NOT_FOUND)
+    study = row.study
     series = await repository.list_series(session, study_id=study.id)
     # Priors ignore visibility on purpose: a report needs the patient's whole history.
     priors = await repository.list_priors(
@@ -115,7 +117,7 @@ async def get_study_detail(
         site_id=study.site_id,
         address=address,
     )
-    for prior in priors:
+    for prior in (p.study for p in priors):
         audit.record(
             session,
             actor=user.username,
@@ -127,7 +129,7 @@ async def get_study_detail(
             detail={"via": study.study_uid},
         )
     return StudyDetail(
-        **WorklistItem.fields_from_study(study),
+        **WorklistItem.fields_from_row(row),
         series=[SeriesOut.from_series(s) for s in series],
-        priors=[PriorStudy.from_study(p) for p in priors],
+        priors=[PriorStudy.from_row(p) for p in priors],
     )

@@ -1,0 +1,145 @@
+"""Claims and report status on the worklist, the study detail and its priors; ``mine=true``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.api.conftest import NORTH, SOUTH, T0, add_patient, add_study
+from tests.claims.conftest import Staff, add_claim, add_expired_claim, add_report
+from worklist.enums import ReportStatus, StudyStatus
+from worklist.identity import make_nhs_number
+from worklist.models import Site
+
+WORKLIST = "/api/v1/worklist"
+
+
+def items(client: TestClient, headers: dict[str, str], **params: Any) -> dict[str, Any]:
+    """Worklist items by study UID."""
+    response = client.get(WORKLIST, headers=headers, params=params)
+    assert response.status_code == 200, response.text
+    return {item["study_uid"]: item for item in response.json()["items"]}
+
+
+def test_worklist_shows_the_running_claim_and_the_report_status(
+    client: TestClient, db: sessionmaker[Session], sites: dict[str, Site], staff: Staff
+) -> None:
+    future = datetime.now(UTC) + timedelta(hours=1)
+    with db() as session, session.begin():
+        patient = add_patient(session, sites[NORTH])
+        free = add_study(session, patient)
+        held = add_study(session, patient)
+        add_claim(session, held, staff.ids["rad_north"], claimed_at=T0, expires_at=future)
+        add_report(session, held, staff.ids["rad_north"], ReportStatus.DRAFT)
+        lapsed = add_study(session, patient)
+        add_expired_claim(session, lapsed, staff.ids["rad_north2"])
+        reported = add_study(session, patient, status=StudyStatus.REPORTED)
+        add_report(session, reported, staff.ids["rad_north"], ReportStatus.FINAL)
+
+    listed = items(client, staff["admin"], status=["ready", "in_progress", "reported"])
+
+    assert listed[free.study_uid]["claim"] is None
+    assert listed[free.study_uid]["report_status"] is None
+    claim = listed[held.study_uid]["claim"]
+    assert claim["username"] == "rad_north"
+    assert datetime.fromisoformat(claim["expires_at"]) == future
+    assert listed[held.study_uid]["report_status"] == "draft"
+    assert listed[lapsed.study_uid]["claim"] is None
+    assert listed[reported.study_uid]["report_status"] == "final"
+
+
+def test_worklist_page_is_one_query_whatever_its_claims_and_reports(
+    client: TestClient, db: sessionmaker[Session], sites: dict[str, Site], staff: Staff
+) -> None:
+    with db() as session, session.begin():
+        patient = add_patient(session, sites[NORTH])
+        for n in range(12):
+            study = add_study(session, patient)
+            if n % 2:
+                add_claim(
+                    session,
+                    study,
+                    staff.ids["rad_north"],
+                    claimed_at=T0,
+                    expires_at=datetime.now(UTC) + timedelta(hours=1),
+                )
+            if n % 3 == 0:
+                add_report(session, study, staff.ids["rad_north"], ReportStatus.DRAFT)
+    statements: list[str] = []
+    engine = client.app.state.engine.sync_engine  # type: ignore[attr-defined]
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert len(items(client, staff["rad_north"], limit=200)) == 12
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    # Claims, holders and reports come with the page, never one query per study.
+    touching = [s for s in statements if any(t in s for t in ("studies", "claims", "reports"))]
+    assert len(touching) == 1
+
+
+def test_mine_lists_only_studies_the_caller_holds(
+    client: TestClient, db: sessionmaker[Session], sites: dict[str, Site], staff: Staff
+) -> None:
+    future = datetime.now(UTC) + timedelta(hours=1)
+    with db() as session, session.begin():
+        patient = add_patient(session, sites[NORTH])
+        mine = add_study(session, patient)
+        add_claim(session, mine, staff.ids["rad_north"], claimed_at=T0, expires_at=future)
+        theirs = add_study(session, patient)
+        add_claim(session, theirs, staff.ids["rad_north2"], claimed_at=T0, expires_at=future)
+        lapsed = add_study(session, patient)
+        add_expired_claim(session, lapsed, staff.ids["rad_north"])
+        add_study(session, patient)
+
+    assert list(items(client, staff["rad_north"], mine="true")) == [mine.study_uid]
+    assert list(items(client, staff["rad_north2"], mine="true")) == [theirs.study_uid]
+    assert items(client, staff["admin"], mine="true") == {}
+
+
+def test_mine_follows_claims_made_through_the_api(
+    client: TestClient, db: sessionmaker[Session], sites: dict[str, Site], staff: Staff
+) -> None:
+    with db() as session, session.begin():
+        patient = add_patient(session, sites[NORTH])
+        first, second = add_study(session, patient), add_study(session, patient)
+    client.post(f"/api/v1/studies/{first.study_uid}/claim", headers=staff["rad_north"])
+    client.post(f"/api/v1/studies/{second.study_uid}/claim", headers=staff["rad_north"])
+    client.delete(f"/api/v1/studies/{second.study_uid}/claim", headers=staff["rad_north"])
+
+    assert list(items(client, staff["rad_north"], mine="true")) == [first.study_uid]
+
+
+def test_study_detail_and_priors_carry_claim_and_report_status(
+    client: TestClient, db: sessionmaker[Session], sites: dict[str, Site], staff: Staff
+) -> None:
+    nhs_number = make_nhs_number(77)
+    future = datetime.now(UTC) + timedelta(hours=1)
+    with db() as session, session.begin():
+        current = add_study(session, add_patient(session, sites[NORTH], nhs_number=nhs_number))
+        add_claim(session, current, staff.ids["rad_both"], claimed_at=T0, expires_at=future)
+        prior = add_study(
+            session,
+            add_patient(session, sites[SOUTH], nhs_number=nhs_number),
+            status=StudyStatus.REPORTED,
+            received_at=T0 - timedelta(days=90),
+        )
+        add_report(session, prior, staff.ids["rad_both"], ReportStatus.AMENDED)
+
+    response = client.get(f"/api/v1/studies/{current.study_uid}", headers=staff["rad_north"])
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["claim"]["username"] == "rad_both"
+    assert body["report_status"] is None
+    assert [(p["study_uid"], p["report_status"]) for p in body["priors"]] == [
+        (prior.study_uid, "amended")
+    ]

@@ -1,0 +1,1 @@
+"""Claims: the lease a radiologist holds on a study while reporting it, and ``worklist/next``."""

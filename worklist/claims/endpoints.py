@@ -1,0 +1,94 @@
+"""``POST|DELETE /api/v1/studies/{study_uid}/claim`` and ``POST /api/v1/worklist/next``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.responses import JSONResponse
+
+from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.claims import service
+from worklist.claims.schemas import ClaimConflict, ClaimOut, NextCase
+from worklist.studies.filters import WorklistFiltersDep
+
+router = APIRouter(prefix="/api/v1", tags=["claims"], dependencies=[Depends(current_user)])
+
+NOT_VISIBLE = {"description": "No such study, or not visible to the caller"}
+
+
+@router.post(
+    "/studies/{study_uid}/claim",
+    response_model=ClaimOut,
+    responses={
+        403: {"description": "The caller does not report studies (managers, admins)"},
+        404: NOT_VISIBLE,
+        409: {
+            "model": ClaimConflict,
+            "description": "Claimed by someone else (claimed_by), or receiving/reported",
+        },
+    },
+)
+async def claim_study(
+    study_uid: str,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    address: ClientAddress,
+) -> ClaimOut | JSONResponse:
+    """Claim a study to report it; claiming again renews the lease."""
+    try:
+        return await service.claim_study(
+            session=session,
+            user=user,
+            study_uid=study_uid,
+            lease_seconds=settings.claim_lease_seconds,
+            address=address,
+        )
+    except service.ClaimedByOther as exc:
+        # The service raises before writing anything, so the commit that follows is empty.
+        body = ClaimConflict(detail=exc.detail, claimed_by=exc.claimed_by)
+        return JSONResponse(body.model_dump(), status_code=exc.status_code)
+
+
+@router.delete(
+    "/studies/{study_uid}/claim",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={
+        403: {"description": "Neither the holder, a manager of the site, nor an admin"},
+        404: NOT_VISIBLE,
+        409: {"description": "The study is not claimed"},
+    },
+)
+async def release_claim(
+    study_uid: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+) -> None:
+    """Release a claim: the study goes back to the worklist."""
+    await service.release_claim(session=session, user=user, study_uid=study_uid, address=address)
+
+
+@router.post(
+    "/worklist/next",
+    response_model=NextCase,
+    responses={
+        204: {"description": "No study is eligible"},
+        403: {"description": "Only radiologists take studies from the worklist"},
+    },
+)
+async def next_case(
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    filters: WorklistFiltersDep,
+    address: ClientAddress,
+) -> NextCase | Response:
+    """Claim the most urgent study the caller may report among those matching the filters."""
+    case = await service.next_case(
+        session=session,
+        user=user,
+        filters=filters,
+        lease_seconds=settings.claim_lease_seconds,
+        address=address,
+    )
+    if case is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return case

@@ -1,0 +1,276 @@
+"""Claims as leases: who may claim, takeovers, releases, ``worklist/next`` and renewals.
+
+Every change locks the study row first (see ``worklist.claims.repository``), is audited
+and stages its worklist event in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worklist.audit import repository as audit
+from worklist.claims import repository
+from worklist.claims.schemas import ClaimOut, NextCase
+from worklist.enums import AuditAction, Role, StudyStatus
+from worklist.errors import Conflict, Forbidden, NotFound
+from worklist.events import EventType, WorklistEvent, stage
+from worklist.models import Claim, Study, User
+from worklist.studies import repository as studies_repository
+from worklist.studies.schemas import WorklistFilters, WorklistItem
+from worklist.studies.service import STUDY_NOT_FOUND
+from worklist.studies.visibility import visible_study_condition
+
+CLAIMABLE_STATUSES = (StudyStatus.READY, StudyStatus.IN_PROGRESS)
+RELEASING_ROLES = (Role.MANAGER, Role.ADMIN)
+
+ONLY_RADIOLOGISTS = (
+    "only radiologists claim studies to report them "
+    "(managers and admins may triage and release claims)"
+)
+CLAIMED_BY_OTHER = "study is claimed by another radiologist"
+NOT_CLAIMABLE = "a {status} study cannot be claimed"
+NOT_CLAIMED = "study is not claimed"
+NOT_RELEASABLE = (
+    "only the claim holder, a manager of the study's site or an admin may release this claim"
+)
+NOT_HOLDER = "you do not hold the claim on this study: claim it first"
+
+RELEASE_REASON_RELEASED = "released"
+RELEASE_REASON_EXPIRED = "expired"
+
+
+class ClaimedByOther(Conflict):
+    """Someone else holds an unexpired claim on the study."""
+
+    def __init__(self, detail: str, claimed_by: str) -> None:
+        super().__init__(detail)
+        self.claimed_by = claimed_by
+
+
+class ClaimNotHeld(Forbidden):
+    """The user does not hold the study's claim (renewals are for the holder only)."""
+
+
+def _claim_out(study: Study, claim: Claim, username: str) -> ClaimOut:
+    return ClaimOut(
+        study_uid=study.study_uid,
+        username=username,
+        claimed_at=claim.claimed_at,
+        expires_at=claim.expires_at,
+    )
+
+
+def _announce_claim(session: AsyncSession, study: Study, claim: Claim, username: str) -> None:
+    stage(
+        session,
+        WorklistEvent(
+            type=EventType.STUDY_CLAIMED,
+            site_id=study.site_id,
+            study_uid=study.study_uid,
+            data={"username": username, "expires_at": claim.expires_at.isoformat()},
+        ),
+    )
+
+
+def _audit(
+    session: AsyncSession,
+    *,
+    user: User,
+    action: AuditAction,
+    study: Study,
+    address: str | None,
+    detail: dict[str, Any],
+) -> None:
+    audit.record(
+        session,
+        actor=user.username,
+        actor_kind=audit.ActorKind.USER,
+        action=action,
+        study_uid=study.study_uid,
+        site_id=study.site_id,
+        address=address,
+        detail=detail,
+    )
+
+
+async def claim_study(
+    *, session: AsyncSession, user: User, study_uid: str, lease_seconds: float, address: str | None
+) -> ClaimOut:
+    """Claim a study for a radiologist; the holder renews, an expired claim is taken over.
+
+    ``ClaimedByOther`` while someone else's lease runs; ``Conflict`` for a study that is
+    still receiving or already reported.
+    """
+    study = await studies_repository.lock_visible_study(
+        session, study_uid=study_uid, visible=visible_study_condition(user)
+    )
+    if study is None:
+        raise NotFound(STUDY_NOT_FOUND)
+    # A radiologist sees exactly the sites they hold reporting privileges at.
+    if user.role is not Role.RADIOLOGIST:
+        raise Forbidden(ONLY_RADIOLOGISTS)
+    if study.status not in CLAIMABLE_STATUSES:
+        raise Conflict(NOT_CLAIMABLE.format(status=study.status.value))
+    held = await repository.get_claim(session, study_id=study.id)
+    mine = held is not None and held.claim.user_id == user.id
+    if held is not None and held.active and not mine:
+        raise ClaimedByOther(CLAIMED_BY_OTHER, claimed_by=held.username)
+    action, detail = AuditAction.CLAIM_RENEWED, {}
+    # The study lock keeps the holder's row in place, so a renewal always finds it.
+    claim = (
+        await repository.extend_claim(
+            session, study_id=study.id, user_id=user.id, lease_seconds=lease_seconds
+        )
+        if mine
+        else None
+    )
+    if claim is None:
+        claim = await repository.put_claim(
+            session, study_id=study.id, user_id=user.id, lease_seconds=lease_seconds
+        )
+        action = AuditAction.CLAIM_CREATED
+        detail = {"taken_over_from": held.username} if held is not None else {}
+    study.status = StudyStatus.IN_PROGRESS
+    await session.flush()
+    _announce_claim(session, study, claim, user.username)
+    _audit(
+        session,
+        user=user,
+        action=action,
+        study=study,
+        address=address,
+        detail={**detail, "expires_at": claim.expires_at.isoformat()},
+    )
+    return _claim_out(study, claim, user.username)
+
+
+async def release_claim(
+    *, session: AsyncSession, user: User, study_uid: str, address: str | None
+) -> None:
+    """End the study's claim (its holder, a manager of its site or an admin); back to ready.
+
+    ``Conflict`` when the study has no claim: the caller learns their release did nothing.
+    """
+    study = await studies_repository.lock_visible_study(
+        session, study_uid=study_uid, visible=visible_study_condition(user)
+    )
+    if study is None:
+        raise NotFound(STUDY_NOT_FOUND)
+    held = await repository.get_claim(session, study_id=study.id)
+    if held is None:
+        raise Conflict(NOT_CLAIMED)
+    # Managers see only their own site, so a visible study is one of their site.
+    if held.claim.user_id != user.id and user.role not in RELEASING_ROLES:
+        raise Forbidden(NOT_RELEASABLE)
+    await repository.delete_claim(session, study_id=study.id)
+    if study.status is StudyStatus.IN_PROGRESS:
+        study.status = StudyStatus.READY
+    await session.flush()
+    stage(
+        session,
+        WorklistEvent(
+            type=EventType.STUDY_RELEASED,
+            site_id=study.site_id,
+            study_uid=study.study_uid,
+            data={
+                "reason": RELEASE_REASON_RELEASED,
+                "username": held.username,
+                "released_by": user.username,
+            },
+        ),
+    )
+    _audit(
+        session,
+        user=user,
+        action=AuditAction.CLAIM_RELEASED,
+        study=study,
+        address=address,
+        detail={"holder": held.username, "expires_at": held.claim.expires_at.isoformat()},
+    )
+
+
+async def next_case(
+    *,
+    session: AsyncSession,
+    user: User,
+    filters: WorklistFilters,
+    lease_seconds: float,
+    address: str | None,
+) -> NextCase | None:
+    """Claim the most urgent study the radiologist may report among those matching ``filters``.
+
+    Eligible: ``ready``, or ``in_progress`` with no unexpired claim; the status filter can
+    only narrow that, and ``mine`` is ignored. None when nothing is eligible.
+    """
+    if user.role is not Role.RADIOLOGIST:
+        raise Forbidden(ONLY_RADIOLOGISTS)
+    statuses = [s for s in filters.statuses if s in CLAIMABLE_STATUSES]
+    if not statuses:
+        return None
+    visible = visible_study_condition(user)
+    passed_over: list[int] = []
+    while True:
+        study = await repository.lock_next_candidate(
+            session, visible=visible, filters=filters, statuses=statuses, exclude=passed_over
+        )
+        if study is None:
+            return None
+        claim = await repository.take_free_claim(
+            session, study_id=study.id, user_id=user.id, lease_seconds=lease_seconds
+        )
+        if claim is not None:
+            break
+        # Claimed by a transaction that committed after our snapshot: try the next one.
+        passed_over.append(study.id)
+    study.status = StudyStatus.IN_PROGRESS
+    await session.flush()
+    row = await studies_repository.get_study_row(session, study_id=study.id)
+    _announce_claim(session, study, claim, user.username)
+    _audit(
+        session,
+        user=user,
+        action=AuditAction.CLAIM_CREATED,
+        study=study,
+        address=address,
+        detail={
+            "via": "worklist.next",
+            "filters": filters.as_audit_detail(),
+            "expires_at": claim.expires_at.isoformat(),
+        },
+    )
+    return NextCase(claim=_claim_out(study, claim, user.username), study=WorklistItem.from_row(row))
+
+
+async def renew_claim(
+    session: AsyncSession,
+    *,
+    study_id: int,
+    user_id: int,
+    lease_seconds: float,
+    address: str | None = None,
+) -> Claim:
+    """Extend ``user_id``'s lease on the study from now (report saves call this).
+
+    Locks the study row first unless the caller already has; raises ``ClaimNotHeld`` when
+    the user holds no claim on it (one that lapsed but was not yet taken over still counts).
+    """
+    study = await repository.lock_study(session, study_id=study_id)
+    if study is None:
+        raise NotFound(STUDY_NOT_FOUND)
+    claim = await repository.extend_claim(
+        session, study_id=study_id, user_id=user_id, lease_seconds=lease_seconds
+    )
+    if claim is None:
+        raise ClaimNotHeld(NOT_HOLDER)
+    user = await session.get_one(User, user_id)
+    _audit(
+        session,
+        user=user,
+        action=AuditAction.CLAIM_RENEWED,
+        study=study,
+        address=address,
+        detail={"expires_at": claim.expires_at.isoformat()},
+    )
+    return claim

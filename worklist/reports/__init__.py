@@ -1,0 +1,1 @@
+"""Reports: drafts with optimistic concurrency, finalisation, addenda, and their history."""

@@ -1,0 +1,157 @@
+"""``/api/v1/studies/{study_uid}/report``: read, save a draft, sign, add an addendum."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.reports import service
+from worklist.reports.schemas import (
+    AddendumIn,
+    FinaliseIn,
+    ReportOut,
+    ReportTextIn,
+    StaleVersionOut,
+)
+from worklist.reports.service import StaleVersion, etag
+
+router = APIRouter(
+    prefix="/api/v1/studies/{study_uid}/report",
+    tags=["reports"],
+    dependencies=[Depends(current_user)],
+)
+
+NOT_VISIBLE: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such study or report, or the study is not visible to the caller"}
+}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **NOT_VISIBLE,
+    403: {"description": "The caller may see the study but may not write this report"},
+    409: {"description": "The report's state does not allow this (signed, or still a draft)"},
+}
+STALE: dict[int | str, dict[str, Any]] = {
+    412: {"model": StaleVersionOut, "description": "Stale version; the body has the current one"},
+}
+
+IfMatch = Annotated[
+    str | None,
+    Header(description='The version being edited: "3" (also 3 or W/"3"); not on the first save'),
+]
+
+
+async def _stale(session: AsyncSession, exc: StaleVersion) -> JSONResponse:
+    # Nothing of a refused write is kept, not even the lease renewal that preceded the check.
+    await session.rollback()
+    body = StaleVersionOut(detail=exc.detail, version=exc.version)
+    headers = {"ETag": etag(exc.version)} if exc.version else {}
+    return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=headers)
+
+
+@router.get("", response_model=ReportOut, responses=NOT_VISIBLE)
+async def get_report(
+    study_uid: str,
+    session: SessionDep,
+    user: CurrentUser,
+    address: ClientAddress,
+    response: Response,
+) -> ReportOut:
+    """The study's report with its addenda; ``ETag`` carries its version."""
+    report = await service.get_report(
+        session=session, user=user, study_uid=study_uid, address=address
+    )
+    response.headers["ETag"] = etag(report.version)
+    return report
+
+
+@router.put(
+    "",
+    response_model=ReportOut,
+    responses={
+        **WRITE_ERRORS,
+        **STALE,
+        428: {"description": "The report exists: If-Match is required"},
+    },
+)
+async def save_report(
+    study_uid: str,
+    body: ReportTextIn,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    address: ClientAddress,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ReportOut | JSONResponse:
+    """Save a draft (claim holder only); renews the claim's lease."""
+    try:
+        report = await service.save_draft(
+            session=session,
+            user=user,
+            study_uid=study_uid,
+            text=body.text,
+            if_match=if_match,
+            lease_seconds=settings.claim_lease_seconds,
+            address=address,
+        )
+    except StaleVersion as exc:
+        return await _stale(session, exc)
+    response.headers["ETag"] = etag(report.version)
+    return report
+
+
+@router.post("/finalise", response_model=ReportOut, responses={**WRITE_ERRORS, **STALE})
+async def finalise_report(
+    study_uid: str,
+    body: FinaliseIn,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    address: ClientAddress,
+    response: Response,
+) -> ReportOut | JSONResponse:
+    """Sign the report at ``version`` (claim holder); the study is reported, the claim ends."""
+    try:
+        report = await service.finalise(
+            session=session,
+            user=user,
+            study_uid=study_uid,
+            version=body.version,
+            lease_seconds=settings.claim_lease_seconds,
+            address=address,
+        )
+    except StaleVersion as exc:
+        return await _stale(session, exc)
+    response.headers["ETag"] = etag(report.version)
+    return report
+
+
+@router.post(
+    "/addenda",
+    response_model=ReportOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=WRITE_ERRORS,
+)
+async def add_addendum(
+    study_uid: str,
+    body: AddendumIn,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    address: ClientAddress,
+    response: Response,
+) -> ReportOut:
+    """Add an addendum to a signed report (its author or the claim holder); it is amended."""
+    report = await service.add_addendum(
+        session=session,
+        user=user,
+        study_uid=study_uid,
+        text=body.text,
+        lease_seconds=settings.claim_lease_seconds,
+        address=address,
+    )
+    response.headers["ETag"] = etag(report.version)
+    return report
