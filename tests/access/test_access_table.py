@@ -1,0 +1,231 @@
+"""Every endpoint x every role x own site / other site: the status each cell must answer.
+
+State of every cell: two trusts, NORTH (the callers' own) and SOUTH (the other). Each has
+one study, claimed by ``holder`` (a radiologist at both) with a draft report, version 1.
+A study the caller may not see answers 404, never 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.api.conftest import NORTH, SOUTH, add_patient, add_study, bearer
+from tests.claims.conftest import add_claim, add_report
+from worklist.app import create_app
+from worklist.config import Settings
+from worklist.enums import ReportStatus, Role
+from worklist.models import ReportVersion, Site, User
+
+OWN, OTHER = "own", "other"
+
+
+@dataclass
+class World:
+    """The callers and the two studies of a cell."""
+
+    client: TestClient
+    users: dict[str, User]
+    studies: dict[str, str]
+    settings: Settings
+
+
+Call = Callable[[World, str, dict[str, str]], int]
+
+
+def _request(method: str, path: str, **kwargs: object) -> Call:
+    def call(world: World, site: str, headers: dict[str, str]) -> int:
+        uid = world.studies[site]
+        code = NORTH if site == OWN else SOUTH
+        url = path.format(uid=uid, code=code)
+        response = world.client.request(method, url, headers=headers, **kwargs)  # type: ignore[arg-type]
+        return response.status_code
+
+    return call
+
+
+ENDPOINTS: dict[str, Call] = {
+    "GET worklist": _request("GET", "/api/v1/worklist?site={code}"),
+    "POST worklist/next": _request("POST", "/api/v1/worklist/next?site={code}"),
+    "GET study": _request("GET", "/api/v1/studies/{uid}"),
+    "PATCH study": _request("PATCH", "/api/v1/studies/{uid}", json={"priority": "stat"}),
+    "POST claim": _request("POST", "/api/v1/studies/{uid}/claim"),
+    "DELETE claim": _request("DELETE", "/api/v1/studies/{uid}/claim"),
+    "GET report": _request("GET", "/api/v1/studies/{uid}/report"),
+    "PUT report": _request("PUT", "/api/v1/studies/{uid}/report", json={"text": "Edited."}),
+    "POST finalise": _request("POST", "/api/v1/studies/{uid}/report/finalise", json={"version": 1}),
+    "POST addenda": _request("POST", "/api/v1/studies/{uid}/report/addenda", json={"text": "Add."}),
+    "GET audit": _request("GET", "/api/v1/audit?study_uid={uid}"),
+}
+
+ROLES = ("holder", "radiologist", "manager", "admin", "alert_client")
+
+# (own, other) per endpoint and role.
+EXPECTED: dict[str, dict[str, tuple[int, int]]] = {
+    "GET worklist": {
+        "holder": (200, 200),
+        "radiologist": (200, 200),
+        "manager": (200, 200),
+        "admin": (200, 200),
+        "alert_client": (403, 403),
+    },
+    "POST worklist/next": {  # every study is claimed: nothing to hand out
+        "holder": (204, 204),
+        "radiologist": (204, 204),
+        "manager": (403, 403),
+        "admin": (403, 403),
+        "alert_client": (403, 403),
+    },
+    "GET study": {
+        "holder": (200, 200),
+        "radiologist": (200, 404),
+        "manager": (200, 404),
+        "admin": (200, 200),
+        "alert_client": (404, 404),
+    },
+    "PATCH study": {
+        "holder": (403, 403),
+        "radiologist": (403, 404),
+        "manager": (200, 404),
+        "admin": (200, 200),
+        "alert_client": (404, 404),
+    },
+    "POST claim": {
+        "holder": (200, 200),
+        "radiologist": (409, 404),
+        "manager": (403, 404),
+        "admin": (403, 403),
+        "alert_client": (404, 404),
+    },
+    "DELETE claim": {
+        "holder": (204, 204),
+        "radiologist": (403, 404),
+        "manager": (204, 404),
+        "admin": (204, 204),
+        "alert_client": (404, 404),
+    },
+    "GET report": {
+        "holder": (200, 200),
+        "radiologist": (200, 404),
+        "manager": (200, 404),
+        "admin": (200, 200),
+        "alert_client": (404, 404),
+    },
+    "PUT report": {
+        "holder": (200, 200),
+        "radiologist": (403, 404),
+        "manager": (403, 404),
+        "admin": (403, 403),
+        "alert_client": (404, 404),
+    },
+    "POST finalise": {
+        "holder": (200, 200),
+        "radiologist": (403, 404),
+        "manager": (403, 404),
+        "admin": (403, 403),
+        "alert_client": (404, 404),
+    },
+    "POST addenda": {  # the report is a draft: addenda only go on final reports
+        "holder": (409, 409),
+        "radiologist": (409, 404),
+        "manager": (409, 404),
+        "admin": (409, 409),
+        "alert_client": (404, 404),
+    },
+    "GET audit": {
+        "holder": (403, 403),
+        "radiologist": (403, 403),
+        "manager": (200, 200),
+        "admin": (200, 200),
+        "alert_client": (403, 403),
+    },
+}
+
+CELLS = [
+    (endpoint, role, site, EXPECTED[endpoint][role][0 if site == OWN else 1])
+    for endpoint in ENDPOINTS
+    for role in ROLES
+    for site in (OWN, OTHER)
+]
+
+
+@pytest.fixture(scope="module")
+def app_settings(
+    database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    from tests.conftest import SECRET_KEY
+
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        data_dir=tmp_path_factory.mktemp("access"),
+        secret_key=SECRET_KEY,
+    )
+
+
+@pytest.fixture(scope="module")
+def client(app_settings: Settings) -> Iterator[TestClient]:
+    """One running app for every cell (each cell gets a clean database)."""
+    with TestClient(create_app(app_settings)) as test_client:
+        yield test_client
+
+
+def _user(session: Session, username: str, role: Role, sites: list[Site]) -> User:
+    # Tokens are minted directly, so no password hashing is needed (Argon2 is slow).
+    user = User(username=username, password_hash="!", role=role, sites=sites)
+    session.add(user)
+    session.flush()
+    return user
+
+
+@pytest.fixture
+def world(db: sessionmaker[Session], app_settings: Settings, client: TestClient) -> World:
+    """Fresh state for one cell."""
+    from tests.api.conftest import add_site
+
+    now = datetime.now(UTC)
+    with db() as session, session.begin():
+        sites: dict[str, Site] = {code: add_site(session, code) for code in (NORTH, SOUTH)}
+        north, south = sites[NORTH], sites[SOUTH]
+        users = {
+            "holder": _user(session, "holder", Role.RADIOLOGIST, [north, south]),
+            "radiologist": _user(session, "radiologist", Role.RADIOLOGIST, [north]),
+            "manager": _user(session, "manager", Role.MANAGER, [north]),
+            "admin": _user(session, "admin", Role.ADMIN, []),
+            "alert_client": _user(session, "alert_client", Role.ALERT_CLIENT, [north]),
+        }
+        studies = {}
+        for key, code in ((OWN, NORTH), (OTHER, SOUTH)):
+            study = add_study(session, add_patient(session, sites[code]))
+            add_claim(
+                session,
+                study,
+                users["holder"].id,
+                claimed_at=now,
+                expires_at=now + timedelta(minutes=30),
+            )
+            report = add_report(session, study, users["holder"].id, ReportStatus.DRAFT)
+            session.add(
+                ReportVersion(
+                    report_id=report.id,
+                    version=1,
+                    status=ReportStatus.DRAFT,
+                    text=report.text,
+                    saved_by_id=users["holder"].id,
+                )
+            )
+            studies[key] = study.study_uid
+    return World(client=client, users=users, studies=studies, settings=app_settings)
+
+
+@pytest.mark.parametrize(("endpoint", "role", "site", "expected"), CELLS)
+def test_access_cell(world: World, endpoint: str, role: str, site: str, expected: int) -> None:
+    headers = bearer(world.settings, world.users[role])
+    if endpoint == "PUT report":
+        headers["If-Match"] = '"1"'
+    assert ENDPOINTS[endpoint](world, site, headers) == expected
