@@ -111,7 +111,7 @@ def test_priority_filter(
     assert _uids(client.get(URL, params={"priority": "stat"}, headers=admin)) == [stat.study_uid]
 
 
-def test_mine_returns_nothing_until_claims_exist(
+def test_mine_is_empty_for_a_caller_holding_no_claim(
     client: TestClient, db: sessionmaker[Session], sites: dict[str, Site], admin: dict[str, str]
 ) -> None:
     with db() as session, session.begin():
