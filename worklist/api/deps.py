@@ -38,31 +38,31 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         await publish_staged(request.app.state.redis, session)
 
 
-def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     """The session factory, for work that must outlive the request's transaction."""
     factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return factory
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     """The shared Redis client (may be unreachable: callers must tolerate that)."""
     client: Redis = request.app.state.redis
     return client
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_signing_key(request: Request) -> str:
+async def get_signing_key(request: Request) -> str:
     """The token signing key resolved at start-up."""
     key: str = request.app.state.signing_key
     return key
 
 
-def client_address(request: Request) -> str | None:
+async def client_address(request: Request) -> str | None:
     """The caller's network address, as recorded in audit rows and rate limits."""
     return request.client.host if request.client else None
 

@@ -10,7 +10,7 @@ from worklist.enums import DEFAULT_STATUS_FILTER, Priority, StudyStatus
 from worklist.studies.schemas import WorklistFilters
 
 
-def worklist_filters(
+async def worklist_filters(
     status: Annotated[
         list[StudyStatus] | None,
         Query(description="Repeatable; default ready and in_progress"),
