@@ -60,6 +60,17 @@ class Study(Base):
             "received_at",
             "id",
         ),
+        # Migration 0003: the backlog in worklist order (site_id, status: in-index filters).
+        Index(
+            "ix_studies_backlog_order",
+            "due_at",
+            "priority",
+            "received_at",
+            "id",
+            "site_id",
+            "status",
+            postgresql_where=text("status IN ('ready', 'in_progress')"),
+        ),
         Index(
             "ix_studies_receiving_quiet",
             "last_instance_at",

@@ -1,0 +1,1122 @@
+"""Worklist benchmark: 1,000,000 studies, open-loop latency, saturation, next-claims, plans.
+
+    python -m bench.worklist [--api-processes 1,2] [--rate 200] [--duration 30]
+                             [--clients 50] [--saturation-seconds 15] [--reload]
+                             [--without-indexes]
+
+See bench/README.md ("Worklist benchmark") for what is measured and how to read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import numpy as np
+import psycopg
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateIndex
+
+from bench import load_studies
+from bench.explain import Plan, explain_requests
+from bench.ingest import host_info, shown_path
+from bench.procs import (
+    REGISTRY,
+    BenchError,
+    Server,
+    free_port,
+    group_cpu_seconds,
+    install_signal_handlers,
+    pids_cpu_seconds,
+    wait_until,
+)
+from bench.targets import REPO_ROOT, pg_admin_conninfo, random_secret, worklist_cli
+from worklist.config import Settings
+from worklist.models import Study
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+NEXT_PATH = "/api/v1/worklist/next"
+# Indexes added by migrations/versions/0003_worklist_indexes.py (``--without-indexes``
+# drops them for a "before" run and rebuilds them from the models afterwards).
+MIGRATION_0003_INDEXES = ("ix_studies_backlog_order",)
+RADIOLOGIST_USERS = 60
+# The open-loop mix: share of requests per kind (see bench/README.md).
+MIX: dict[str, float] = {
+    "default": 0.40,
+    "site": 0.15,
+    "ready_ct": 0.10,
+    "stat_urgent": 0.10,
+    "mine": 0.10,
+    "page2": 0.10,
+    "q_surname": 0.05,
+}
+# Share of the traffic by role (each user of a role sends the same share).
+ROLE_SHARE = {"radiologist": 0.95, "manager": 0.03, "admin": 0.02}
+AIM_P95_MS = 25.0
+AIM_CLAIMS_PER_SECOND = 300.0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50/p95/p99/max (ms) of ``values``, None when empty."""
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    arr = np.asarray(values)
+    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
+    return {
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "max": float(arr.max()),
+        "mean": float(arr.mean()),
+    }
+
+
+def fmt_ms(value: float | None) -> str:
+    """A latency for the table."""
+    return "-" if value is None else f"{value:.1f}"
+
+
+def cpu_busy_seconds() -> float:
+    """CPU seconds the whole machine spent not idle since boot (/proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in fields]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_fraction(seconds: float = 3.0) -> float:
+    """Share of all CPUs busy over ``seconds`` (0..1)."""
+    before = cpu_busy_seconds()
+    time.sleep(seconds)
+    return (cpu_busy_seconds() - before) / seconds / (os.cpu_count() or 1)
+
+
+def wait_for_quiet(minutes: float, threshold: float = 0.25) -> float:
+    """Wait (up to ``minutes``) until other work leaves the CPUs mostly idle; last busy share.
+
+    On a shared machine other processes (test suites) steal the CPUs the API and the
+    database need, which shows up as latency that is not ours.
+    """
+    deadline = time.monotonic() + minutes * 60
+    busy = machine_busy_fraction()
+    while busy > threshold and time.monotonic() < deadline:
+        print(f"  machine {busy:.0%} busy with other work; waiting for it to calm down ...")
+        time.sleep(20)
+        busy = machine_busy_fraction()
+    return busy
+
+
+def database_sessions() -> int:
+    """Sessions (connections) opened so far to the benchmark database."""
+    with psycopg.connect(pg_admin_conninfo(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = %s", (load_studies.DB_NAME,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def exited_postgres_cpu_seconds() -> float:
+    """CPU seconds of PostgreSQL processes that have exited (the postmaster's reaped children)."""
+
+    def stat(pid: int) -> list[str]:
+        # /proc/<pid>/stat after the command name: state, ppid, ..., cutime (13), cstime (14)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+    with psycopg.connect(pg_admin_conninfo(), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        postmaster_pid = int(stat(int(row[0]))[1])  # while our backend is alive
+    postmaster = stat(postmaster_pid)
+    return (int(postmaster[13]) + int(postmaster[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_pids() -> list[int]:
+    """PostgreSQL backends connected to the benchmark database."""
+    with psycopg.connect(pg_admin_conninfo(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (load_studies.DB_NAME,)
+        ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+@dataclass
+class CpuMeter:
+    """CPU used during a phase by the API processes, the database backends and the rest."""
+
+    api_pids: list[int]
+    api: float = 0.0
+    backends: dict[int, float] = field(default_factory=dict)
+    machine: float = 0.0
+    wall: float = 0.0
+    sessions: int = 0
+    exited: float = 0.0
+
+    def start(self) -> CpuMeter:
+        """Take the starting snapshot."""
+        self.api = sum(group_cpu_seconds(pid) for pid in self.api_pids)
+        self.backends = pids_cpu_seconds(backend_pids())
+        self.exited = exited_postgres_cpu_seconds()
+        self.machine = cpu_busy_seconds()
+        self.sessions = database_sessions()
+        self.wall = time.perf_counter()
+        return self
+
+    def stop(self, loadgen_cpu: float) -> dict[str, float]:
+        """CPU seconds of each party since ``start``."""
+        api = sum(group_cpu_seconds(pid) for pid in self.api_pids) - self.api
+        now = pids_cpu_seconds(backend_pids())
+        database = sum(cpu - self.backends.get(pid, 0.0) for pid, cpu in now.items())
+        # Parallel query workers and closed connections exit during the phase: their CPU
+        # is accounted to the postmaster (any database's, so only right on a quiet machine).
+        exited = exited_postgres_cpu_seconds() - self.exited
+        database += exited
+        machine = cpu_busy_seconds() - self.machine
+        wall = time.perf_counter() - self.wall
+        return {
+            "wall_seconds": round(wall, 2),
+            "api_cpu_seconds": round(api, 2),
+            "database_cpu_seconds": round(database, 2),
+            "database_exited_processes_cpu_seconds": round(exited, 2),
+            "loadgen_cpu_seconds": round(loadgen_cpu, 2),
+            "other_cpu_seconds": round(max(0.0, machine - api - database - loadgen_cpu), 2),
+            # Connections opened to the database during the phase (pool growth or churn).
+            "database_sessions_opened": database_sessions() - self.sessions,
+            "load_average_1m": round(os.getloadavg()[0], 2),
+        }
+
+
+# --------------------------------------------------------------------------- servers
+
+
+class ApiCluster:
+    """``count`` independent ``worklist api`` processes on their own ports (no balancer)."""
+
+    def __init__(self, workdir: Path, count: int, secret: str) -> None:
+        self.workdir = workdir
+        self.count = count
+        self.secret = secret
+        self.servers: list[Server] = []
+        self.ports: list[int] = []
+
+    def env(self, port: int) -> dict[str, str]:
+        """One API process's environment."""
+        return {
+            "WORKLIST_DATABASE_URL": load_studies.database_url(),
+            "WORKLIST_REDIS_URL": REDIS_URL,
+            "WORKLIST_SECRET_KEY": self.secret,
+            "WORKLIST_DATA_DIR": str(self.workdir / "data"),
+            "WORKLIST_API_HOST": "127.0.0.1",
+            "WORKLIST_API_PORT": str(port),
+            "WORKLIST_LOG_LEVEL": "WARNING",
+            # The benchmark logs ~60 users in from one address within seconds.
+            "WORKLIST_LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "100000",
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """How the API runs (recorded in the JSON output)."""
+        env = self.env(0)
+        env["WORKLIST_SECRET_KEY"] = "<random, 48 characters>"
+        env["WORKLIST_API_PORT"] = "<a free port per process>"
+        return {
+            "program": "python -m worklist api (uvicorn, one process each, no balancer)",
+            "processes": self.count,
+            "ports": self.ports,
+            "env": env,
+            "client_spread": "open loop: request i to port i mod N; closed: client k to k mod N",
+            "database_pool": "per process: SQLAlchemy pool_size 10 + max_overflow 10",
+        }
+
+    def start(self) -> None:
+        """Start every process and wait for /healthz."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for index in range(self.count):
+            port = free_port()
+            server = Server(
+                f"api-{index}",
+                worklist_cli("api"),
+                log_path=self.workdir / f"api-{index}.log",
+                env=self.env(port),
+                cwd=REPO_ROOT,
+            )
+            self.servers.append(server)
+            self.ports.append(port)
+        for server, port in zip(self.servers, self.ports, strict=True):
+            wait_until(
+                lambda port=port: (
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+                ),
+                timeout=60,
+                what=f"{server.name}'s /healthz",
+                server=server,
+            )
+
+    @property
+    def pids(self) -> list[int]:
+        """Process group ids of the API processes."""
+        return [server.pid for server in self.servers]
+
+    def check_alive(self) -> None:
+        """Fail if an API process died."""
+        for server in self.servers:
+            if not server.alive():
+                raise BenchError(f"{server.name} died:\n{server.log_tail()}")
+
+    def stop(self) -> None:
+        """Stop every process."""
+        for server in self.servers:
+            server.stop()
+        self.servers.clear()
+        self.ports.clear()
+
+
+def settle(cluster: ApiCluster, timeout: float = 60.0) -> None:
+    """Wait until every API process answers /healthz quickly (left-over work is done)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        for port in cluster.ports:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        if time.perf_counter() - started < 0.05 * len(cluster.ports):
+            break
+        time.sleep(1)
+    time.sleep(1)
+
+
+# --------------------------------------------------------------------------- users
+
+
+@dataclass
+class BenchUser:
+    """A user the load generator acts as."""
+
+    username: str
+    role: str
+    site_codes: list[str]
+    token: str = ""
+    surnames: list[str] = field(default_factory=list)
+    cursor: str | None = None
+
+
+def pick_users(rng: random.Random) -> list[BenchUser]:
+    """60 radiologists (1-3 trusts each), two managers and the admin."""
+    with psycopg.connect(load_studies.conninfo(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT u.username, u.role::text, coalesce(array_agg(s.code ORDER BY s.code) "
+            "FILTER (WHERE s.code IS NOT NULL), '{}') FROM users u "
+            "LEFT JOIN user_sites us ON us.user_id = u.id LEFT JOIN sites s ON s.id = us.site_id "
+            "WHERE u.role IN ('radiologist', 'manager', 'admin') GROUP BY u.id ORDER BY u.id"
+        ).fetchall()
+        users = [BenchUser(str(r[0]), str(r[1]), list(r[2])) for r in rows]
+        radiologists = [u for u in users if u.role == "radiologist"]
+        managers = [u for u in users if u.role == "manager"]
+        admins = [u for u in users if u.role == "admin"]
+        chosen = (
+            rng.sample(radiologists, min(RADIOLOGIST_USERS, len(radiologists)))
+            + rng.sample(managers, min(2, len(managers)))
+            + admins[:1]
+        )
+        all_codes = sorted({c for u in users for c in u.site_codes})
+        conn.execute("SELECT setseed(0.42)")
+        for user in chosen:
+            codes = user.site_codes or all_codes
+            # Surnames of patients on the user's backlog: what a radiologist looks up.
+            user.surnames = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT split_part(p.name, '^', 1) FROM studies s "
+                    "JOIN patients p ON p.id = s.patient_id JOIN sites t ON t.id = s.site_id "
+                    "WHERE s.status = 'ready' AND t.code = ANY(%s) ORDER BY random() LIMIT 3",
+                    (codes,),
+                ).fetchall()
+            ]
+    return chosen
+
+
+def log_in(users: list[BenchUser], port: int) -> None:
+    """Get each user's token from ``POST /api/v1/auth/token`` (the real login)."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        for user in users:
+            response = http.post(
+                "/api/v1/auth/token",
+                data={"username": user.username, "password": load_studies.BENCH_PASSWORD},
+            )
+            if response.status_code != 200:
+                raise BenchError(f"login {user.username}: {response.status_code} {response.text}")
+            user.token = response.json()["access_token"]
+
+
+def fetch_cursors(users: list[BenchUser], port: int) -> None:
+    """The second-page cursor of each user's default worklist."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        for user in users:
+            response = http.get(
+                "/api/v1/worklist", headers={"Authorization": f"Bearer {user.token}"}
+            )
+            if response.status_code != 200:
+                raise BenchError(f"worklist for {user.username}: {response.status_code}")
+            user.cursor = response.json().get("next_cursor")
+
+
+def variant_query(user: BenchUser, variant: str, rng: random.Random) -> str | None:
+    """The query string of one request kind for ``user`` (None: not applicable)."""
+    params: list[tuple[str, str]]
+    if variant == "default":
+        params = []
+    elif variant == "site":
+        codes = user.site_codes or [load_studies.SITES[rng.randrange(10)][0]]
+        params = [("site", rng.choice(codes))]
+    elif variant == "ready_ct":
+        params = [("status", "ready"), ("modality", "CT")]
+    elif variant == "stat_urgent":
+        params = [("priority", "stat"), ("priority", "urgent")]
+    elif variant == "mine":
+        params = [("mine", "true")]
+    elif variant == "page2":
+        if not user.cursor:
+            return None
+        params = [("cursor", user.cursor)]
+    elif variant == "q_surname":
+        if not user.surnames:
+            return None
+        params = [("q", rng.choice(user.surnames))]
+    else:
+        raise ValueError(variant)
+    return "/api/v1/worklist" + (f"?{urlencode(params)}" if params else "")
+
+
+def worklist_templates(users: list[BenchUser], seed: int) -> list[dict[str, Any]]:
+    """Weighted request templates: every kind of the mix for every user."""
+    rng = random.Random(seed)
+    per_role = Counter(u.role for u in users)
+    templates: list[dict[str, Any]] = []
+    for user in users:
+        user_weight = ROLE_SHARE[user.role] / per_role[user.role]
+        for variant, share in MIX.items():
+            choices = max(1, len(user.surnames)) if variant == "q_surname" else 1
+            for _ in range(choices):
+                path = variant_query(user, variant, rng)
+                if path is None:
+                    continue
+                templates.append(
+                    {
+                        "name": variant,
+                        "method": "GET",
+                        "path": path,
+                        "token": user.token,
+                        "weight": user_weight * share / choices,
+                    }
+                )
+    return templates
+
+
+# --------------------------------------------------------------------------- load runs
+
+
+def run_loadgen(workdir: Path, plan: dict[str, Any], label: str) -> dict[str, Any]:
+    """Run ``python -m bench.loadgen`` as its own process; its results."""
+    plan_path = workdir / f"plan-{label}.json"
+    out_path = workdir / f"result-{label}.json"
+    plan_path.write_text(json.dumps(plan))
+    timeout = float(plan["duration"]) + float(plan.get("warmup", 0)) + 120
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.loadgen", str(plan_path), str(out_path)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.wait()
+        raise BenchError(f"load generator still running after {timeout:.0f} s") from exc
+    except BaseException:
+        # Ctrl-C or a timeout: the generator must stop before claims are restored.
+        proc.kill()
+        proc.wait()
+        raise
+    if proc.returncode != 0 or not out_path.exists():
+        raise BenchError(f"load generator failed ({proc.returncode}):\n{stderr[-3000:]}")
+    data: dict[str, Any] = json.loads(out_path.read_text())
+    return data
+
+
+def summarise(result: dict[str, Any]) -> dict[str, Any]:
+    """Percentiles overall and per request kind, statuses, errors."""
+    every = [v for values in result["latencies"].values() for v in values]
+    statuses: Counter[str] = Counter()
+    for by_status in result["statuses"].values():
+        statuses.update(by_status)
+    ok = sum(n for s, n in statuses.items() if s.startswith("2"))
+    return {
+        "requests": len(every),
+        "ok": ok,
+        "failed": sum(n for s, n in statuses.items() if not s.startswith("2")),
+        "answered": sum(n for s, n in statuses.items() if s != "unfinished"),
+        "statuses": dict(statuses),
+        "errors": result["errors"],
+        "unfinished": result["unfinished"],
+        "latency_ms": percentiles(every),
+        "by_kind": {
+            name: {"requests": len(values), **percentiles(values)}
+            for name, values in sorted(result["latencies"].items())
+        },
+        "service_ms": percentiles([v for vs in result["service"].values() for v in vs]),
+        "connections_opened": result["connections_opened"],
+        "max_in_flight": result["max_in_flight"],
+        "max_dispatch_lag_ms": result["max_dispatch_lag_ms"],
+        "window_seconds": result["window_seconds"],
+        "counted": result["counted"],
+        "throughput_per_second": result["counted"] / result["window_seconds"]
+        if result["window_seconds"]
+        else None,
+    }
+
+
+def open_loop(
+    workdir: Path,
+    cluster: ApiCluster,
+    templates: list[dict[str, Any]],
+    rate: float,
+    duration: float,
+) -> dict[str, Any]:
+    """(a) fixed-rate schedule, latency from the scheduled send time."""
+    plan = {
+        "mode": "open",
+        "rate": rate,
+        "duration": duration,
+        "seed": 7,
+        "ports": cluster.ports,
+        "templates": templates,
+    }
+    meter = CpuMeter(cluster.pids).start()
+    result = run_loadgen(workdir, plan, f"open-{cluster.count}")
+    cluster.check_alive()
+    summary = summarise(result)
+    summary["rate"] = rate
+    summary["duration"] = duration
+    summary["achieved_rate"] = result["sent"] / duration
+    summary["cpu"] = per_request(meter.stop(result["cpu_seconds"]), summary["answered"])
+    return summary
+
+
+def per_request(cpu: dict[str, float], answered: int) -> dict[str, float]:
+    """Add the API's and the database's CPU milliseconds per answered request."""
+    if answered:
+        cpu["api_cpu_ms_per_request"] = round(cpu["api_cpu_seconds"] * 1000 / answered, 2)
+        cpu["database_cpu_ms_per_request"] = round(cpu["database_cpu_seconds"] * 1000 / answered, 2)
+    return cpu
+
+
+def closed_loop(
+    workdir: Path,
+    cluster: ApiCluster,
+    templates: list[dict[str, Any]],
+    *,
+    clients: int,
+    duration: float,
+    warmup: float,
+    label: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(b) ``clients`` back-to-back loops; client k talks to port k mod N."""
+    plan = {
+        "mode": "closed",
+        "clients": clients,
+        "duration": duration,
+        "warmup": warmup,
+        "seed": 11,
+        "ports": cluster.ports,
+        "templates": templates,
+    }
+    meter = CpuMeter(cluster.pids).start()
+    result = run_loadgen(workdir, plan, f"{label}-{cluster.count}")
+    cluster.check_alive()
+    summary = summarise(result)
+    summary["clients"] = clients
+    summary["duration"] = duration
+    summary["warmup"] = warmup
+    summary["cpu"] = per_request(meter.stop(result["cpu_seconds"]), summary["answered"])
+    return summary, result
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def claimed_since(since: datetime) -> set[int]:
+    """Study ids claimed at or after ``since`` (by the benchmark)."""
+    with psycopg.connect(load_studies.conninfo(), autocommit=True) as conn:
+        rows = conn.execute("SELECT study_id FROM claims WHERE claimed_at >= %s", (since,))
+        return {int(r[0]) for r in rows.fetchall()}
+
+
+def restore_claims(since: datetime, keep: set[int]) -> int:
+    """Undo the benchmark's claims: delete them and put their studies back to ``ready``."""
+    with psycopg.connect(load_studies.conninfo()) as conn, conn.transaction():
+        ids = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT study_id FROM claims WHERE claimed_at >= %s", (since,)
+            ).fetchall()
+            if int(r[0]) not in keep
+        ]
+        if ids:
+            conn.execute("DELETE FROM claims WHERE study_id = ANY(%s)", (ids,))
+            conn.execute(
+                "UPDATE studies SET status = 'ready' WHERE id = ANY(%s) AND status = 'in_progress'",
+                (ids,),
+            )
+    return len(ids)
+
+
+def loaded_claims() -> set[int]:
+    """Study ids of the claims that belong to the data set."""
+    with psycopg.connect(load_studies.conninfo(), autocommit=True) as conn:
+        return {int(r[0]) for r in conn.execute("SELECT study_id FROM claims").fetchall()}
+
+
+def next_available() -> bool:
+    """True when the app mounts ``POST /api/v1/worklist/next``."""
+    try:
+        from worklist.app import create_app
+
+        app = create_app(Settings(database_url="postgresql://unused", redis_url="redis://x"))
+        paths = app.openapi().get("paths", {})
+    except Exception:  # a half-written module elsewhere: not there yet
+        return False
+    return "post" in paths.get(NEXT_PATH, {})
+
+
+def next_claims(
+    workdir: Path,
+    cluster: ApiCluster,
+    radiologists: list[BenchUser],
+    *,
+    clients: int,
+    duration: float,
+    keep: set[int],
+) -> dict[str, Any]:
+    """(b) 50 radiologists calling ``/worklist/next`` back to back; double handouts."""
+    templates = [
+        {
+            "name": "next",
+            "method": "POST",
+            "path": NEXT_PATH,
+            "token": radiologists[k % len(radiologists)].token,
+            "client": k,
+            "extract": "study.study_uid",
+        }
+        for k in range(clients)
+    ]
+    # The database clock decides claimed_at: take "since" from it.
+    with psycopg.connect(load_studies.conninfo(), autocommit=True) as conn:
+        row = conn.execute("SELECT now()").fetchone()
+        assert row is not None
+        since: datetime = row[0]
+    try:
+        summary, raw = closed_loop(
+            workdir,
+            cluster,
+            templates,
+            clients=clients,
+            duration=duration,
+            warmup=2.0,
+            label="next",
+        )
+        handed = [uid for uid in raw["extracted"] if uid]
+        counts = Counter(handed)
+        claimed = claimed_since(since) - keep
+        summary["claims_per_second"] = summary["throughput_per_second"]
+        summary["handed_out"] = len(handed)
+        summary["distinct_studies"] = len(counts)
+        summary["double_handouts"] = sum(n - 1 for n in counts.values() if n > 1)
+        summary["duplicated_uids"] = [uid for uid, n in counts.items() if n > 1][:20]
+        summary["claims_in_database"] = len(claimed)
+        summary["no_content_204"] = summary["statuses"].get("204", 0)
+    finally:
+        summary_restored = restore_claims(since, keep)
+    summary["restored"] = summary_restored
+    return summary
+
+
+# --------------------------------------------------------------------------- indexes
+
+
+def index_definitions() -> dict[str, str]:
+    """CREATE INDEX statements of migration 0003's indexes, from the models."""
+    by_name = {index.name: index for index in Study.__table__.indexes}
+    missing = [name for name in MIGRATION_0003_INDEXES if name not in by_name]
+    if missing:
+        raise BenchError(f"indexes {missing} are not in worklist/models/study.py")
+    return {
+        str(name): str(CreateIndex(by_name[name]).compile(dialect=postgresql.dialect()))  # type: ignore[arg-type]
+        for name in MIGRATION_0003_INDEXES
+    }
+
+
+def drop_indexes() -> list[str]:
+    """Drop migration 0003's indexes (for a "before" run); the names dropped."""
+    dropped = []
+    with psycopg.connect(load_studies.conninfo(), autocommit=True) as conn:
+        for name in MIGRATION_0003_INDEXES:
+            exists = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+            if exists and exists[0] is not None:
+                conn.execute(f'DROP INDEX "{name}"')
+                dropped.append(name)
+    return dropped
+
+
+def restore_indexes() -> None:
+    """Rebuild migration 0003's indexes exactly as the models (and the migration) define them."""
+    with psycopg.connect(load_studies.conninfo(), autocommit=True) as conn:
+        for name, ddl in index_definitions().items():
+            exists = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+            if not exists or exists[0] is None:
+                conn.execute(ddl)
+        conn.execute("ANALYZE studies")
+
+
+def present_indexes() -> list[str]:
+    """Migration 0003's indexes present in the benchmark database."""
+    with psycopg.connect(load_studies.conninfo(), autocommit=True) as conn:
+        return [
+            name
+            for name in MIGRATION_0003_INDEXES
+            if (row := conn.execute("SELECT to_regclass(%s)", (name,)).fetchone())
+            and row[0] is not None
+        ]
+
+
+# --------------------------------------------------------------------------- plans
+
+
+def plan_requests(users: list[BenchUser], with_next: bool) -> list[tuple[str, str, str, str]]:
+    """The requests whose SQL is explained: the mix for a multi-trust radiologist, more."""
+    rng = random.Random(3)
+    radiologist = max(
+        (u for u in users if u.role == "radiologist"), key=lambda u: len(u.site_codes)
+    )
+    admin = next(u for u in users if u.role == "admin")
+    requests: list[tuple[str, str, str, str]] = []
+    for variant in MIX:
+        path = variant_query(radiologist, variant, rng)
+        if path is not None:
+            requests.append(
+                (
+                    f"{variant} (radiologist, {len(radiologist.site_codes)} trusts)",
+                    "GET",
+                    path,
+                    radiologist.token,
+                )
+            )
+    requests.append(("default (admin, all trusts)", "GET", "/api/v1/worklist", admin.token))
+    requests.append(("site (admin)", "GET", "/api/v1/worklist?site=RXK", admin.token))
+    if with_next:
+        requests.append(("next (radiologist)", "POST", NEXT_PATH, radiologist.token))
+    return requests
+
+
+def explain_all(users: list[BenchUser], secret: str, with_next: bool, keep: set[int]) -> list[Plan]:
+    """Capture the API's SQL in-process and EXPLAIN (ANALYZE, BUFFERS) it."""
+    settings = Settings(
+        database_url=load_studies.database_url(),
+        redis_url=REDIS_URL,
+        secret_key=secret,
+        log_level="WARNING",
+    )
+    with psycopg.connect(load_studies.conninfo(), autocommit=True) as conn:
+        row = conn.execute("SELECT now()").fetchone()
+        assert row is not None
+        since: datetime = row[0]
+    try:
+        return explain_requests(settings, load_studies.conninfo(), plan_requests(users, with_next))
+    finally:
+        restore_claims(since, keep)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def keep_api_logs(workdir: Path, runs: dict[int, dict[str, Any]]) -> Path | None:
+    """Copy the API logs to bench/out/ when a phase got 5xx answers (to see why)."""
+    failed = any(
+        status.startswith("5") and status != "599"
+        for run in runs.values()
+        for phase in [
+            run.get("open_loop"),
+            run.get("saturation_get"),
+            run.get("saturation_next"),
+            *run.get("open_loop_other_rates", {}).values(),
+        ]
+        if phase
+        for status in phase["statuses"]
+    )
+    if not failed:
+        return None
+    dest = OUT_DIR / f"worklist-logs-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for log in workdir.rglob("api-*.log"):
+        shutil.copy2(log, dest / f"{log.parent.name}-{log.name}")
+    return dest
+
+
+def format_results(runs: dict[int, dict[str, Any]], rate: float) -> str:
+    """The results table."""
+    lines = [
+        f"{'API procs':>9} {'phase':<28} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'max ms':>8} {'errors':>7} {'API ms/req':>10} {'DB ms/req':>9} "
+        f"{'rest CPU':>9}",
+    ]
+    lines.append("-" * len(lines[0]))
+    for count, run in runs.items():
+        phases: list[tuple[str, str, dict[str, Any] | None]] = [
+            ("open", f"(a) open loop {rate:g}/s", run.get("open_loop"))
+        ]
+        phases += [
+            ("open", f"    open loop {other}/s", summary)
+            for other, summary in run.get("open_loop_other_rates", {}).items()
+        ]
+        phases += [
+            ("closed", "(b) GET saturation", run.get("saturation_get")),
+            ("closed", "(b) next saturation", run.get("saturation_next")),
+        ]
+        for mode, label, phase in phases:
+            if phase is None:
+                continue
+            lat = phase["latency_ms"]
+            errors = phase["failed"]
+            rps = phase["achieved_rate"] if mode == "open" else phase["throughput_per_second"]
+            cpu = phase["cpu"]
+            lines.append(
+                f"{count:>9} {label:<28} {rps:>8.1f} {fmt_ms(lat['p50']):>8} "
+                f"{fmt_ms(lat['p95']):>8} {fmt_ms(lat['p99']):>8} {fmt_ms(lat['max']):>8} "
+                f"{errors:>7} {cpu.get('api_cpu_ms_per_request', 0):>10.1f} "
+                f"{cpu.get('database_cpu_ms_per_request', 0):>9.1f} "
+                f"{cpu['other_cpu_seconds']:>8.1f}s"
+            )
+    return "\n".join(lines)
+
+
+def format_kinds(open_loop: dict[str, Any]) -> str:
+    """Per request kind latencies of the open-loop run."""
+    lines = [f"    {'kind':<12} {'n':>6} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}"]
+    for name, stats in open_loop["by_kind"].items():
+        lines.append(
+            f"    {name:<12} {stats['requests']:>6} {fmt_ms(stats['p50']):>7} "
+            f"{fmt_ms(stats['p95']):>7} {fmt_ms(stats['p99']):>7} {fmt_ms(stats['max']):>7}"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.worklist",
+        description="Worklist latency, saturation and next-claims over 1M studies.",
+    )
+    parser.add_argument("--studies", type=int, default=load_studies.DEFAULT_STUDIES)
+    parser.add_argument("--reload", action="store_true", help="rebuild the database")
+    parser.add_argument(
+        "--api-processes",
+        default="1,2",
+        help="comma-separated numbers of `worklist api` processes to measure (default 1,2)",
+    )
+    parser.add_argument(
+        "--rate",
+        default="200",
+        help="open-loop requests/s; a comma-separated list runs each (the first is the aim's)",
+    )
+    parser.add_argument("--duration", type=float, default=30.0, help="open-loop seconds")
+    parser.add_argument("--clients", type=int, default=50, help="saturation clients")
+    parser.add_argument("--saturation-seconds", type=float, default=15.0)
+    parser.add_argument("--warmup-seconds", type=float, default=5.0)
+    parser.add_argument("--skip-next", action="store_true", help="no worklist/next phase")
+    parser.add_argument("--skip-explain", action="store_true")
+    parser.add_argument(
+        "--wait-for-next",
+        type=float,
+        default=0.0,
+        metavar="MINUTES",
+        help="wait up to MINUTES for POST /api/v1/worklist/next to exist",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=10.0,
+        metavar="MINUTES",
+        help="before each round wait up to MINUTES for other work to leave the CPUs idle "
+        "(busy < 25%%); 0 = do not wait (default 10)",
+    )
+    parser.add_argument(
+        "--without-indexes",
+        action="store_true",
+        help="drop migration 0003's indexes for this run (a 'before' run); rebuilt at the end",
+    )
+    args = parser.parse_args(argv)
+    args.process_counts = [int(n) for n in args.api_processes.split(",") if n]
+    args.rates = [float(r) for r in args.rate.split(",") if r]
+    if not args.rates or min(args.rates) <= 0:
+        parser.error("--rate must list positive rates")
+    if not args.process_counts or min(args.process_counts) < 1:
+        parser.error("--api-processes must list positive numbers")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    install_signal_handlers()
+    command = shlex.join(
+        ["python", "-m", "bench.worklist", *(sys.argv[1:] if argv is None else argv)]
+    )
+    load_start = os.getloadavg()
+    if load_start[0] > 0.5 * (os.cpu_count() or 1):
+        print(
+            f"warning: load average {load_start[0]:.1f} on {os.cpu_count()} CPUs before the run; "
+            "other work on this machine will add noise"
+        )
+    notes: list[str] = []
+    info = load_studies.ensure_loaded(studies=args.studies, reload=args.reload)
+    with_next = not args.skip_next and next_available()
+    deadline = time.monotonic() + args.wait_for_next * 60
+    while not with_next and not args.skip_next and time.monotonic() < deadline:
+        print("waiting for POST /api/v1/worklist/next to exist ...", flush=True)
+        time.sleep(30)
+        with_next = next_available()
+    if not with_next and not args.skip_next:
+        notes.append("worklist/next not measured: the endpoint does not exist yet")
+    dropped: list[str] = []
+    workdir = Path(tempfile.mkdtemp(prefix="bench-worklist-"))
+    secret = random_secret()
+    runs: dict[int, dict[str, Any]] = {}
+    plans: list[Plan] = []
+    cluster: ApiCluster | None = None
+    logs_kept: Path | None = None
+    try:
+        if args.without_indexes:
+            dropped = drop_indexes()
+            with psycopg.connect(load_studies.conninfo(), autocommit=True) as conn:
+                conn.execute("ANALYZE studies")
+            print(f"without migration 0003's indexes (dropped: {', '.join(dropped) or 'none'})")
+        indexes = present_indexes()
+        renewed = load_studies.refresh_claims()
+        keep = loaded_claims()
+        rng = random.Random(5)
+        users = pick_users(rng)
+        radiologists = [u for u in users if u.role == "radiologist"]
+        for count in args.process_counts:
+            print(f"\n== {count} API process(es)", flush=True)
+            busy = wait_for_quiet(args.quiet_wait) if args.quiet_wait > 0 else None
+            cluster = ApiCluster(workdir / f"api{count}", count, secret)
+            cluster.start()
+            log_in(users, cluster.ports[0])
+            fetch_cursors(users, cluster.ports[0])
+            templates = worklist_templates(users, seed=9)
+            run: dict[str, Any] = {"api": cluster.describe(), "machine_busy_before": busy}
+            print(f"  warm-up: {args.warmup_seconds:g} s, 8 clients", flush=True)
+            closed_loop(
+                workdir,
+                cluster,
+                templates,
+                clients=8,
+                duration=args.warmup_seconds,
+                warmup=0,
+                label="warmup",
+            )
+            # Lowest rate first: an overloaded run leaves work behind in the server.
+            for rate in sorted(args.rates):
+                settle(cluster)
+                print(f"  (a) open loop {rate:g} req/s for {args.duration:g} s", flush=True)
+                summary = open_loop(workdir, cluster, templates, rate, args.duration)
+                if rate == args.rates[0]:
+                    run["open_loop"] = summary
+                else:
+                    run.setdefault("open_loop_other_rates", {})[f"{rate:g}"] = summary
+                lat = summary["latency_ms"]
+                print(
+                    f"      p50 {fmt_ms(lat['p50'])} ms, p95 {fmt_ms(lat['p95'])} ms, "
+                    f"p99 {fmt_ms(lat['p99'])} ms",
+                    flush=True,
+                )
+            settle(cluster)
+            print(
+                f"  (b) GET saturation: {args.clients} clients, {args.saturation_seconds:g} s",
+                flush=True,
+            )
+            run["saturation_get"], _ = closed_loop(
+                workdir,
+                cluster,
+                templates,
+                clients=args.clients,
+                duration=args.saturation_seconds,
+                warmup=2.0,
+                label="get",
+            )
+            print(f"      {run['saturation_get']['throughput_per_second']:.0f} req/s", flush=True)
+            if with_next:
+                settle(cluster)
+                print(
+                    f"  (b) next saturation: {args.clients} radiologists, "
+                    f"{args.saturation_seconds:g} s",
+                    flush=True,
+                )
+                run["saturation_next"] = next_claims(
+                    workdir,
+                    cluster,
+                    radiologists,
+                    clients=args.clients,
+                    duration=args.saturation_seconds,
+                    keep=keep,
+                )
+                nxt = run["saturation_next"]
+                print(
+                    f"      {nxt['claims_per_second']:.0f} claims/s, "
+                    f"{nxt['double_handouts']} double handouts, "
+                    f"{nxt['claims_in_database']} claims in the database "
+                    f"({nxt['handed_out']} handed out; restored {nxt['restored']})",
+                    flush=True,
+                )
+            runs[count] = run
+            cluster.stop()
+            cluster = None
+        if not args.skip_explain:
+            print("\nEXPLAIN (ANALYZE, BUFFERS) of the API's SQL ...", flush=True)
+            plans = explain_all(users, secret, with_next, keep)
+    except BenchError as exc:
+        REGISTRY.stop_all()
+        print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
+        keep_dir = OUT_DIR / f"failed-worklist-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
+        keep_dir.mkdir(parents=True, exist_ok=True)
+        for log in workdir.rglob("*.log"):
+            shutil.copy2(log, keep_dir / f"{log.parent.name}-{log.name}")
+        print(f"(logs kept in {shown_path(keep_dir)})", file=sys.stderr)
+        return 1
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        REGISTRY.stop_all()
+        if dropped:
+            print("rebuilding migration 0003's indexes ...", flush=True)
+            restore_indexes()
+        logs_kept = keep_api_logs(workdir, runs)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print("\n" + "=" * 100)
+    print(
+        f"worklist benchmark: {info.studies:,} studies over {info.sites} trusts "
+        f"(backlog: {info.status_counts.get('ready', 0):,} ready, "
+        f"{info.status_counts.get('in_progress', 0):,} in progress); loaded with COPY in "
+        f"{info.load_seconds:.0f} s{' (reused)' if info.reused else ''}"
+    )
+    print(f"migration 0003 indexes: {', '.join(indexes) if indexes else 'NONE (before run)'}")
+    print()
+    print(format_results(runs, args.rates[0]))
+    for count, run in runs.items():
+        print(f"\n  open loop by kind, {count} API process(es) (ms from scheduled send):")
+        print(format_kinds(run["open_loop"]))
+        if "saturation_next" in run:
+            nxt = run["saturation_next"]
+            print(
+                f"  next, {count} API process(es): {nxt['claims_per_second']:.0f} claims/s, "
+                f"{nxt['handed_out']} handed out, {nxt['distinct_studies']} distinct, "
+                f"double handouts: {nxt['double_handouts']}, 204: {nxt['no_content_204']}"
+            )
+    plans_path: Path | None = None
+    if plans:
+        print("\nplans (EXPLAIN (ANALYZE, BUFFERS), warm cache):")
+        for plan in plans:
+            print(f"  {plan.request:<36} {plan.kind:<40} {plan.summary()}")
+        for plan in plans:
+            if (
+                plan.request.startswith("default (radiologist")
+                and plan.kind.startswith("select studies")
+            ) or "skip locked" in plan.kind:
+                print(f"\n  -- {plan.request}: {plan.kind}")
+                print("\n".join("     " + line for line in plan.plan.splitlines()))
+    best = min(
+        (r["open_loop"]["latency_ms"]["p95"] for r in runs.values()),
+        default=None,
+        key=lambda v: v if v is not None else float("inf"),
+    )
+    if best is not None:
+        print(
+            f"\naim p95 < {AIM_P95_MS:g} ms at {args.rates[0]:g} req/s: best {best:.1f} ms "
+            f"({'met' if best < AIM_P95_MS else 'NOT met'})"
+        )
+    claims = [
+        r["saturation_next"]["claims_per_second"] for r in runs.values() if "saturation_next" in r
+    ]
+    if claims:
+        print(
+            f"aim >= {AIM_CLAIMS_PER_SECOND:g} next-claims/s: best {max(claims):.0f}/s "
+            f"({'met' if max(claims) >= AIM_CLAIMS_PER_SECOND else 'NOT met'})"
+        )
+    if logs_kept is not None:
+        print(f"5xx answers: API logs kept in {shown_path(logs_kept)}")
+    for note in notes:
+        print(f"note: {note}")
+
+    OUT_DIR.mkdir(exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    out_path = OUT_DIR / f"worklist-{stamp}.json"
+    report = {
+        "command": command,
+        "started": stamp,
+        "host": host_info(),
+        "load_average": {"start": load_start, "end": os.getloadavg()},
+        "data_set": info.as_dict(),
+        "indexes_0003_present": indexes,
+        "without_indexes": args.without_indexes,
+        "claims_renewed_at_start": renewed,
+        "mix": MIX,
+        "role_share": ROLE_SHARE,
+        "users": [
+            {"username": u.username, "role": u.role, "sites": u.site_codes, "q": u.surnames}
+            for u in users
+        ],
+        "runs": {str(count): run for count, run in runs.items()},
+        "plans": [plan.as_dict() for plan in plans],
+        "notes": notes,
+    }
+    out_path.write_text(json.dumps(report, indent=2, default=str))
+    if plans:
+        plans_path = OUT_DIR / f"worklist-{stamp}-plans.txt"
+        plans_path.write_text(
+            "\n\n".join(
+                f"-- {p.request}: {p.kind}\n-- {p.summary()}\n{p.sql}\n-- params: {p.params!r}\n"
+                f"{p.plan or p.error}"
+                for p in plans
+            )
+        )
+        print(f"plans: {shown_path(plans_path)}")
+    print(f"results: {shown_path(out_path)}")
+    print(f"reproduce: {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        REGISTRY.stop_all()
+        print("\ninterrupted; API processes stopped", file=sys.stderr)
+        sys.exit(130)
