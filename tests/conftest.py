@@ -16,6 +16,8 @@ from worklist.config import Settings
 from worklist.db import make_engine, make_sessionmaker, migrate, normalise_url
 from worklist.models import Base
 
+pytest_plugins = ["tests.receiver"]
+
 ADMIN_URL = os.environ.get(
     "WORKLIST_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from worklist.alerts.endpoints import router as alerts_router
 from worklist.api.errors import install_error_handlers
 from worklist.api.middleware import RequestLatencyMiddleware
 from worklist.audit.endpoints import router as audit_router
@@ -17,6 +18,7 @@ from worklist.db import make_async_engine, make_async_sessionmaker
 from worklist.events.endpoints import router as events_router
 from worklist.ops.endpoints import router as ops_router
 from worklist.reports.endpoints import router as reports_router
+from worklist.sites.endpoints import router as sites_router
 from worklist.studies.endpoints import router as studies_router
 
 # Redis is an accelerator, not a dependency of correctness: fail fast when it is away.
@@ -64,4 +66,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(events_router)
     app.include_router(audit_router)
     app.include_router(reports_router)
+    app.include_router(alerts_router)
+    app.include_router(sites_router)
     return app

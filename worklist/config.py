@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     gateway_processes: int = Field(default=1, ge=1, le=64)
     gateway_reuse_port: bool = False
     worker_interval_seconds: float = 1.0
+    # Webhook delivery (Standard Webhooks) from the outbox.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    webhook_secret_overlap_seconds: float = Field(default=86400.0, ge=0)
+    # Alert streams re-read the outbox this often when no Redis wake-up arrives.
+    alert_stream_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
 
     @field_validator("turnaround_targets", mode="before")

@@ -69,6 +69,55 @@ class AuditAction(enum.StrEnum):
     REPORT_SAVED = "report.saved"
     REPORT_FINALISED = "report.finalised"
     REPORT_ADDENDUM = "report.addendum"
+    REPORT_FHIR_VIEW = "report.fhir_view"
+    ALERT_RAISED = "alert.raised"
+    ALERT_VIEW = "alert.view"
+    ALERT_ACKNOWLEDGED = "alert.acknowledged"
+    ALERT_ESCALATED = "alert.escalated"
+    WEBHOOK_DISABLED = "webhook.disabled"
+    WEBHOOK_ENABLED = "webhook.enabled"
+    WEBHOOK_CHANGED = "webhook.changed"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
+
+
+class AlertCategory(enum.StrEnum):
+    """Critical-result categories (RCR / Academy of Medical Royal Colleges); urgency order."""
+
+    CRITICAL = "critical"
+    URGENT = "urgent"
+    SIGNIFICANT_UNEXPECTED = "significant_unexpected"
+    CANCER = "cancer"
+
+
+class AlertStatus(enum.StrEnum):
+    """Whether someone at the originating trust has taken the alert."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+
+
+class DeliveryChannel(enum.StrEnum):
+    """How an outbox message reaches the originating trust."""
+
+    WEBHOOK = "webhook"
+    SSE = "sse"
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where one delivery of an outbox message is (as stored)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+
+
+class OutboxEventType(enum.StrEnum):
+    """Messages the outbox carries to the originating trust (webhook ``type``, SSE event)."""
+
+    ALERT_RAISED = "alert.raised"
+    ALERT_ESCALATED = "alert.escalated"
+    ALERT_ACKNOWLEDGED = "alert.acknowledged"
+    REPORT_FINALISED = "report.finalised"
+    REPORT_AMENDED = "report.amended"
 
 
 DEFAULT_STATUS_FILTER = (StudyStatus.READY, StudyStatus.IN_PROGRESS)

@@ -54,3 +54,22 @@ def render_process_metrics() -> bytes:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
     return generate_latest(REGISTRY)
+
+
+# Outbox delivery (the worker's dispatcher and the alert streams).
+WEBHOOK_ATTEMPTS = Counter(
+    "worklist_webhook_attempts_total",
+    "Webhook delivery attempts by site and outcome (delivered, failed, gone, timeout, error)",
+    ["site", "outcome"],
+)
+DELIVERY_LATENCY = Histogram(
+    "worklist_delivery_latency_seconds",
+    "Time from an outbox message's commit to its delivery, by channel",
+    ["channel"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+ALERT_ESCALATIONS = Counter(
+    "worklist_alert_escalations_total",
+    "Alerts escalated by the worker after a missed acknowledgement deadline",
+    ["site", "category"],
+)

@@ -1,8 +1,8 @@
 """The background worker: periodic jobs, each in its own transaction.
 
 A job is a function ``(session, settings) -> int`` returning how many things it did.
-Jobs: promoting quiet studies, claim lease expiry; later ones (outbox delivery, alert
-escalation) join ``JOBS``.
+Jobs: promoting quiet studies, claim lease expiry, alert escalation. Beside the jobs,
+the webhook dispatcher (``worklist.outbox.dispatcher``) runs in its own thread.
 Every job must be safe to run concurrently in several worker replicas (set-based
 UPDATEs or ``FOR UPDATE SKIP LOCKED``).
 """
@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, func, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from worklist.alerts.escalation import escalate_overdue
 from worklist.audit import repository as audit
 from worklist.claims import repository as claims_repository
 from worklist.claims.repository import ExpiredClaim
@@ -110,6 +111,7 @@ def _expire_job(session: Session, settings: Settings) -> int:
 JOBS: tuple[Job, ...] = (
     Job("promote_quiet_studies", _promote_job),
     Job("expire_claims", _expire_job),
+    Job("escalate_alerts", escalate_overdue),
 )
 
 

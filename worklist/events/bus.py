@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from worklist.events import WorklistEvent, staged
+from worklist.outbox import WAKE_CHANNEL, staged_wakeups, wake_payload
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +128,26 @@ def _dropped(events: Sequence[WorklistEvent], exc: Exception) -> None:
         log.exception("events not published", extra=extra)
 
 
+def _wake_dropped(site_ids: set[int], exc: Exception) -> None:
+    log.warning(
+        "redis unavailable, outbox wake-up not published (pollers will deliver)",
+        extra={"sites": wake_payload(site_ids), "error": repr(exc)},
+    )
+
+
 async def publish_staged(client: AsyncRedis, session: Session | AsyncSession) -> None:
-    """Publish what was staged on ``session`` (call after it committed); never raises."""
+    """Publish what was staged on ``session`` (call after it committed); never raises.
+
+    Also wakes the outbox's readers (dispatcher, alert streams) for the sites whose
+    messages the transaction added.
+    """
     events = staged(session)
+    wake = staged_wakeups(session)
+    if wake:
+        try:
+            await client.publish(WAKE_CHANNEL, wake_payload(wake))
+        except Exception as exc:  # the rows are committed: the pollers will find them
+            _wake_dropped(wake, exc)
     if not events:
         return
     try:
@@ -141,6 +159,12 @@ async def publish_staged(client: AsyncRedis, session: Session | AsyncSession) ->
 def publish_staged_sync(client: redis.Redis, session: Session) -> None:
     """``publish_staged`` for synchronous callers (the worker)."""
     events = staged(session)
+    wake = staged_wakeups(session)
+    if wake:
+        try:
+            client.publish(WAKE_CHANNEL, wake_payload(wake))
+        except Exception as exc:  # the rows are committed: the pollers will find them
+            _wake_dropped(wake, exc)
     if not events:
         return
     try:

@@ -1,18 +1,25 @@
 """All ORM tables, one module per domain."""
 
+from worklist.models.alerts import Alert, AlertBreach
 from worklist.models.audit import AuditEvent
 from worklist.models.base import Base
+from worklist.models.outbox import Delivery, DeliveryAttempt, OutboxMessage
 from worklist.models.reporting import Claim, Report, ReportAddendum, ReportVersion
 from worklist.models.site import DicomNode, Site
 from worklist.models.study import Instance, Patient, Series, Study
 from worklist.models.user import User, user_sites
 
 __all__ = [
+    "Alert",
+    "AlertBreach",
     "AuditEvent",
     "Base",
     "Claim",
+    "Delivery",
+    "DeliveryAttempt",
     "DicomNode",
     "Instance",
+    "OutboxMessage",
     "Patient",
     "Report",
     "ReportAddendum",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ARRAY, Boolean, ForeignKey, Integer, String, Text, text
+from datetime import datetime
+
+from sqlalchemy import ARRAY, Boolean, DateTime, ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from worklist.enums import Priority
@@ -21,6 +23,16 @@ class Site(CreatedAtMixin, Base):
     default_priority: Mapped[Priority | None] = mapped_column(PriorityType, nullable=True)
     webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     webhook_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Secret rotation: the previous secret still signs (beside the new one) until then.
+    webhook_previous_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    webhook_previous_secret_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    # Set when the endpoint answered 410 Gone: deliveries wait until a manager re-enables it.
+    webhook_disabled_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    webhook_disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
 
     nodes: Mapped[list[DicomNode]] = relationship(back_populates="site", lazy="raise")
