@@ -1,4 +1,5 @@
-"""The background worker: quiet studies become ready; the loop survives database outages."""
+"""The background worker: quiet studies become ready; the loop survives database outages;
+the webhook dispatcher runs beside the jobs."""
 
 from __future__ import annotations
 
@@ -14,9 +15,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.receiver import WebhookReceiver
+from worklist import worker as worker_module
 from worklist.config import Settings
-from worklist.enums import Priority, StudyStatus
+from worklist.enums import OutboxEventType, Priority, StudyStatus
 from worklist.models import Patient, Site, Study
+from worklist.outbox import enqueue
+from worklist.sites.service import new_webhook_secret
 from worklist.synthetic import new_uid
 from worklist.worker import Job, promote_quiet_studies, run_worker
 
@@ -125,7 +130,7 @@ def test_run_worker_promotes_in_the_background_and_stops_on_request(
     fast = settings.model_copy(
         update={"study_stable_seconds": 1.0, "worker_interval_seconds": 0.05}
     )
-    thread = threading.Thread(target=run_worker, args=(fast, stop))
+    thread = threading.Thread(target=run_worker, args=(fast, stop), kwargs={"dispatch": False})
     thread.start()
     try:
         deadline = time.monotonic() + 10
@@ -155,7 +160,9 @@ def test_run_worker_backs_off_and_recovers_after_database_errors(
     stop = threading.Event()
     fast = settings.model_copy(update={"worker_interval_seconds": 0.02})
     thread = threading.Thread(
-        target=run_worker, args=(fast, stop), kwargs={"jobs": [Job("flaky", flaky)]}
+        target=run_worker,
+        args=(fast, stop),
+        kwargs={"jobs": [Job("flaky", flaky)], "dispatch": False},
     )
     with caplog.at_level(logging.INFO, logger="worklist.worker"):
         thread.start()
@@ -183,7 +190,9 @@ def test_run_worker_keeps_running_while_the_database_is_unreachable(
         }
     )
     stop = threading.Event()
-    thread = threading.Thread(target=run_worker, args=(unreachable, stop))
+    thread = threading.Thread(
+        target=run_worker, args=(unreachable, stop), kwargs={"dispatch": False}
+    )
     with caplog.at_level(logging.WARNING, logger="worklist.worker"):
         thread.start()
         time.sleep(0.5)
@@ -195,3 +204,64 @@ def test_run_worker_keeps_running_while_the_database_is_unreachable(
     warnings = [r for r in caplog.records if r.getMessage() == "database unavailable, backing off"]
     assert warnings
     assert all("error" in r.__dict__ for r in warnings)
+
+
+def _dispatcher_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "webhook-dispatcher"]
+
+
+def test_run_worker_delivers_webhooks_beside_the_jobs_and_stops_them_together(
+    db: sessionmaker[Session], settings: Settings, webhook_receiver: WebhookReceiver
+) -> None:
+    secret = new_webhook_secret()
+    webhook_receiver.secrets = [secret]
+    with db() as session, session.begin():
+        site = Site(code="HOOK", name="Hook Trust", webhook_url=webhook_receiver.url)
+        site.webhook_secret = secret
+        session.add(site)
+        session.flush()
+        message = enqueue(
+            session, site=site, event_type=OutboxEventType.REPORT_FINALISED, data={"x": 1}
+        )
+    stop = threading.Event()
+    fast = settings.model_copy(update={"worker_interval_seconds": 0.05})
+    thread = threading.Thread(target=run_worker, args=(fast, stop), kwargs={"jobs": []})
+    thread.start()
+    try:
+        [request] = webhook_receiver.wait_accepted(1)
+        assert request.webhook_id == message.webhook_id
+        assert _dispatcher_threads()
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
+    assert not _dispatcher_threads()
+
+
+def test_run_worker_restarts_a_dispatcher_that_exited(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    runs: list[threading.Event] = []
+    second_run = threading.Event()
+
+    def short_lived_then_steady(_: Settings, stop: threading.Event) -> None:
+        runs.append(stop)
+        if len(runs) == 2:
+            second_run.set()
+            stop.wait()
+
+    monkeypatch.setattr(worker_module, "run_dispatcher", short_lived_then_steady)
+    stop = threading.Event()
+    fast = settings.model_copy(update={"worker_interval_seconds": 0.02})
+    thread = threading.Thread(target=run_worker, args=(fast, stop), kwargs={"jobs": []})
+    with caplog.at_level(logging.ERROR, logger="worklist.worker"):
+        thread.start()
+        try:
+            assert second_run.wait(10)
+        finally:
+            stop.set()
+            thread.join(10)
+    assert not thread.is_alive()
+    assert len(runs) == 2
+    assert runs[1].is_set(), "the restarted dispatcher was not told to stop"
+    assert "webhook dispatcher exited unexpectedly, restarting it" in caplog.messages

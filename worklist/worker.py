@@ -33,6 +33,7 @@ from worklist.events import EventType, WorklistEvent, stage
 from worklist.events.bus import make_sync_redis, publish_staged_sync
 from worklist.metrics import STUDIES_PROMOTED
 from worklist.models import Study
+from worklist.outbox.dispatcher import run_dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ MAX_BACKOFF_SECONDS = 30.0
 WORKER_ACTOR = "worker"
 # Claims ended per run: bounds the transaction; a backlog drains over the next runs.
 EXPIRE_BATCH = 500
+# The dispatcher abandons in-flight sends within about a second of being told to stop.
+DISPATCHER_JOIN_SECONDS = 10.0
 
 
 def promote_quiet_studies(
@@ -146,11 +149,36 @@ def run_jobs_once(
     return done
 
 
-def run_worker(settings: Settings, stop: threading.Event, *, jobs: Sequence[Job] = JOBS) -> None:
+def _start_dispatcher(settings: Settings, stop: threading.Event) -> threading.Thread:
+    thread = threading.Thread(
+        target=run_dispatcher, args=(settings, stop), name="webhook-dispatcher", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _keep_dispatcher_alive(
+    thread: threading.Thread, settings: Settings, stop: threading.Event
+) -> threading.Thread:
+    # Alerts must keep flowing: a dispatcher that died on a bug is started again.
+    if thread.is_alive() or stop.is_set():
+        return thread
+    log.error("webhook dispatcher exited unexpectedly, restarting it")
+    return _start_dispatcher(settings, stop)
+
+
+def run_worker(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    jobs: Sequence[Job] = JOBS,
+    dispatch: bool = True,
+) -> None:
     """Run the jobs every ``worker_interval_seconds`` until ``stop`` is set.
 
-    A database outage is logged and retried with exponential backoff; the worker
-    never exits because PostgreSQL went away for a while.
+    With ``dispatch`` the webhook dispatcher runs beside them in its own thread and is
+    stopped and joined with the worker. A database outage is logged and retried with
+    exponential backoff; the worker never exits because PostgreSQL went away for a while.
     """
     engine = make_engine(
         settings.require_database_url(), pool_size=1, application_name="worklist-worker"
@@ -159,11 +187,21 @@ def run_worker(settings: Settings, stop: threading.Event, *, jobs: Sequence[Job]
     redis_client = make_sync_redis(settings.redis_url) if settings.redis_url else None
     interval = settings.worker_interval_seconds
     failures = 0
+    # Its own event, so the dispatcher stops however this loop ends.
+    dispatcher_stop = threading.Event()
+    dispatcher = _start_dispatcher(settings, dispatcher_stop) if dispatch else None
     log.info(
-        "worker started", extra={"interval_s": interval, "jobs": ",".join(j.name for j in jobs)}
+        "worker started",
+        extra={
+            "interval_s": interval,
+            "jobs": ",".join(j.name for j in jobs),
+            "webhooks": dispatch,
+        },
     )
     try:
         while not stop.is_set():
+            if dispatcher is not None:
+                dispatcher = _keep_dispatcher_alive(dispatcher, settings, dispatcher_stop)
             try:
                 run_jobs_once(factory, settings, jobs, redis_client=redis_client)
             except Exception as exc:
@@ -185,6 +223,11 @@ def run_worker(settings: Settings, stop: threading.Event, *, jobs: Sequence[Job]
                 failures = 0
             stop.wait(interval)
     finally:
+        dispatcher_stop.set()
+        if dispatcher is not None:
+            dispatcher.join(DISPATCHER_JOIN_SECONDS)
+            if dispatcher.is_alive():
+                log.warning("webhook dispatcher did not stop in time")
         if redis_client is not None:
             redis_client.close()
         engine.dispose()

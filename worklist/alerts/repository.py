@@ -1,0 +1,371 @@
+"""SQL for alerts: raising, reading, acknowledging and escalating them, and their deliveries.
+
+Lock order, everywhere: the study row or the alert row first (``FOR NO KEY UPDATE``, so
+rows that merely reference them are not blocked), then the alert-outbox lock
+(``lock_alert_outbox``) just before the message is added, held to commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from worklist.enums import AlertCategory, AlertStatus, DeliveryChannel, DeliveryStatus
+from worklist.models import (
+    Alert,
+    AlertBreach,
+    Claim,
+    Delivery,
+    OutboxMessage,
+    Patient,
+    Report,
+    Site,
+    Study,
+    User,
+)
+
+# Advisory lock (two-key form: class, object) that every transaction adding an alert
+# message holds from the message's insert to its commit. Alert messages therefore commit
+# in id order, so a stream that has read up to id N can never later find an id below N
+# appear: the cursor and Last-Event-ID replay stay exact without gap tracking.
+ALERT_OUTBOX_LOCK = (0x414C5254, 1)  # "ALRT"
+
+# DML ... RETURNING Alert must refresh an instance the session may already hold.
+_REFRESH: dict[str, Any] = {"synchronize_session": False, "populate_existing": True}
+
+
+_ViewSelect = Select[Alert, str, str | None, Site, str, str | None, str, str]
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """An alert with what its JSON shows: the study, the site, the patient, the raiser."""
+
+    alert: Alert
+    study_uid: str
+    accession_number: str | None
+    site: Site
+    patient_name: str
+    nhs_number: str | None
+    local_id: str
+    raised_by: str
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """A delivery of one of an alert's messages, with the message's type and webhook id."""
+
+    delivery: Delivery
+    event: str
+    webhook_id: str
+
+
+@dataclass(frozen=True)
+class AlertKey:
+    """An alert's position in the newest-first order: (raised_at, id)."""
+
+    raised_at: datetime
+    id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class AlertFilters:
+    """What ``GET /alerts`` narrows to."""
+
+    status: AlertStatus | None = None
+    category: AlertCategory | None = None
+    study_uid: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamMessage:
+    """An alert message as the alert stream sends it."""
+
+    id: int
+    site_id: int
+    type: str
+    body: str
+    created_at: datetime
+
+
+def _view_select() -> _ViewSelect:
+    return (
+        select(
+            Alert,
+            Study.study_uid,
+            Study.accession_number,
+            Site,
+            Patient.name,
+            Patient.nhs_number,
+            Patient.local_id,
+            User.username,
+        )
+        .join(Study, Study.id == Alert.study_id)
+        .join(Site, Site.id == Alert.site_id)
+        .join(Patient, Patient.id == Study.patient_id)
+        .join(User, User.id == Alert.raised_by_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+def _view(row: Any) -> AlertView:
+    return AlertView(*row)
+
+
+def lock_alert_outbox(session: Session) -> None:
+    """Take the alert-outbox lock (sync sessions: the worker)."""
+    session.execute(select(func.pg_advisory_xact_lock(*ALERT_OUTBOX_LOCK)))
+
+
+async def lock_alert_outbox_async(session: AsyncSession) -> None:
+    """Take the alert-outbox lock (the API)."""
+    await session.execute(select(func.pg_advisory_xact_lock(*ALERT_OUTBOX_LOCK)))
+
+
+async def lock_visible_study(
+    session: AsyncSession, *, study_uid: str, visible: ColumnElement[bool]
+) -> tuple[Study, Site, Patient] | None:
+    """Lock the study (if ``visible`` admits it) and return it with its site and patient."""
+    stmt = (
+        select(Study, Site, Patient)
+        .join(Site, Site.id == Study.site_id)
+        .join(Patient, Patient.id == Study.patient_id)
+        .where(Study.study_uid == study_uid, visible)
+        .with_for_update(of=Study, key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    return (row[0], row[1], row[2]) if row else None
+
+
+async def study_writers(session: AsyncSession, *, study_id: int) -> tuple[int | None, int | None]:
+    """The user ids of the study's claim holder and report author (None where there is none).
+
+    A claim whose lease lapsed but that nobody took over still counts, as for report saves.
+    """
+    holder = select(Claim.user_id).where(Claim.study_id == study_id).scalar_subquery()
+    author = select(Report.author_id).where(Report.study_id == study_id).scalar_subquery()
+    row = (await session.execute(select(holder, author))).one()
+    return row[0], row[1]
+
+
+async def insert_alert(
+    session: AsyncSession,
+    *,
+    study_id: int,
+    site_id: int,
+    category: AlertCategory,
+    finding: str,
+    recipient: str | None,
+    raised_by_id: int,
+    deadline: timedelta,
+) -> Alert:
+    """Insert an open alert due for acknowledgement ``deadline`` after it was raised."""
+    stmt = (
+        insert(Alert)
+        .values(
+            study_id=study_id,
+            site_id=site_id,
+            category=category,
+            finding=finding,
+            recipient=recipient,
+            raised_by_id=raised_by_id,
+            ack_due_at=func.now() + deadline,
+        )
+        .returning(Alert)
+    )
+    return (await session.scalars(stmt, execution_options=_REFRESH)).one()
+
+
+async def get_view(
+    session: AsyncSession, *, alert_id: uuid.UUID, visible: ColumnElement[bool], lock: bool = False
+) -> AlertView | None:
+    """The alert if ``visible`` admits it; ``lock`` serialises acknowledgements."""
+    stmt = _view_select().where(Alert.id == alert_id, visible)
+    if lock:
+        stmt = stmt.with_for_update(of=Alert, key_share=True)
+    row = (await session.execute(stmt)).one_or_none()
+    return _view(row) if row else None
+
+
+async def list_views(
+    session: AsyncSession,
+    *,
+    visible: ColumnElement[bool],
+    filters: AlertFilters,
+    after: AlertKey | None,
+    limit: int,
+) -> list[AlertView]:
+    """Visible alerts matching ``filters``, newest first, after ``after``."""
+    stmt = _view_select().where(visible)
+    if filters.status is not None:
+        stmt = stmt.where(Alert.status == filters.status)
+    if filters.category is not None:
+        stmt = stmt.where(Alert.category == filters.category)
+    if filters.study_uid is not None:
+        stmt = stmt.where(Study.study_uid == filters.study_uid)
+    if after is not None:
+        stmt = stmt.where(
+            Alert.raised_at <= after.raised_at,
+            or_(Alert.raised_at < after.raised_at, Alert.id < after.id),
+        )
+    stmt = stmt.order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit)
+    return [_view(row) for row in await session.execute(stmt)]
+
+
+def _deliveries_select(
+    alert_ids: Collection[uuid.UUID],
+) -> Select[Delivery, uuid.UUID | None, str, str]:
+    return (
+        select(Delivery, OutboxMessage.alert_id, OutboxMessage.type, OutboxMessage.webhook_id)
+        .join(OutboxMessage, OutboxMessage.id == Delivery.message_id)
+        .where(OutboxMessage.alert_id.in_(alert_ids))
+        .order_by(OutboxMessage.id, Delivery.channel)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def deliveries_of(
+    session: AsyncSession, alert_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[DeliveryRow]]:
+    """The deliveries of every message of these alerts, oldest message first."""
+    found: dict[uuid.UUID, list[DeliveryRow]] = {alert_id: [] for alert_id in alert_ids}
+    if not alert_ids:
+        return found
+    for delivery, alert_id, event, webhook_id in await session.execute(
+        _deliveries_select(alert_ids)
+    ):
+        if alert_id is not None:  # always, given the filter: for the type checker
+            found[alert_id].append(DeliveryRow(delivery, event, webhook_id))
+    return found
+
+
+async def acknowledge(
+    session: AsyncSession,
+    *,
+    alert_id: uuid.UUID,
+    acknowledged_by: str,
+    user_id: int,
+    note: str | None,
+) -> Alert | None:
+    """Record the first acknowledgement of an open alert; None if it was already taken."""
+    stmt = (
+        update(Alert)
+        .where(Alert.id == alert_id, Alert.status == AlertStatus.OPEN)
+        .values(
+            status=AlertStatus.ACKNOWLEDGED,
+            acknowledged_by=acknowledged_by,
+            acknowledged_by_user_id=user_id,
+            acknowledged_at=func.now(),
+            acknowledgement_note=note,
+        )
+        .returning(Alert)
+    )
+    return (await session.scalars(stmt, execution_options=_REFRESH)).one_or_none()
+
+
+# The alert stream.
+
+
+def _alert_messages(site_ids: frozenset[int] | None) -> Select[int, int, str, str, datetime]:
+    stmt = select(
+        OutboxMessage.id,
+        OutboxMessage.site_id,
+        OutboxMessage.type,
+        OutboxMessage.body,
+        OutboxMessage.created_at,
+    ).where(OutboxMessage.type.startswith("alert.", autoescape=True))
+    if site_ids is not None:
+        stmt = stmt.where(OutboxMessage.site_id.in_(sorted(site_ids)))
+    return stmt
+
+
+async def newest_alert_message_id(session: AsyncSession, site_ids: frozenset[int] | None) -> int:
+    """The id of the newest alert message of these sites (0 when there is none)."""
+    inner = _alert_messages(site_ids).order_by(OutboxMessage.id.desc()).limit(1).subquery()
+    newest = (await session.execute(select(inner.c.id))).scalar_one_or_none()
+    return int(newest or 0)
+
+
+async def alert_messages_after(
+    session: AsyncSession, site_ids: frozenset[int] | None, *, after: int, limit: int
+) -> list[StreamMessage]:
+    """Alert messages of these sites with an id above ``after``, oldest first."""
+    stmt = _alert_messages(site_ids).where(OutboxMessage.id > after)
+    rows = await session.execute(stmt.order_by(OutboxMessage.id).limit(limit))
+    return [StreamMessage(*row) for row in rows]
+
+
+async def mark_sse_delivered(session: AsyncSession, message_ids: Sequence[int]) -> list[int]:
+    """Record that a stream client was sent these messages; return those sent for the first time."""
+    if not message_ids:
+        return []
+    # Bookkeeping of events already sent: not worth a WAL flush that would hold up the
+    # stream's next read (a crash can only leave a sent delivery shown as pending).
+    await session.execute(text("SET LOCAL synchronous_commit TO off"))
+    # The locked pre-image tells first deliveries apart (RETURNING only sees the new row).
+    before = (
+        select(Delivery.id, Delivery.delivered_at)
+        .where(Delivery.message_id.in_(message_ids), Delivery.channel == DeliveryChannel.SSE)
+        .with_for_update()
+        .subquery()
+    )
+    stmt = (
+        update(Delivery)
+        .where(Delivery.id == before.c.id)
+        .values(
+            status=DeliveryStatus.DELIVERED,
+            attempts=Delivery.attempts + 1,
+            last_attempt_at=func.now(),
+            delivered_at=func.coalesce(Delivery.delivered_at, func.now()),
+        )
+        .returning(Delivery.message_id, before.c.delivered_at.is_(None))
+    )
+    rows = await session.execute(stmt, execution_options={"synchronize_session": False})
+    return [message_id for message_id, first in rows if first]
+
+
+# Escalation (the worker: synchronous sessions).
+
+
+def lock_overdue(session: Session, *, limit: int) -> list[Alert]:
+    """Lock up to ``limit`` open alerts past their deadline, skipping those locked elsewhere."""
+    stmt = (
+        select(Alert)
+        .where(Alert.status == AlertStatus.OPEN, Alert.ack_due_at <= func.now())
+        .order_by(Alert.ack_due_at)
+        .limit(limit)
+        .with_for_update(key_share=True, skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return list(session.scalars(stmt))
+
+
+def escalate(session: Session, *, alert: Alert, deadline: timedelta) -> Alert:
+    """Record the missed deadline and raise the alert's level; the next deadline runs from now."""
+    level = alert.escalation_level + 1
+    session.add(
+        AlertBreach(alert_id=alert.id, escalation_level=level, deadline_at=alert.ack_due_at)
+    )
+    stmt = (
+        update(Alert)
+        .where(Alert.id == alert.id)
+        .values(escalation_level=level, ack_due_at=func.now() + deadline)
+        .returning(Alert)
+    )
+    return session.scalars(stmt, execution_options=_REFRESH).one()
+
+
+def get_views_sync(session: Session, alert_ids: Collection[uuid.UUID]) -> list[AlertView]:
+    """These alerts with what their JSON shows (the worker's read)."""
+    if not alert_ids:
+        return []
+    return [_view(row) for row in session.execute(_view_select().where(Alert.id.in_(alert_ids)))]
