@@ -14,6 +14,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from types import FrameType
 from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
@@ -26,14 +27,23 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from worklist.audit.repository import ActorKind, record
-from worklist.config import ConfigError, Settings
+from worklist.config import ConfigError, Settings, parse_duration
 from worklist.db import make_engine, make_sessionmaker, transaction
 from worklist.db import migrate as migrate_database
 from worklist.enums import AuditAction, Role
 from worklist.errors import DomainError
 from worklist.logs import configure_logging
 from worklist.sites import repository as site_repository
-from worklist.sites.service import register_site_node
+from worklist.sites.console import print_webhook_status
+from worklist.sites.schemas import SecretRotationOut
+from worklist.sites.service import (
+    Actor,
+    enable_webhook,
+    register_site_node,
+    rotate_webhook_secret,
+    set_webhook_url,
+    webhook_status,
+)
 from worklist.users.service import create_user
 
 P = ParamSpec("P")
@@ -271,6 +281,58 @@ def site_list() -> None:
     if not console.is_terminal:
         console.width = max(console.width, 160)  # piped or captured: keep one node per line
     console.print(table)
+
+
+@site_app.command("webhook")
+@reports_errors
+def site_webhook(
+    code: Annotated[str, typer.Argument(help="Code of the trust.")],
+    url: Annotated[
+        str | None, typer.Option("--url", help="Set the URL alerts and reports are POSTed to.")
+    ] = None,
+    enable: Annotated[
+        bool, typer.Option("--enable", help="Re-enable an endpoint disabled by a 410 Gone.")
+    ] = False,
+    rotate_secret: Annotated[
+        bool, typer.Option("--rotate-secret", help="Issue a new signing secret (shown once).")
+    ] = False,
+    overlap: Annotated[
+        str | None,
+        typer.Option(
+            "--overlap",
+            help="With --rotate-secret: how long the old secret stays valid (e.g. 24h; "
+            "default WORKLIST_WEBHOOK_SECRET_OVERLAP_SECONDS).",
+        ),
+    ] = None,
+) -> None:
+    """Show a trust's webhook endpoint; set its URL, re-enable it, or rotate its secret."""
+    if overlap is not None and not rotate_secret:
+        raise ConfigError("--overlap only applies with --rotate-secret")
+    settings = load_settings()
+    overlap_delta = (
+        parse_duration(overlap)
+        if overlap is not None
+        else timedelta(seconds=settings.webhook_secret_overlap_seconds)
+    )
+    actor = Actor(name=_cli_actor(), kind=ActorKind.SYSTEM)
+    new_secret: str | None = None
+    rotation: SecretRotationOut | None = None
+    with admin_session(settings) as session:
+        if url is not None:
+            new_secret = set_webhook_url(session=session, code=code, url=url, actor=actor).secret
+        if enable:
+            enable_webhook(session=session, code=code, actor=actor)
+        if rotate_secret:
+            rotation = rotate_webhook_secret(
+                session=session, code=code, overlap=overlap_delta, actor=actor
+            )
+            new_secret = rotation.secret
+        status = webhook_status(session=session, code=code, actor=actor)
+    print_webhook_status(status)
+    if rotation is not None and rotation.previous_valid_until is None:
+        typer.echo("previous secret retired now (no overlap)")
+    if new_secret is not None:
+        typer.echo(f"webhook secret (shown once, store it now): {new_secret}")
 
 
 def _read_password(from_stdin: bool) -> str:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from worklist.api.deps import RedisDep, SessionMakerDep
 from worklist.metrics import render_process_metrics
 from worklist.ops import repository
-from worklist.ops.repository import BacklogCount
+from worklist.ops.collectors import BacklogCollector, DeliveryCollector
 
 log = logging.getLogger(__name__)
 
@@ -60,37 +59,34 @@ async def readyz(sessionmaker: SessionMakerDep, redis: RedisDep) -> JSONResponse
     )
 
 
-class BacklogCollector(Collector):
-    """Backlog gauges from counts taken at scrape time."""
-
-    def __init__(self, counts: list[BacklogCount]) -> None:
-        self._counts = counts
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        """Yield ``worklist_backlog_studies{site,priority,status}``."""
-        gauge = GaugeMetricFamily(
-            "worklist_backlog_studies",
-            "Studies awaiting report, by site, priority and status",
-            labels=["site", "priority", "status"],
-        )
-        for row in self._counts:
-            gauge.add_metric([row.site, row.priority.value, row.status.value], row.count)
-        yield gauge
+async def _database_collectors(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> list[BacklogCollector | DeliveryCollector]:
+    async with sessionmaker() as session:
+        # The server gives up too, so a slow scrape leaves no query running behind it.
+        await repository.limit_statement_time(session, CHECK_TIMEOUT_SECONDS)
+        backlog = await repository.backlog_counts(session)
+        deliveries = await repository.delivery_snapshot(session)
+    return [BacklogCollector(backlog), DeliveryCollector(deliveries)]
 
 
 @router.get("/metrics", response_class=Response)
 async def metrics(sessionmaker: SessionMakerDep) -> Response:
-    """Prometheus text: process metrics plus the backlog computed from the database."""
+    """Prometheus text: process metrics plus backlog, alert and delivery numbers from the database.
+
+    The database part is bounded in time; while the database is down (or slow) it is
+    left out and the process metrics are still served.
+    """
     body = render_process_metrics()
     try:
-        async with sessionmaker() as session:
-            counts = await asyncio.wait_for(
-                repository.backlog_counts(session), CHECK_TIMEOUT_SECONDS
-            )
+        collectors = await asyncio.wait_for(
+            _database_collectors(sessionmaker), CHECK_TIMEOUT_SECONDS
+        )
     except Exception as exc:  # metrics must still scrape while the database is down
-        log.warning("backlog metrics unavailable", extra={"error": repr(exc)})
+        log.warning("database metrics unavailable", extra={"error": repr(exc)})
     else:
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(BacklogCollector(counts))
+        for collector in collectors:
+            registry.register(collector)
         body += generate_latest(registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

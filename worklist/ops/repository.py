@@ -1,4 +1,4 @@
-"""SQL for readiness and the backlog gauges."""
+"""SQL for readiness and the gauges and counters computed at scrape time."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worklist.enums import Priority, StudyStatus
-from worklist.models import Site, Study
+from worklist.enums import (
+    AlertCategory,
+    AlertStatus,
+    DeliveryChannel,
+    DeliveryStatus,
+    Priority,
+    StudyStatus,
+)
+from worklist.models import Alert, AlertBreach, Delivery, Site, Study
 
 BACKLOG_STATUSES = (StudyStatus.RECEIVING, StudyStatus.READY, StudyStatus.IN_PROGRESS)
 
@@ -42,3 +49,97 @@ async def backlog_counts(session: AsyncSession) -> list[BacklogCount]:
         BacklogCount(site=code, priority=priority, status=status, count=count)
         for code, priority, status, count in rows
     ]
+
+
+@dataclass(frozen=True)
+class SiteWebhook:
+    """A site and the state of its webhook endpoint."""
+
+    id: int
+    code: str
+    active: bool
+    webhook_configured: bool
+    webhook_disabled: bool
+
+
+@dataclass(frozen=True)
+class AlertCount:
+    """Alerts (open, or breaches recorded) of a site in one category."""
+
+    site_id: int
+    category: AlertCategory
+    count: int
+
+
+@dataclass(frozen=True)
+class PendingDeliveries:
+    """Deliveries of a site waiting on one channel, and the age of the oldest."""
+
+    site_id: int
+    channel: DeliveryChannel
+    count: int
+    oldest_seconds: float
+
+
+@dataclass(frozen=True)
+class DeliverySnapshot:
+    """Everything the alert and delivery metrics need, read in one transaction."""
+
+    sites: list[SiteWebhook]
+    breaches: list[AlertCount]
+    open_alerts: list[AlertCount]
+    pending: list[PendingDeliveries]
+
+
+async def limit_statement_time(session: AsyncSession, seconds: float) -> None:
+    """Make the database cancel any statement of this transaction running over ``seconds``."""
+    await session.execute(
+        text("SELECT set_config('statement_timeout', :ms, true)"),
+        {"ms": str(max(1, int(seconds * 1000)))},
+    )
+
+
+async def delivery_snapshot(session: AsyncSession) -> DeliverySnapshot:
+    """Sites with their webhook state, breaches and open alerts by category, pending deliveries.
+
+    Each query reads an index made for it: open alerts and pending deliveries are
+    partial indexes; breaches are rare by construction.
+    """
+    site_rows = await session.execute(
+        select(
+            Site.id,
+            Site.code,
+            Site.active,
+            Site.webhook_url.is_not(None),
+            Site.webhook_disabled_at.is_not(None),
+        ).order_by(Site.code)
+    )
+    breach_rows = await session.execute(
+        select(Alert.site_id, Alert.category, func.count())
+        .join(AlertBreach, AlertBreach.alert_id == Alert.id)
+        .group_by(Alert.site_id, Alert.category)
+    )
+    open_rows = await session.execute(
+        select(Alert.site_id, Alert.category, func.count())
+        .where(Alert.status == AlertStatus.OPEN)
+        .group_by(Alert.site_id, Alert.category)
+    )
+    pending_rows = await session.execute(
+        select(
+            Delivery.site_id,
+            Delivery.channel,
+            func.count(),
+            func.extract("epoch", func.now() - func.min(Delivery.created_at)),
+        )
+        .where(Delivery.status == DeliveryStatus.PENDING)
+        .group_by(Delivery.site_id, Delivery.channel)
+    )
+    return DeliverySnapshot(
+        sites=[SiteWebhook(*row) for row in site_rows],
+        breaches=[AlertCount(*row) for row in breach_rows],
+        open_alerts=[AlertCount(*row) for row in open_rows],
+        pending=[
+            PendingDeliveries(site_id, channel, count, max(0.0, float(age)))
+            for site_id, channel, count, age in pending_rows
+        ],
+    )

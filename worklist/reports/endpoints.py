@@ -1,4 +1,5 @@
-"""``/api/v1/studies/{study_uid}/report``: read, save a draft, sign, add an addendum."""
+"""``/api/v1/studies/{study_uid}/report``: read, save a draft, sign, add an addendum; the
+signed result as FHIR R4 (``/fhir``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
-from worklist.reports import service
+from worklist.reports import results, service
+from worklist.reports.fhir import FHIR_JSON
 from worklist.reports.schemas import (
     AddendumIn,
     FinaliseIn,
@@ -65,6 +67,30 @@ async def get_report(
     )
     response.headers["ETag"] = etag(report.version)
     return report
+
+
+@router.get(
+    "/fhir",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "content": {FHIR_JSON: {"schema": {"type": "object"}}},
+            "description": "The signed report as a FHIR R4 DiagnosticReport",
+        },
+        404: {"description": "No such study, no signed report, or the study is not visible"},
+    },
+)
+async def get_fhir_report(
+    study_uid: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+) -> JSONResponse:
+    """The signed report as a FHIR R4 ``DiagnosticReport`` (what the trust's webhook got).
+
+    Readable by whoever may read the report, and by the study site's alert client.
+    """
+    resource, version = await results.get_fhir_report(
+        session=session, user=user, study_uid=study_uid, address=address
+    )
+    return JSONResponse(resource, media_type=FHIR_JSON, headers={"ETag": f'W/"{version}"'})
 
 
 @router.put(

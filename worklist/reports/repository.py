@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.enums import ReportStatus, StudyFlag, StudyStatus
 from worklist.errors import Conflict
-from worklist.models import Report, ReportAddendum, ReportVersion, Study, User
+from worklist.models import Patient, Report, ReportAddendum, ReportVersion, Site, Study, User
 
 # Raised by the triggers of migration 0002: signed report text changed / history rewritten.
 IMMUTABLE_SQLSTATES = frozenset({"WL010", "WL011"})
@@ -192,3 +192,17 @@ async def mark_study_reported(session: AsyncSession, *, study_id: int) -> None:
         ),
         execution_options={"synchronize_session": False},
     )
+
+
+async def get_patient_and_site(session: AsyncSession, *, study: Study) -> tuple[Patient, Site]:
+    """The study's patient and its site (the originating trust), as now committed."""
+    stmt = (
+        select(Patient, Site)
+        .select_from(Study)
+        .join(Patient, Patient.id == Study.patient_id)
+        .join(Site, Site.id == Study.site_id)
+        .where(Study.id == study.id)
+        .execution_options(populate_existing=True)
+    )
+    patient, site = (await session.execute(stmt)).one()
+    return patient, site

@@ -1,5 +1,8 @@
 """Report rules: who may write, optimistic concurrency, signing, addenda, audit and events.
 
+Signing and amending also deliver the result to the originating trust (``results``):
+its outbox message is written in the same transaction as the signature or addendum.
+
 Every write first locks the study row, so the writers of one study (saves, signing,
 addenda) run one after the other and each sees the version its predecessor committed.
 Checks run in this order: the study is visible (404), a report exists where one is
@@ -9,6 +12,7 @@ needed (404), the report's state allows the operation (409), the caller may do i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,11 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worklist.audit import repository as audit
 from worklist.claims import repository as claims_repository
 from worklist.claims.service import renew_claim
-from worklist.enums import AuditAction, ReportStatus, StudyFlag
+from worklist.enums import AuditAction, OutboxEventType, ReportStatus, StudyFlag
 from worklist.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from worklist.events import EventType, WorklistEvent, stage
-from worklist.models import Report, Study, User
+from worklist.models import Report, ReportAddendum, Study, User
 from worklist.reports import repository
+from worklist.reports.results import deliver_result, report_parts
 from worklist.reports.schemas import AddendumOut, ReportOut
 from worklist.studies.service import STUDY_NOT_FOUND
 from worklist.studies.visibility import visible_study_condition
@@ -173,7 +178,16 @@ async def finalise(
     await claims_repository.delete_claim(session, study_id=study.id)
     await repository.mark_study_reported(session, study_id=study.id)
     _audit_change(session, user, study, AuditAction.REPORT_FINALISED, signed, address)
-    out = await _report_out(session, signed)
+    addenda, names = await report_parts(session, signed)
+    await deliver_result(
+        session,
+        study=study,
+        report=signed,
+        addenda=addenda,
+        names=names,
+        event_type=OutboxEventType.REPORT_FINALISED,
+    )
+    out = _to_out(signed, addenda, names)
     stage(
         session,
         WorklistEvent(
@@ -224,6 +238,15 @@ async def add_addendum(
         await claims_repository.delete_claim(session, study_id=study.id)
         await repository.mark_study_reported(session, study_id=study.id)
     _audit_change(session, user, study, AuditAction.REPORT_ADDENDUM, amended, address)
+    addenda, names = await report_parts(session, amended)
+    await deliver_result(
+        session,
+        study=study,
+        report=amended,
+        addenda=addenda,
+        names=names,
+        event_type=OutboxEventType.REPORT_AMENDED,
+    )
     stage(
         session,
         WorklistEvent(
@@ -233,7 +256,7 @@ async def add_addendum(
             data={"version": amended.version, "addendum_by": user.username},
         ),
     )
-    return await _report_out(session, amended)
+    return _to_out(amended, addenda, names)
 
 
 async def _visible_study(session: AsyncSession, *, user: User, study_uid: str, lock: bool) -> Study:
@@ -305,11 +328,11 @@ def _audit_change(
 
 
 async def _report_out(session: AsyncSession, report: Report) -> ReportOut:
-    addenda = await repository.list_addenda(session, report_id=report.id)
-    user_ids = {report.author_id, *(a.author_id for a in addenda)}
-    if report.finalised_by_id is not None:
-        user_ids.add(report.finalised_by_id)
-    names = await repository.usernames(session, user_ids)
+    addenda, names = await report_parts(session, report)
+    return _to_out(report, addenda, names)
+
+
+def _to_out(report: Report, addenda: Sequence[ReportAddendum], names: dict[int, str]) -> ReportOut:
     return ReportOut(
         status=report.status,
         text=report.text,

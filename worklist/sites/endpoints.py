@@ -1,7 +1,98 @@
-"""``/api/v1/sites/{code}/webhook``: a trust's webhook endpoint, for its manager and admins."""
+"""``/api/v1/sites/{code}/webhook``: a trust's webhook endpoint, for its manager and admins.
+
+Managers see and change their own site's endpoint (another site answers 404, as an
+unknown one does); admins any site's; other roles are refused (403). This is where a
+manager sees that a 410 disabled the endpoint, and re-enables it.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import timedelta
+from typing import Any
 
-router = APIRouter(prefix="/api/v1/sites", tags=["sites"])
+from fastapi import APIRouter, Depends
+
+from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.sites import service
+from worklist.sites.schemas import (
+    RotateSecretIn,
+    SecretRotationOut,
+    WebhookChangeOut,
+    WebhookStatusOut,
+    WebhookUrlIn,
+)
+from worklist.sites.service import Actor
+
+router = APIRouter(
+    prefix="/api/v1/sites/{code}/webhook",
+    tags=["sites"],
+    dependencies=[Depends(current_user)],
+)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "Only managers and admins manage webhooks"},
+    404: {"description": "No such site, or not the caller's site"},
+}
+
+
+@router.get("", response_model=WebhookStatusOut, responses=ERRORS)
+async def get_webhook(
+    code: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+) -> WebhookStatusOut:
+    """The endpoint's URL and state (``disabled`` after a 410), backlog and latest attempts."""
+    actor = Actor.for_user(user, address)
+    return await session.run_sync(
+        lambda sync: service.webhook_status(session=sync, code=code, actor=actor)
+    )
+
+
+@router.put(
+    "",
+    response_model=WebhookChangeOut,
+    responses={**ERRORS, 422: {"description": "Not an absolute http(s) URL"}},
+)
+async def put_webhook(
+    code: str, body: WebhookUrlIn, session: SessionDep, user: CurrentUser, address: ClientAddress
+) -> WebhookChangeOut:
+    """Set the endpoint URL; the first URL of a site also issues its secret (shown once)."""
+    actor = Actor.for_user(user, address)
+    return await session.run_sync(
+        lambda sync: service.set_webhook_url(session=sync, code=code, url=body.url, actor=actor)
+    )
+
+
+@router.post(
+    "/enable",
+    response_model=WebhookStatusOut,
+    responses={**ERRORS, 409: {"description": "The site has no webhook URL"}},
+)
+async def enable_webhook(
+    code: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+) -> WebhookStatusOut:
+    """Re-enable an endpoint a 410 disabled; its held deliveries are then sent."""
+    actor = Actor.for_user(user, address)
+    return await session.run_sync(
+        lambda sync: service.enable_webhook(session=sync, code=code, actor=actor)
+    )
+
+
+@router.post("/rotate-secret", response_model=SecretRotationOut, responses=ERRORS)
+async def rotate_secret(
+    code: str,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    address: ClientAddress,
+    body: RotateSecretIn | None = None,
+) -> SecretRotationOut:
+    """Issue a new secret (shown once); the previous one keeps signing during the overlap."""
+    seconds = body.overlap_seconds if body and body.overlap_seconds is not None else None
+    overlap = timedelta(
+        seconds=settings.webhook_secret_overlap_seconds if seconds is None else seconds
+    )
+    actor = Actor.for_user(user, address)
+    return await session.run_sync(
+        lambda sync: service.rotate_webhook_secret(
+            session=sync, code=code, overlap=overlap, actor=actor
+        )
+    )

@@ -1,17 +1,71 @@
-"""SQL for sites and DICOM nodes."""
+"""SQL for sites, DICOM nodes and the state of a site's webhook deliveries."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from worklist.enums import Priority
-from worklist.models import DicomNode, Site
+from worklist.enums import DeliveryChannel, DeliveryStatus, Priority
+from worklist.models import Delivery, DeliveryAttempt, DicomNode, OutboxMessage, Site
 
 
-def get_site_by_code(session: Session, code: str) -> Site | None:
-    """The site with this code, or None."""
-    return session.scalar(select(Site).where(Site.code == code))
+@dataclass(frozen=True)
+class AttemptRow:
+    """One recorded webhook attempt with the message it carried."""
+
+    at: datetime
+    webhook_id: str
+    event: str
+    status_code: int | None
+    outcome: str
+    error: str | None
+
+
+def get_site_by_code(session: Session, code: str, *, lock: bool = False) -> Site | None:
+    """The site with this code, or None; ``lock`` serialises changes to its webhook.
+
+    The lock is ``FOR NO KEY UPDATE``, so rows that merely reference the site (outbox
+    messages, deliveries, audit) are still inserted meanwhile.
+    """
+    stmt = select(Site).where(Site.code == code)
+    if lock:
+        stmt = stmt.with_for_update(key_share=True).execution_options(populate_existing=True)
+    return session.scalar(stmt)
+
+
+def pending_webhook_deliveries(session: Session, site_id: int) -> tuple[int, datetime | None]:
+    """How many webhook deliveries of the site are pending, and since when the oldest."""
+    stmt = select(func.count(), func.min(Delivery.created_at)).where(
+        Delivery.site_id == site_id,
+        Delivery.status == DeliveryStatus.PENDING,
+        Delivery.channel == DeliveryChannel.WEBHOOK,
+    )
+    count, oldest = session.execute(stmt).one()
+    return count, oldest
+
+
+def recent_attempts(session: Session, site_id: int, limit: int) -> list[AttemptRow]:
+    """The site's latest recorded webhook attempts, newest first."""
+    stmt = (
+        select(
+            DeliveryAttempt.started_at,
+            OutboxMessage.webhook_id,
+            OutboxMessage.type,
+            DeliveryAttempt.status_code,
+            DeliveryAttempt.outcome,
+            DeliveryAttempt.error,
+        )
+        .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
+        .join(OutboxMessage, OutboxMessage.id == Delivery.message_id)
+        .where(Delivery.site_id == site_id)
+        # Attempt ids follow recording order and their index lets the scan stop early.
+        .order_by(DeliveryAttempt.id.desc())
+        .limit(limit)
+    )
+    return [AttemptRow(*row) for row in session.execute(stmt)]
 
 
 def get_node_by_ae_title(session: Session, ae_title: str) -> DicomNode | None:

@@ -1,4 +1,11 @@
-"""Rules for registering member trusts and their DICOM nodes."""
+"""Rules for member trusts: registering them and their DICOM nodes, managing their webhook.
+
+The webhook functions serve both the API (a manager of the site, or an admin) and the
+CLI (an operator, network-wide); ``Actor`` says who acts and with what authority. They
+are synchronous, like the CLI; the API runs them through ``AsyncSession.run_sync``.
+A secret leaves this module only in the one response that issues it: audit rows
+record that a secret was issued or rotated, never the secret.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,33 @@ import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
-from worklist.enums import Priority
-from worklist.errors import Conflict, InvalidInput
-from worklist.models import DicomNode, Site
+from worklist.audit import repository as audit
+from worklist.audit.repository import ActorKind
+from worklist.enums import AuditAction, Priority, Role
+from worklist.errors import Conflict, Forbidden, InvalidInput, NotFound
+from worklist.models import DicomNode, Site, User
+from worklist.outbox import WAKE_KEY
 from worklist.sites import repository
+from worklist.sites.schemas import (
+    MAX_OVERLAP_SECONDS,
+    RECENT_ATTEMPTS,
+    SecretRotationOut,
+    SiteRef,
+    WebhookAttemptOut,
+    WebhookChangeOut,
+    WebhookState,
+    WebhookStatusOut,
+)
+
+SITE_NOT_FOUND = "site not found"
+NOT_SITE_MANAGER = "only the site's managers and network admins manage its webhook"
+NO_WEBHOOK_URL = "the site has no webhook URL: set one first"
+INVALID_WEBHOOK_URL = "the webhook URL must be an absolute http:// or https:// URL"
 
 _CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
@@ -87,3 +114,201 @@ def register_site_node(
         site.webhook_secret = secret
     node = repository.add_node(session, site=site, ae_title=ae_title, hosts=hosts, port=port)
     return SiteRegistration(site=site, node=node, created_site=created, webhook_secret=secret)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who changes a site's webhook: an API user, or an operator at the CLI (``user`` None)."""
+
+    name: str
+    kind: ActorKind
+    address: str | None = None
+    user: User | None = None
+
+    @classmethod
+    def for_user(cls, user: User, address: str | None) -> Actor:
+        """The actor for an authenticated API caller."""
+        return cls(name=user.username, kind=ActorKind.USER, address=address, user=user)
+
+
+def _managed_site(session: Session, *, code: str, actor: Actor, lock: bool) -> Site:
+    """The site ``actor`` may manage: admins and operators any, managers their own.
+
+    Other roles learn nothing about sites (403); a manager asking about another trust
+    is told it does not exist (404), as for studies.
+    """
+    user = actor.user
+    if user is not None and user.role not in (Role.ADMIN, Role.MANAGER):
+        raise Forbidden(NOT_SITE_MANAGER)
+    if user is not None and user.role is Role.MANAGER and code not in {s.code for s in user.sites}:
+        raise NotFound(SITE_NOT_FOUND)
+    site = repository.get_site_by_code(session, code, lock=lock)
+    if site is None:
+        raise NotFound(SITE_NOT_FOUND)
+    return site
+
+
+def validate_webhook_url(url: str) -> str:
+    """An absolute http(s) URL with a host; InvalidInput otherwise."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        has_host = bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError as exc:
+        raise InvalidInput(INVALID_WEBHOOK_URL) from exc
+    if parts.scheme not in ("http", "https") or not has_host or any(c.isspace() for c in url):
+        raise InvalidInput(INVALID_WEBHOOK_URL)
+    return url
+
+
+def _redacted(url: str | None) -> str | None:
+    """The URL without credentials, query or fragment (they may carry tokens)."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def _wake_dispatchers(session: Session, site: Site) -> None:
+    # Held or redirected deliveries should go out at once, not at the next poll: the same
+    # post-commit wake-up ``outbox.enqueue`` stages for new messages.
+    session.info.setdefault(WAKE_KEY, set()).add(site.id)
+
+
+def _audit(
+    session: Session, actor: Actor, site: Site, action: AuditAction, detail: dict[str, object]
+) -> None:
+    audit.record(
+        session,
+        actor=actor.name,
+        actor_kind=actor.kind,
+        action=action,
+        site_id=site.id,
+        address=actor.address,
+        detail={"code": site.code, **detail},
+    )
+
+
+def _status(session: Session, site: Site) -> WebhookStatusOut:
+    now = datetime.now(UTC)
+    if not site.webhook_url:
+        state = WebhookState.NOT_CONFIGURED
+    elif site.webhook_disabled_at is not None:
+        state = WebhookState.DISABLED
+    else:
+        state = WebhookState.ACTIVE
+    rollover = site.webhook_previous_secret_until
+    pending, oldest = repository.pending_webhook_deliveries(session, site.id)
+    attempts = repository.recent_attempts(session, site.id, RECENT_ATTEMPTS)
+    return WebhookStatusOut(
+        site=SiteRef(code=site.code, name=site.name),
+        url=site.webhook_url,
+        status=state,
+        secret_configured=site.webhook_secret is not None,
+        disabled_at=site.webhook_disabled_at,
+        disabled_reason=site.webhook_disabled_reason,
+        secret_rollover_until=(
+            rollover if rollover and rollover > now and site.webhook_previous_secret else None
+        ),
+        pending_deliveries=pending,
+        oldest_pending_at=oldest,
+        recent_attempts=[WebhookAttemptOut(**vars(a)) for a in attempts],
+    )
+
+
+def webhook_status(*, session: Session, code: str, actor: Actor) -> WebhookStatusOut:
+    """The site's webhook: URL, active/disabled (a 410 and when), backlog, latest attempts."""
+    return _status(session, _managed_site(session, code=code, actor=actor, lock=False))
+
+
+def set_webhook_url(*, session: Session, code: str, url: str, actor: Actor) -> WebhookChangeOut:
+    """Point the site's webhook at ``url``; a secret is issued (returned once) if it had none.
+
+    A new URL is a new endpoint: a disabled state left by the old one's 410 is cleared.
+    Pending deliveries go to the new URL.
+    """
+    url = validate_webhook_url(url)
+    site = _managed_site(session, code=code, actor=actor, lock=True)
+    secret = None
+    if url != site.webhook_url:
+        previous = site.webhook_url
+        re_enabled = site.webhook_disabled_at is not None
+        site.webhook_url = url
+        site.webhook_disabled_at = None
+        site.webhook_disabled_reason = None
+        if site.webhook_secret is None:
+            secret = new_webhook_secret()
+            site.webhook_secret = secret
+        session.flush()
+        _audit(
+            session,
+            actor,
+            site,
+            AuditAction.WEBHOOK_CHANGED,
+            {
+                "url": _redacted(url),
+                "previous_url": _redacted(previous),
+                "secret_issued": secret is not None,
+                "re_enabled": re_enabled,
+            },
+        )
+        _wake_dispatchers(session, site)
+    return WebhookChangeOut(**_status(session, site).model_dump(), secret=secret)
+
+
+def enable_webhook(*, session: Session, code: str, actor: Actor) -> WebhookStatusOut:
+    """Re-enable an endpoint disabled by a 410: its held deliveries go out (idempotent)."""
+    site = _managed_site(session, code=code, actor=actor, lock=True)
+    if not site.webhook_url:
+        raise Conflict(NO_WEBHOOK_URL)
+    if site.webhook_disabled_at is not None:
+        disabled_at, reason = site.webhook_disabled_at, site.webhook_disabled_reason
+        site.webhook_disabled_at = None
+        site.webhook_disabled_reason = None
+        session.flush()
+        _audit(
+            session,
+            actor,
+            site,
+            AuditAction.WEBHOOK_ENABLED,
+            {"disabled_at": disabled_at.isoformat(), "disabled_reason": reason},
+        )
+        _wake_dispatchers(session, site)
+    return _status(session, site)
+
+
+def rotate_webhook_secret(
+    *, session: Session, code: str, overlap: timedelta, actor: Actor
+) -> SecretRotationOut:
+    """Issue a new secret (returned once); the current one keeps signing for ``overlap``.
+
+    Only two secrets are ever valid: rotating again during a rollover retires the
+    oldest at once. With no overlap the current secret is retired immediately.
+    """
+    seconds = overlap.total_seconds()
+    if not 0 <= seconds <= MAX_OVERLAP_SECONDS:
+        raise InvalidInput(f"the overlap must be between 0 and {MAX_OVERLAP_SECONDS} seconds")
+    site = _managed_site(session, code=code, actor=actor, lock=True)
+    until = None
+    if site.webhook_secret is not None and seconds > 0:
+        until = datetime.now(UTC) + overlap
+        site.webhook_previous_secret = site.webhook_secret
+    else:
+        site.webhook_previous_secret = None
+    site.webhook_previous_secret_until = until
+    secret = new_webhook_secret()
+    site.webhook_secret = secret
+    session.flush()
+    _audit(
+        session,
+        actor,
+        site,
+        AuditAction.WEBHOOK_SECRET_ROTATED,
+        {
+            "overlap_seconds": seconds,
+            "previous_valid_until": until.isoformat() if until else None,
+        },
+    )
+    return SecretRotationOut(secret=secret, previous_valid_until=until)

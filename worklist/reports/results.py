@@ -1,0 +1,113 @@
+"""Results delivery: a signed report, as FHIR R4, to the trust whose patient it is.
+
+Signing and amending call ``deliver_result`` inside their transaction, so the
+``report.finalised`` / ``report.amended`` outbox message commits (or rolls back) with
+the report. ``GET .../report/fhir`` builds the resource the same way from the same
+rows, so it equals what the webhook carried for that report version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worklist import outbox
+from worklist.audit import repository as audit
+from worklist.enums import AuditAction, OutboxEventType, ReportStatus, Role
+from worklist.errors import NotFound
+from worklist.models import Report, ReportAddendum, Study, User
+from worklist.reports import repository
+from worklist.reports.fhir import diagnostic_report
+from worklist.studies.service import STUDY_NOT_FOUND
+from worklist.studies.visibility import visible_study_condition
+
+NO_SIGNED_REPORT = "the study has no signed report (a draft is not a result)"
+
+
+def result_visible_condition(user: User) -> ColumnElement[bool]:
+    """Studies whose signed result ``user`` may read: the worklist rule, plus alert clients.
+
+    An alert client (the trust's results system) has no worklist, but may pull the
+    results of its own site's studies.
+    """
+    visible = visible_study_condition(user)
+    if user.role is Role.ALERT_CLIENT:
+        site_ids = sorted(site.id for site in user.sites)
+        return or_(visible, Study.site_id.in_(site_ids)) if site_ids else visible
+    return visible
+
+
+async def report_parts(
+    session: AsyncSession, report: Report
+) -> tuple[Sequence[ReportAddendum], dict[int, str]]:
+    """The report's addenda (flushing any just added) and the names of everyone involved."""
+    addenda = await repository.list_addenda(session, report_id=report.id)
+    user_ids = {report.author_id, *(a.author_id for a in addenda)}
+    if report.finalised_by_id is not None:
+        user_ids.add(report.finalised_by_id)
+    names = await repository.usernames(session, user_ids)
+    return addenda, names
+
+
+async def deliver_result(
+    session: AsyncSession,
+    *,
+    study: Study,
+    report: Report,
+    addenda: Sequence[ReportAddendum],
+    names: dict[int, str],
+    event_type: OutboxEventType,
+) -> None:
+    """Add the result's outbox message for the originating trust to this transaction."""
+    patient, site = await repository.get_patient_and_site(session, study=study)
+    resource = diagnostic_report(
+        report=report, addenda=addenda, study=study, patient=patient, site=site, usernames=names
+    )
+    outbox.enqueue(
+        session,
+        site=site,
+        event_type=event_type,
+        data={
+            "study_uid": study.study_uid,
+            "accession_number": study.accession_number,
+            "site": {"code": site.code, "name": site.name},
+            "report": resource,
+        },
+        study_id=study.id,
+    )
+
+
+async def get_fhir_report(
+    *, session: AsyncSession, user: User, study_uid: str, address: str | None
+) -> tuple[dict[str, Any], int]:
+    """The study's signed report as a FHIR DiagnosticReport, and its version; audited.
+
+    404 when the study is not visible, or has no report or only a draft.
+    """
+    study = await repository.get_visible_study(
+        session, study_uid=study_uid, visible=result_visible_condition(user)
+    )
+    if study is None:
+        raise NotFound(STUDY_NOT_FOUND)
+    report = await repository.get_report(session, study_id=study.id)
+    if report is None or report.status is ReportStatus.DRAFT:
+        raise NotFound(NO_SIGNED_REPORT)
+    addenda, names = await report_parts(session, report)
+    patient, site = await repository.get_patient_and_site(session, study=study)
+    resource = diagnostic_report(
+        report=report, addenda=addenda, study=study, patient=patient, site=site, usernames=names
+    )
+    audit.record(
+        session,
+        actor=user.username,
+        actor_kind=audit.ActorKind.USER,
+        action=AuditAction.REPORT_FHIR_VIEW,
+        study_uid=study.study_uid,
+        site_id=study.site_id,
+        address=address,
+        detail={"version": report.version},
+    )
+    return resource, report.version
