@@ -39,7 +39,9 @@ from worklist.sites.schemas import SecretRotationOut
 from worklist.sites.service import (
     Actor,
     enable_webhook,
+    grant_node,
     register_site_node,
+    revoke_node,
     rotate_webhook_secret,
     set_webhook_url,
     webhook_status,
@@ -95,7 +97,11 @@ app = typer.Typer(
 )
 site_app = typer.Typer(help="Member trusts and their DICOM nodes.", no_args_is_help=True)
 user_app = typer.Typer(help="API users.", no_args_is_help=True)
+node_app = typer.Typer(
+    help="What DICOM nodes may query and retrieve beyond their own site.", no_args_is_help=True
+)
 app.add_typer(site_app, name="site")
+app.add_typer(node_app, name="node")
 app.add_typer(user_app, name="user")
 
 
@@ -263,24 +269,61 @@ def site_list() -> None:
     settings = load_settings()
     with admin_session(settings) as session:
         sites = site_repository.list_sites(session)
+        grants = site_repository.granted_site_codes(session)
     if not sites:
         typer.echo("no sites registered")
         return
-    table = Table("code", "name", "AE title", "hosts", "port", "webhook")
+    table = Table("code", "name", "AE title", "hosts", "port", "also sees", "webhook")
     for site in sites:
         site_cells = [site.code, site.name]
         webhook = site.webhook_url or "-"
         if not site.nodes:
-            table.add_row(*site_cells, "-", "-", "-", webhook)
+            table.add_row(*site_cells, "-", "-", "-", "-", webhook)
         for node in sorted(site.nodes, key=lambda n: n.ae_title):
             hosts = ", ".join(node.hosts) if node.hosts else "any"
             port = str(node.port) if node.port else "-"
-            table.add_row(*site_cells, node.ae_title, hosts, port, webhook)
+            granted = ", ".join(grants.get(node.ae_title, [])) or "-"
+            table.add_row(*site_cells, node.ae_title, hosts, port, granted, webhook)
             site_cells, webhook = ["", ""], ""
     console = Console()
     if not console.is_terminal:
         console.width = max(console.width, 160)  # piped or captured: keep one node per line
     console.print(table)
+
+
+@node_app.command("grant")
+@reports_errors
+def node_grant(
+    ae_title: Annotated[str, typer.Argument(help="AE title of a registered DICOM node.")],
+    site: Annotated[str, typer.Option("--site", help="Code of the trust it may now see.")],
+) -> None:
+    """Let a registered DICOM node (e.g. a reporting workstation) query and retrieve
+    another site's studies."""
+    settings = load_settings()
+    with admin_session(settings) as session:
+        change = grant_node(session=session, ae_title=ae_title, site_code=site, actor=_cli_actor())
+    if change.own_site:
+        typer.echo(f"{change.ae_title} belongs to {change.site_code}: it already sees its studies")
+    elif change.changed:
+        typer.echo(f"{change.ae_title} may now query and retrieve {change.site_code}'s studies")
+    else:
+        typer.echo(f"{change.ae_title} already had access to {change.site_code}'s studies")
+
+
+@node_app.command("revoke")
+@reports_errors
+def node_revoke(
+    ae_title: Annotated[str, typer.Argument(help="AE title of a registered DICOM node.")],
+    site: Annotated[str, typer.Option("--site", help="Code of the trust to withdraw.")],
+) -> None:
+    """Withdraw a grant made with ``node grant``."""
+    settings = load_settings()
+    with admin_session(settings) as session:
+        change = revoke_node(session=session, ae_title=ae_title, site_code=site, actor=_cli_actor())
+    if change.changed:
+        typer.echo(f"{change.ae_title} may no longer see {change.site_code}'s studies")
+    else:
+        typer.echo(f"{change.ae_title} had no grant for {change.site_code}")
 
 
 @site_app.command("webhook")

@@ -78,6 +78,10 @@ class AuditAction(enum.StrEnum):
     WEBHOOK_ENABLED = "webhook.enabled"
     WEBHOOK_CHANGED = "webhook.changed"
     WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
+    NODE_GRANTED = "node.granted"
+    NODE_REVOKED = "node.revoked"
+    STUDY_RETRIEVED = "study.retrieved"
+    STUDY_QUERIED = "study.queried"
 
 
 class AlertCategory(enum.StrEnum):

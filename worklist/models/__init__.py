@@ -5,7 +5,7 @@ from worklist.models.audit import AuditEvent
 from worklist.models.base import Base
 from worklist.models.outbox import Delivery, DeliveryAttempt, OutboxMessage
 from worklist.models.reporting import Claim, Report, ReportAddendum, ReportVersion
-from worklist.models.site import DicomNode, Site
+from worklist.models.site import DicomNode, NodeGrant, Site
 from worklist.models.study import Instance, Patient, Series, Study
 from worklist.models.user import User, user_sites
 
@@ -19,6 +19,7 @@ __all__ = [
     "DeliveryAttempt",
     "DicomNode",
     "Instance",
+    "NodeGrant",
     "OutboxMessage",
     "Patient",
     "Report",

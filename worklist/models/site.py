@@ -51,3 +51,21 @@ class DicomNode(CreatedAtMixin, Base):
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
 
     site: Mapped[Site] = relationship(back_populates="nodes", lazy="raise")
+
+
+class NodeGrant(Base):
+    """Lets a DICOM node (e.g. a reporting workstation) query and retrieve another site's
+    studies (``worklist node grant AET --site CODE``); its own site's it always may."""
+
+    __tablename__ = "node_grants"
+
+    node_id: Mapped[int] = mapped_column(
+        ForeignKey("dicom_nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    granted_by: Mapped[str] = mapped_column(Text)
+    granted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )

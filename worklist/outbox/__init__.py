@@ -88,8 +88,14 @@ def enqueue(
         channels.append(DeliveryChannel.SSE)
     for channel in channels:
         session.add(Delivery(message=message, site_id=site.id, channel=channel))
-    session.info.setdefault(WAKE_KEY, set()).add(site.id)
+    stage_wakeup(session, site.id)
     return message
+
+
+def stage_wakeup(session: Session | AsyncSession, site_id: int) -> None:
+    """Wake the outbox's readers for ``site_id`` once ``session`` commits (e.g. its
+    endpoint was re-enabled, so held deliveries can go out now)."""
+    session.info.setdefault(WAKE_KEY, set()).add(site_id)
 
 
 def staged_wakeups(session: Session | AsyncSession) -> set[int]:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from worklist.enums import DeliveryChannel, DeliveryStatus, Priority
-from worklist.models import Delivery, DeliveryAttempt, DicomNode, OutboxMessage, Site
+from worklist.models import Delivery, DeliveryAttempt, DicomNode, NodeGrant, OutboxMessage, Site
 
 
 @dataclass(frozen=True)
@@ -108,3 +108,43 @@ def add_node(
     session.add(node)
     session.flush()
     return node
+
+
+def get_grant(session: Session, *, node_id: int, site_id: int) -> NodeGrant | None:
+    """The grant of ``site_id`` to ``node_id``, or None."""
+    return session.get(NodeGrant, (node_id, site_id))
+
+
+def add_grant(session: Session, *, node: DicomNode, site: Site, granted_by: str) -> NodeGrant:
+    """Record that ``node`` may query and retrieve ``site``'s studies."""
+    grant = NodeGrant(node_id=node.id, site_id=site.id, granted_by=granted_by)
+    session.add(grant)
+    session.flush()
+    return grant
+
+
+def delete_grant(session: Session, grant: NodeGrant) -> None:
+    """Withdraw a grant."""
+    session.delete(grant)
+    session.flush()
+
+
+def granted_site_codes(session: Session) -> dict[str, list[str]]:
+    """Every node's granted site codes by AE title (nodes without grants are absent)."""
+    stmt = (
+        select(DicomNode.ae_title, Site.code)
+        .join(NodeGrant, NodeGrant.node_id == DicomNode.id)
+        .join(Site, Site.id == NodeGrant.site_id)
+        .order_by(DicomNode.ae_title, Site.code)
+    )
+    result: dict[str, list[str]] = {}
+    for ae_title, code in session.execute(stmt):
+        result.setdefault(ae_title, []).append(code)
+    return result
+
+
+def node_site_ids(session: Session, node_id: int) -> set[int]:
+    """The sites whose studies a node may query and retrieve: its own and those granted."""
+    own = select(DicomNode.site_id).where(DicomNode.id == node_id)
+    granted = select(NodeGrant.site_id).where(NodeGrant.node_id == node_id)
+    return set(session.scalars(own.union(granted)))

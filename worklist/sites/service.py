@@ -24,7 +24,7 @@ from worklist.audit.repository import ActorKind
 from worklist.enums import AuditAction, Priority, Role
 from worklist.errors import Conflict, Forbidden, InvalidInput, NotFound
 from worklist.models import DicomNode, Site, User
-from worklist.outbox import WAKE_KEY
+from worklist.outbox import stage_wakeup
 from worklist.sites import repository
 from worklist.sites.schemas import (
     MAX_OVERLAP_SECONDS,
@@ -174,7 +174,7 @@ def _redacted(url: str | None) -> str | None:
 def _wake_dispatchers(session: Session, site: Site) -> None:
     # Held or redirected deliveries should go out at once, not at the next poll: the same
     # post-commit wake-up ``outbox.enqueue`` stages for new messages.
-    session.info.setdefault(WAKE_KEY, set()).add(site.id)
+    stage_wakeup(session, site.id)
 
 
 def _audit(
@@ -312,3 +312,62 @@ def rotate_webhook_secret(
         },
     )
     return SecretRotationOut(secret=secret, previous_valid_until=until)
+
+
+@dataclass(frozen=True)
+class GrantChange:
+    """What ``grant_node`` / ``revoke_node`` did."""
+
+    ae_title: str
+    site_code: str
+    own_site: bool
+    changed: bool
+
+
+def _node_and_site(session: Session, ae_title: str, site_code: str) -> tuple[DicomNode, Site]:
+    node = repository.get_node_by_ae_title(session, validate_ae_title(ae_title))
+    if node is None:
+        raise NotFound(f"no DICOM node with AE title {ae_title!r} (register it with `site add`)")
+    site = repository.get_site_by_code(session, site_code)
+    if site is None:
+        raise NotFound(f"no site {site_code!r}")
+    return node, site
+
+
+def grant_node(*, session: Session, ae_title: str, site_code: str, actor: str) -> GrantChange:
+    """Let node ``ae_title`` query and retrieve ``site_code``'s studies (idempotent, audited)."""
+    node, site = _node_and_site(session, ae_title, site_code)
+    own = node.site_id == site.id
+    changed = False
+    if not own and repository.get_grant(session, node_id=node.id, site_id=site.id) is None:
+        repository.add_grant(session, node=node, site=site, granted_by=actor)
+        audit.record(
+            session,
+            actor=actor,
+            actor_kind=ActorKind.SYSTEM,
+            action=AuditAction.NODE_GRANTED,
+            site_id=site.id,
+            detail={"ae_title": node.ae_title, "site": site.code},
+        )
+        changed = True
+    return GrantChange(node.ae_title, site.code, own_site=own, changed=changed)
+
+
+def revoke_node(*, session: Session, ae_title: str, site_code: str, actor: str) -> GrantChange:
+    """Withdraw a grant (idempotent, audited); a node's own site cannot be revoked."""
+    node, site = _node_and_site(session, ae_title, site_code)
+    if node.site_id == site.id:
+        raise Conflict(f"{node.ae_title} belongs to {site.code}: its own site is not a grant")
+    grant = repository.get_grant(session, node_id=node.id, site_id=site.id)
+    if grant is None:
+        return GrantChange(node.ae_title, site.code, own_site=False, changed=False)
+    repository.delete_grant(session, grant)
+    audit.record(
+        session,
+        actor=actor,
+        actor_kind=ActorKind.SYSTEM,
+        action=AuditAction.NODE_REVOKED,
+        site_id=site.id,
+        detail={"ae_title": node.ae_title, "site": site.code},
+    )
+    return GrantChange(node.ae_title, site.code, own_site=False, changed=True)
