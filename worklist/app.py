@@ -15,6 +15,7 @@ from worklist.audit.endpoints import router as audit_router
 from worklist.auth.endpoints import router as auth_router
 from worklist.config import Settings
 from worklist.db import make_async_engine, make_async_sessionmaker
+from worklist.dicomweb.endpoints import router as dicomweb_router
 from worklist.events.endpoints import router as events_router
 from worklist.ops.endpoints import router as ops_router
 from worklist.reports.endpoints import router as reports_router
@@ -68,4 +69,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(reports_router)
     app.include_router(alerts_router)
     app.include_router(sites_router)
+    app.include_router(dicomweb_router)
     return app

@@ -1,0 +1,1 @@
+"""DICOMweb (QIDO-RS, WADO-RS) under ``/dicomweb`` with the worklist's tokens and visibility."""
