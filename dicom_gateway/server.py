@@ -11,7 +11,12 @@ from typing import Any
 from pydicom import config as pydicom_config
 from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_gateway.associations import PeerTable
@@ -25,6 +30,7 @@ from dicom_gateway.handlers import (
     on_store,
 )
 from dicom_gateway.indexer import GroupCommitter
+from dicom_gateway.qr import on_find, on_get, on_move
 from dicom_gateway.storage import Storage
 from worklist.config import Settings
 from worklist.db import make_engine, make_sessionmaker
@@ -94,6 +100,9 @@ class Gateway:
             (evt.EVT_REQUESTED, on_requested, [self.context]),
             (evt.EVT_C_ECHO, on_echo),
             (evt.EVT_C_STORE, on_store, [self.context]),
+            (evt.EVT_C_FIND, on_find, [self.context]),
+            (evt.EVT_C_MOVE, on_move, [self.context]),
+            (evt.EVT_C_GET, on_get, [self.context]),
             (evt.EVT_CONN_CLOSE, on_closed, [self.context]),
         ]
         address = (self.settings.gateway_host, self.settings.gateway_port)
@@ -148,8 +157,18 @@ def _build_ae(settings: Settings) -> AE:
     transfer_syntaxes = [str(uid) for uid in AllTransferSyntaxes]
     for context in AllStoragePresentationContexts:
         if context.abstract_syntax is not None:
-            ae.add_supported_context(context.abstract_syntax, transfer_syntaxes)
+            # Both roles: a C-GET requestor proposes to be the storage SCP on its association
+            # (role selection); a sender proposing nothing keeps the default roles.
+            ae.add_supported_context(
+                context.abstract_syntax, transfer_syntaxes, scu_role=True, scp_role=True
+            )
     ae.add_supported_context(Verification)
+    for model in (
+        StudyRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelMove,
+        StudyRootQueryRetrieveInformationModelGet,
+    ):
+        ae.add_supported_context(model)
     return ae
 
 
