@@ -150,7 +150,7 @@ def on_move(event: Any, ctx: GatewayContext) -> Iterator[Any]:
             instances = (
                 []
                 if destination is None or destination.port is None
-                else _instances(session, peer, query)
+                else _instances(session, peer, query, destination_node_id=destination.node_id)
             )
     except (InvalidIdentifier, SQLAlchemyError) as exc:
         log.warning("move refused", extra={"destination": destination_ae, "error": repr(exc)})
@@ -206,8 +206,14 @@ def on_get(event: Any, ctx: GatewayContext) -> Iterator[Any]:
         event.assoc.unbind(evt.EVT_DIMSE_RECV, outcomes.on_message)
 
 
-def _instances(session: Any, peer: Peer, query: Query) -> list[StoredInstance]:
+def _instances(
+    session: Any, peer: Peer, query: Query, *, destination_node_id: int | None = None
+) -> list[StoredInstance]:
+    """What the caller may retrieve; for a C-MOVE, only what the destination may see too:
+    a node cannot push a trust's studies to a node with no reason to hold them."""
     site_ids = node_site_ids(session, peer.node_id)
+    if destination_node_id is not None and destination_node_id != peer.node_id:
+        site_ids &= node_site_ids(session, destination_node_id)
     return instances_to_retrieve(session, query, site_ids, MAX_RETRIEVE_INSTANCES)
 
 

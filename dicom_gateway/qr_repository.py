@@ -43,11 +43,12 @@ _INSTANCE_COLUMNS = (
 
 @dataclass(frozen=True)
 class Destination:
-    """A C-MOVE destination node: where to connect."""
+    """A C-MOVE destination node: where to connect, and which node it is."""
 
     ae_title: str
     hosts: list[str]
     port: int | None
+    node_id: int
 
 
 @dataclass(frozen=True)
@@ -108,11 +109,11 @@ def instances_to_retrieve(
 def destination_node(session: Session, ae_title: str) -> Destination | None:
     """The active node (of an active site) with this AE title, or None."""
     row = session.execute(
-        select(DicomNode.ae_title, DicomNode.hosts, DicomNode.port)
+        select(DicomNode.ae_title, DicomNode.hosts, DicomNode.port, DicomNode.id)
         .join(Site, Site.id == DicomNode.site_id)
         .where(DicomNode.ae_title == ae_title, DicomNode.active, Site.active)
     ).one_or_none()
-    return None if row is None else Destination(row[0], list(row[1] or []), row[2])
+    return None if row is None else Destination(row[0], list(row[1] or []), row[2], row[3])
 
 
 def _filtered(

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_gateway import status
+from tests.gateway.conftest import SITE_A_AE
 from tests.gateway.qr.conftest import (
     GATEWAY_AE,
     ROGUE_AE,
@@ -165,3 +166,21 @@ def test_getscu_of_ungranted_node_gets_nothing(network: Network, tmp_path: Path)
     result = dcmtk(*args, "127.0.0.1", str(network.gateway.port))
     assert result.returncode == 0, result.stderr
     assert list(out.iterdir()) == []
+
+
+def test_a_move_only_sends_what_the_destination_may_see_too(
+    network: Network, db: sessionmaker[Session], storescp: Path
+) -> None:
+    # Trust A's own PACS may see its study, but B's workstation has no grant for trust A:
+    # the study must not be pushed to it until the grant exists.
+    ident = identifier("STUDY", StudyInstanceUID=network.study_a.study_uid)
+
+    before = c_move_statuses(network.gateway.port, ident, WORKSTATION_AE, calling_ae=SITE_A_AE)
+    assert before[-1].Status == status.SUCCESS
+    assert before[-1].NumberOfCompletedSuboperations == 0
+    assert received_files(storescp) == {}
+
+    grant(db, WORKSTATION_AE, "RXA")
+    after = c_move_statuses(network.gateway.port, ident, WORKSTATION_AE, calling_ae=SITE_A_AE)
+    assert after[-1].NumberOfCompletedSuboperations == 5
+    _assert_same_instances(network, received_files(storescp), network.study_a.study_uid)
