@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
 from worklist.claims.endpoints import router as claims_router
@@ -51,12 +51,19 @@ async def get_worklist(
     responses={404: {"description": "No such study, or not visible to the caller"}},
 )
 async def get_study(
-    study_uid: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+    study_uid: str,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    address: ClientAddress,
 ) -> StudyDetail:
-    """A study with its series and the patient's priors across the network."""
-    return await service.get_study_detail(
+    """A study with its series, the patient's priors and where to fetch its images."""
+    detail = await service.get_study_detail(
         session=session, user=user, study_uid=study_uid, address=address
     )
+    base_url = str(request.base_url).rstrip("/")
+    detail.dicomweb_url = f"{base_url}/dicomweb/studies/{detail.study_uid}"
+    return detail
 
 
 @worklist_router.patch(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from worklist.enums import DEFAULT_STATUS_FILTER, Priority, StudyStatus
 from worklist.models import Patient, Series, Site, Study
@@ -208,6 +208,11 @@ class StudyDetail(WorklistItem):
 
     series: list[SeriesOut]
     priors: list[PriorStudy]
+    dicomweb_url: str | None = Field(
+        default=None,
+        description="Where to fetch the images: the study's WADO-RS URL (its QIDO-RS and "
+        "metadata resources hang off the same ``/dicomweb`` root), same bearer token.",
+    )
 
 
 class TriageRequest(BaseModel):

@@ -1,0 +1,242 @@
+"""DICOMweb rules: who may see what, which files a request names, and the audit of each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worklist.audit import repository as audit
+from worklist.dicomweb import dicomjson, repository
+from worklist.dicomweb.dicomjson import JsonDataset
+from worklist.dicomweb.query import Matching, QidoQuery
+from worklist.dicomweb.repository import StoredInstance, VisibleStudy
+from worklist.enums import AuditAction
+from worklist.errors import NotFound
+from worklist.models import User
+from worklist.studies.visibility import require_worklist_access, visible_study_condition
+
+STUDY_NOT_FOUND = "study not found"
+SERIES_NOT_FOUND = "series not found"
+INSTANCE_NOT_FOUND = "instance not found"
+NO_INSTANCES = "no instances stored"
+# An audit row names at most this many matched studies (a broad search can match many).
+MAX_AUDITED_STUDY_UIDS = 200
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a request points: a study, optionally one of its series and instances."""
+
+    study_uid: str | None = None
+    series_uid: str | None = None
+    sop_instance_uid: str | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks, from where, and the base URL their links are built on."""
+
+    user: User
+    address: str | None
+    base_url: str
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The study and the stored instances one WADO-RS request returns, in order."""
+
+    study: VisibleStudy
+    instances: list[StoredInstance] = field(default_factory=list)
+
+    @property
+    def transfer_syntaxes(self) -> set[str]:
+        """Every transfer syntax among the instances."""
+        return {i.transfer_syntax_uid for i in self.instances}
+
+
+def _scoped(matching: Matching, scope: Scope) -> Matching:
+    values: dict[str, Any] = dict(vars(matching))
+    if scope.study_uid is not None:
+        values["study_uids"] = (scope.study_uid,)
+    if scope.series_uid is not None:
+        values["series_uids"] = (scope.series_uid,)
+    return Matching(**values)
+
+
+async def _resolve_scope(session: AsyncSession, user: User, scope: Scope) -> VisibleStudy | None:
+    """The scope's study (404 when absent or not visible) and series (404 when absent)."""
+    if scope.study_uid is None:
+        return None
+    study = await repository.get_visible_study(
+        session, study_uid=scope.study_uid, visible=visible_study_condition(user)
+    )
+    if study is None:
+        raise NotFound(STUDY_NOT_FOUND)
+    if scope.series_uid is not None and not await repository.series_exists(
+        session, study_id=study.id, series_uid=scope.series_uid
+    ):
+        raise NotFound(SERIES_NOT_FOUND)
+    return study
+
+
+def _audit_query(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    level: str,
+    query: QidoQuery,
+    study: VisibleStudy | None,
+    study_uids: Sequence[str],
+) -> None:
+    if not study_uids:
+        return
+    distinct = list(dict.fromkeys(study_uids))
+    audit.record(
+        session,
+        actor=caller.user.username,
+        actor_kind=audit.ActorKind.USER,
+        action=AuditAction.STUDY_QUERIED,
+        study_uid=study.study_uid if study else None,
+        site_id=study.site_id if study else None,
+        address=caller.address,
+        detail={
+            "via": "dicomweb",
+            "level": level,
+            "matching": query.matching.as_audit_detail(),
+            "results": len(study_uids),
+            "study_uids": distinct[:MAX_AUDITED_STUDY_UIDS],
+            "study_uids_truncated": len(distinct) > MAX_AUDITED_STUDY_UIDS,
+        },
+    )
+
+
+async def search_studies(
+    *, session: AsyncSession, caller: Caller, query: QidoQuery
+) -> list[JsonDataset]:
+    """QIDO-RS study search over the studies the caller may see; audited when it matches."""
+    require_worklist_access(caller.user)
+    studies = await repository.search_studies(
+        session,
+        visible=visible_study_condition(caller.user),
+        matching=query.matching,
+        limit=query.limit,
+        offset=query.offset,
+    )
+    _audit_query(
+        session,
+        caller,
+        level="study",
+        query=query,
+        study=None,
+        study_uids=[s.study_uid for s in studies],
+    )
+    return [dicomjson.study_attributes(s, caller.base_url) for s in studies]
+
+
+async def search_series(
+    *, session: AsyncSession, caller: Caller, query: QidoQuery, scope: Scope
+) -> list[JsonDataset]:
+    """QIDO-RS series search, network-wide or within one visible study."""
+    require_worklist_access(caller.user)
+    study = await _resolve_scope(session, caller.user, scope)
+    rows = await repository.search_series(
+        session,
+        visible=visible_study_condition(caller.user),
+        matching=_scoped(query.matching, scope),
+        limit=query.limit,
+        offset=query.offset,
+    )
+    _audit_query(
+        session,
+        caller,
+        level="series",
+        query=query,
+        study=study,
+        study_uids=[r.study.study_uid for r in rows],
+    )
+    base = caller.base_url
+    return [
+        dicomjson.compose(
+            query,
+            dicomjson.series_attributes(r.series, r.study.study_uid, base),
+            dicomjson.study_attributes(r.study, base),
+        )
+        for r in rows
+    ]
+
+
+async def search_instances(
+    *, session: AsyncSession, caller: Caller, query: QidoQuery, scope: Scope
+) -> list[JsonDataset]:
+    """QIDO-RS instance search, network-wide, within a study or within a series."""
+    require_worklist_access(caller.user)
+    study = await _resolve_scope(session, caller.user, scope)
+    rows = await repository.search_instances(
+        session,
+        visible=visible_study_condition(caller.user),
+        matching=_scoped(query.matching, scope),
+        limit=query.limit,
+        offset=query.offset,
+    )
+    _audit_query(
+        session,
+        caller,
+        level="instance",
+        query=query,
+        study=study,
+        study_uids=[r.study.study_uid for r in rows],
+    )
+    base = caller.base_url
+    return [
+        dicomjson.compose(
+            query,
+            dicomjson.instance_attributes(r.instance, r.series.series_uid, r.study.study_uid, base),
+            dicomjson.series_attributes(r.series, r.study.study_uid, base),
+            dicomjson.study_attributes(r.study, base),
+        )
+        for r in rows
+    ]
+
+
+async def prepare_retrieval(
+    *, session: AsyncSession, caller: Caller, scope: Scope, what: str
+) -> Retrieval:
+    """The instances a WADO-RS request returns; the retrieval is audited before streaming.
+
+    ``what`` names the resource for the audit row: ``instances``, ``metadata``, ``frames``.
+    """
+    require_worklist_access(caller.user)
+    if scope.study_uid is None:  # pragma: no cover - every WADO-RS route names a study
+        raise NotFound(STUDY_NOT_FOUND)
+    study = await _resolve_scope(session, caller.user, scope)
+    assert study is not None
+    instances = await repository.list_stored_instances(
+        session,
+        study_id=study.id,
+        series_uid=scope.series_uid,
+        sop_instance_uid=scope.sop_instance_uid,
+    )
+    if not instances:
+        raise NotFound(INSTANCE_NOT_FOUND if scope.sop_instance_uid else NO_INSTANCES)
+    level = "instance" if scope.sop_instance_uid else "series" if scope.series_uid else "study"
+    audit.record(
+        session,
+        actor=caller.user.username,
+        actor_kind=audit.ActorKind.USER,
+        action=AuditAction.STUDY_RETRIEVED,
+        study_uid=study.study_uid,
+        site_id=study.site_id,
+        address=caller.address,
+        detail={
+            "via": "dicomweb",
+            "level": level,
+            "resource": what,
+            "series_uid": scope.series_uid,
+            "sop_instance_uid": scope.sop_instance_uid,
+            "instances": len(instances),
+        },
+    )
+    return Retrieval(study=study, instances=instances)

@@ -1,0 +1,307 @@
+"""WADO-RS routes: instances, metadata, frames and bulk data of the studies a caller may see.
+
+Bodies stream stored files from worker threads (StreamingResponse runs a plain iterator
+in the thread pool) in bounded chunks, so a 2 GB study neither blocks the event loop nor
+grows the process. Each retrieval's audit row commits with the request's transaction,
+before the first byte is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import StreamingResponse
+
+from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep
+from worklist.dicomweb import files, media, service
+from worklist.dicomweb.dicomjson import instance_url
+from worklist.dicomweb.multipart import Part, content_type, new_boundary, stream_parts
+from worklist.dicomweb.repository import StoredInstance
+from worklist.dicomweb.service import Caller, Scope
+from worklist.errors import InvalidInput, NotFound
+from worklist.models import User
+
+router = APIRouter()
+
+NOT_VISIBLE: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such study, series or instance, or not visible"}
+}
+NOT_ACCEPTABLE: dict[int | str, dict[str, Any]] = {
+    406: {"description": "The stored transfer syntax is not among those accepted"}
+}
+RETRIEVE_RESPONSES: dict[int | str, dict[str, Any]] = {**NOT_VISIBLE, **NOT_ACCEPTABLE}
+MAX_FRAMES_PER_REQUEST = 1000
+Accept = Header(default=None, alias="accept")
+
+
+def caller_of(request: Request, user: User, address: str | None) -> Caller:
+    """The caller of a DICOMweb request, with the base URL links are built on."""
+    return Caller(user=user, address=address, base_url=str(request.base_url).rstrip("/"))
+
+
+# --- instances ------------------------------------------------------------------------
+
+
+async def _instances(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    address: str | None,
+    accept: str | None,
+    dicom_dir: Path,
+    scope: Scope,
+) -> StreamingResponse:
+    caller = caller_of(request, user, address)
+    retrieval = await service.prepare_retrieval(
+        session=session, caller=caller, scope=scope, what="instances"
+    )
+    syntaxes = retrieval.transfer_syntaxes
+    if not media.accepts_stored_instances(accept, syntaxes):
+        raise media.NotAcceptable(
+            'instances are served as stored (multipart/related; type="application/dicom") '
+            f"in transfer syntax {', '.join(sorted(syntaxes))}; we do not transcode"
+        )
+    boundary = new_boundary()
+    parts = (
+        Part(
+            content_type=f"{media.DICOM}; transfer-syntax={i.transfer_syntax_uid}",
+            chunks=partial(files.iter_file, dicom_dir / i.path),
+        )
+        for i in retrieval.instances
+    )
+    only_syntax = next(iter(syntaxes)) if len(syntaxes) == 1 else None
+    return StreamingResponse(
+        stream_parts(parts, boundary),
+        media_type=content_type(media.DICOM, boundary, only_syntax),
+    )
+
+
+@router.get("/studies/{study}", responses=RETRIEVE_RESPONSES)
+async def retrieve_study(
+    study: str,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    address: ClientAddress,
+    settings: SettingsDep,
+    accept: str | None = Accept,
+) -> StreamingResponse:
+    """WADO-RS: every instance of a study, as stored, in one multipart/related body."""
+    scope = Scope(study_uid=study)
+    return await _instances(request, session, user, address, accept, settings.dicom_dir, scope)
+
+
+@router.get("/studies/{study}/series/{series}", responses=RETRIEVE_RESPONSES)
+async def retrieve_series(
+    study: str,
+    series: str,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    address: ClientAddress,
+    settings: SettingsDep,
+    accept: str | None = Accept,
+) -> StreamingResponse:
+    """WADO-RS: every instance of a series, as stored."""
+    scope = Scope(study_uid=study, series_uid=series)
+    return await _instances(request, session, user, address, accept, settings.dicom_dir, scope)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}", responses=RETRIEVE_RESPONSES)
+async def retrieve_instance(
+    study: str,
+    series: str,
+    sop: str,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    address: ClientAddress,
+    settings: SettingsDep,
+    accept: str | None = Accept,
+) -> StreamingResponse:
+    """WADO-RS: one instance, as stored."""
+    scope = Scope(study_uid=study, series_uid=series, sop_instance_uid=sop)
+    return await _instances(request, session, user, address, accept, settings.dicom_dir, scope)
+
+
+# --- metadata -------------------------------------------------------------------------
+
+
+def _metadata_body(
+    dicom_dir: Path, base_url: str, study_uid: str, instances: list[StoredInstance]
+) -> Iterator[bytes]:
+    yield b"["
+    for index, stored in enumerate(instances):
+        url = instance_url(base_url, study_uid, stored.series_uid, stored.sop_instance_uid)
+        header = files.instance_metadata(
+            dicom_dir / stored.path, bulk_data_url=partial("{}/bulkdata/{}".format, url)
+        )
+        yield (b"," if index else b"") + json.dumps(header, separators=(",", ":")).encode()
+    yield b"]"
+
+
+async def _metadata(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    address: str | None,
+    accept: str | None,
+    dicom_dir: Path,
+    scope: Scope,
+) -> StreamingResponse:
+    media.require_json(accept)
+    caller = caller_of(request, user, address)
+    retrieval = await service.prepare_retrieval(
+        session=session, caller=caller, scope=scope, what="metadata"
+    )
+    body = _metadata_body(
+        dicom_dir, caller.base_url, retrieval.study.study_uid, retrieval.instances
+    )
+    return StreamingResponse(body, media_type=media.DICOM_JSON)
+
+
+@router.get("/studies/{study}/metadata", responses=NOT_VISIBLE)
+async def retrieve_study_metadata(
+    study: str,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    address: ClientAddress,
+    settings: SettingsDep,
+    accept: str | None = Accept,
+) -> StreamingResponse:
+    """WADO-RS: the DICOM JSON header of every instance of a study (bulk data by URI)."""
+    scope = Scope(study_uid=study)
+    return await _metadata(request, session, user, address, accept, settings.dicom_dir, scope)
+
+
+@router.get("/studies/{study}/series/{series}/metadata", responses=NOT_VISIBLE)
+async def retrieve_series_metadata(
+    study: str,
+    series: str,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    address: ClientAddress,
+    settings: SettingsDep,
+    accept: str | None = Accept,
+) -> StreamingResponse:
+    """WADO-RS: the DICOM JSON header of every instance of a series."""
+    scope = Scope(study_uid=study, series_uid=series)
+    return await _metadata(request, session, user, address, accept, settings.dicom_dir, scope)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/metadata", responses=NOT_VISIBLE)
+async def retrieve_instance_metadata(
+    study: str,
+    series: str,
+    sop: str,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    address: ClientAddress,
+    settings: SettingsDep,
+    accept: str | None = Accept,
+) -> StreamingResponse:
+    """WADO-RS: the DICOM JSON header of one instance."""
+    scope = Scope(study_uid=study, series_uid=series, sop_instance_uid=sop)
+    return await _metadata(request, session, user, address, accept, settings.dicom_dir, scope)
+
+
+# --- frames and bulk data -------------------------------------------------------------
+
+
+def parse_frame_list(text: str) -> list[int]:
+    """``1,3,5`` as frame numbers; InvalidInput unless every item is a positive integer."""
+    items = [item.strip() for item in text.split(",")]
+    if not items or len(items) > MAX_FRAMES_PER_REQUEST or not all(i.isdigit() for i in items):
+        raise InvalidInput(
+            f"frames: expected a comma-separated list of at most {MAX_FRAMES_PER_REQUEST} "
+            "frame numbers (1-based)"
+        )
+    numbers = [int(item) for item in items]
+    if min(numbers) < 1:
+        raise InvalidInput("frames: frame numbers start at 1")
+    return numbers
+
+
+def _multipart(parts: Iterable[tuple[str, bytes]], chosen: media.FrameMedia) -> StreamingResponse:
+    boundary = new_boundary()
+    body = stream_parts((Part(kind, partial(iter, [data])) for kind, data in parts), boundary)
+    return StreamingResponse(
+        body, media_type=content_type(chosen.media_type, boundary, chosen.transfer_syntax)
+    )
+
+
+@router.get(
+    "/studies/{study}/series/{series}/instances/{sop}/frames/{frame_list}",
+    responses=RETRIEVE_RESPONSES,
+)
+async def retrieve_frames(
+    study: str,
+    series: str,
+    sop: str,
+    frame_list: str,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    address: ClientAddress,
+    settings: SettingsDep,
+    accept: str | None = Accept,
+) -> StreamingResponse:
+    """WADO-RS: frames of an image (raw pixels when uncompressed, else as encapsulated)."""
+    numbers = parse_frame_list(frame_list)
+    scope = Scope(study_uid=study, series_uid=series, sop_instance_uid=sop)
+    retrieval = await service.prepare_retrieval(
+        session=session, caller=caller_of(request, user, address), scope=scope, what="frames"
+    )
+    stored = retrieval.instances[0]
+    chosen = media.negotiate_frames(accept, stored.transfer_syntax_uid)
+    # The file is opened and the first frame read before the response starts, so a bad
+    # frame number is a 404 (rolling the audit row back) rather than a broken body.
+    path = settings.dicom_dir / stored.path
+    frames = await anyio.to_thread.run_sync(files.read_frames, path, numbers)
+    return _multipart(((chosen.content_type(), frame) for frame in frames), chosen)
+
+
+@router.get(
+    "/studies/{study}/series/{series}/instances/{sop}/bulkdata/{tag}",
+    responses=RETRIEVE_RESPONSES,
+)
+async def retrieve_bulk_data(
+    study: str,
+    series: str,
+    sop: str,
+    tag: str,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    address: ClientAddress,
+    settings: SettingsDep,
+    accept: str | None = Accept,
+) -> StreamingResponse:
+    """WADO-RS: a BulkDataURI of the metadata (Pixel Data as its frames; other top-level values)."""
+    if not re.fullmatch(r"[0-9A-Fa-f]{8}", tag):
+        raise InvalidInput("bulkdata: expected an 8-digit hexadecimal tag")
+    scope = Scope(study_uid=study, series_uid=series, sop_instance_uid=sop)
+    retrieval = await service.prepare_retrieval(
+        session=session, caller=caller_of(request, user, address), scope=scope, what="bulkdata"
+    )
+    path = settings.dicom_dir / retrieval.instances[0].path
+    if int(tag, 16) == files.PIXEL_DATA_TAG:
+        count = await anyio.to_thread.run_sync(files.frame_count, path)
+        if count == 0:
+            raise NotFound("the instance has no pixel data")
+        chosen = media.negotiate_frames(accept, retrieval.instances[0].transfer_syntax_uid)
+        frames = await anyio.to_thread.run_sync(files.read_frames, path, list(range(1, count + 1)))
+        return _multipart(((chosen.content_type(), frame) for frame in frames), chosen)
+    value = await anyio.to_thread.run_sync(files.bulk_value, path, int(tag, 16))
+    octets = media.FrameMedia(media.OCTET_STREAM, media.EXPLICIT_VR_LITTLE_ENDIAN)
+    return _multipart([(media.OCTET_STREAM, value)], octets)
