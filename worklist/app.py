@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
 from worklist.alerts.endpoints import router as alerts_router
@@ -61,6 +62,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestLatencyMiddleware)
+    if settings.cors_origins:
+        # Bearer tokens, not cookies: no credentials mode; viewers read multipart bodies.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "If-Match", "Last-Event-ID"],
+            expose_headers=["ETag", "Location", "Content-Type"],
+            max_age=600,
+        )
     app.include_router(ops_router)
     app.include_router(auth_router)
     app.include_router(studies_router)

@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
     webhook_secret_overlap_seconds: float = Field(default=86400.0, ge=0)
+    # Origins allowed to call the API from a browser (e.g. an OHIF viewer): comma-separated.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Alert streams re-read the outbox this often when no Redis wake-up arrives.
     alert_stream_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
@@ -103,6 +105,13 @@ class Settings(BaseSettings):
     def _parse_ack(cls, value: object) -> object:
         if isinstance(value, str):
             return parse_duration_map(value, ALERT_CATEGORIES)
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
 
     @field_validator("gateway_ae_title")
