@@ -45,7 +45,13 @@ USERNAMES = (RADIOLOGIST, ALERT_CLIENT)
 PASSWORD = load_studies.BENCH_PASSWORD
 UID_BASE = f"{load_studies.UID_ROOT}.900"
 # Tables whose user triggers (append-only guards) the removal disables for its transaction.
-GUARDED_TABLES = ("delivery_attempts", "outbox_messages", "alert_breaches", "alerts")
+GUARDED_TABLES = (
+    "delivery_attempts",
+    "alert_stream",
+    "outbox_messages",
+    "alert_breaches",
+    "alerts",
+)
 _SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]+")
 
 
@@ -204,6 +210,10 @@ def remove(audit_after: int | None = None) -> dict[str, int]:
             (
                 "deliveries",
                 "DELETE FROM deliveries WHERE message_id IN (SELECT id FROM bench_message_ids)",
+            ),
+            (
+                "alert_stream",
+                "DELETE FROM alert_stream WHERE message_id IN (SELECT id FROM bench_message_ids)",
             ),
             (
                 "outbox_messages",

@@ -1,14 +1,15 @@
 """Critical-result alert latency: POST .../alerts -> SSE stream and webhook receiver.
 
     python -m bench.alerts [--alerts 1000] [--rate 20] [--load-rate 50] [--skip-load]
-                           [--api-processes 2] [--quiet-wait 1]
+                           [--skip-control] [--api-processes 2] [--quiet-wait 1]
 
 Real ``worklist api`` processes and a real ``worklist worker`` (webhook dispatcher) on
 the worklist benchmark's 1M-study database; trust A's alert client listens on
 ``/api/v1/alerts/stream`` and trust A's webhook points at a receiver process that
 verifies every signature. Phase ``idle``: alerts alone; phase ``load``: the same while
 the worklist benchmark's open-loop GET load runs against the same API processes and
-database. See bench/README.md ("Alert delivery benchmark").
+database (after a control run of that load alone). See bench/README.md ("Alert delivery
+benchmark").
 """
 
 from __future__ import annotations

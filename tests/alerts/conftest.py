@@ -33,6 +33,7 @@ from worklist.enums import Role
 from worklist.models import (
     Alert,
     AlertBreach,
+    AlertStreamEntry,
     AuditEvent,
     Delivery,
     OutboxMessage,
@@ -280,3 +281,12 @@ def audit_actions(db: sessionmaker[Session], prefix: str = "alert.") -> list[Aud
             select(AuditEvent).where(AuditEvent.action.startswith(prefix)).order_by(AuditEvent.id)
         )
         return list(session.scalars(stmt))
+
+
+def stream_position(db: sessionmaker[Session], message_id: int) -> str:
+    """The alert stream's event id (``alert_stream`` position) of an outbox message."""
+    with db() as session:
+        entry = session.scalars(
+            select(AlertStreamEntry).where(AlertStreamEntry.message_id == message_id)
+        ).one()
+        return str(entry.id)

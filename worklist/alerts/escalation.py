@@ -37,7 +37,6 @@ def escalate_overdue(session: Session, settings: Settings) -> int:
             session, alert=alert, deadline=settings.alert_ack_deadlines[alert.category.value]
         )
     views = repository.get_views_sync(session, [alert.id for alert in overdue])
-    repository.lock_alert_outbox(session)
     counted: list[tuple[str, str]] = []
     for view in views:
         alert = view.alert

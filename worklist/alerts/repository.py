@@ -1,8 +1,8 @@
 """SQL for alerts: raising, reading, acknowledging and escalating them, and their deliveries.
 
 Lock order, everywhere: the study row or the alert row first (``FOR NO KEY UPDATE``, so
-rows that merely reference them are not blocked), then the alert-outbox lock
-(``lock_alert_outbox``) just before the message is added, held to commit.
+rows that merely reference them are not blocked). Alert messages get their stream
+positions at commit time (``AlertStreamEntry``, migration 0006), so no lock is taken here.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from worklist.enums import AlertCategory, AlertStatus, DeliveryChannel, Delivery
 from worklist.models import (
     Alert,
     AlertBreach,
+    AlertStreamEntry,
     Claim,
     Delivery,
     OutboxMessage,
@@ -36,7 +37,6 @@ from worklist.models import (
 # message holds from the message's insert to its commit. Alert messages therefore commit
 # in id order, so a stream that has read up to id N can never later find an id below N
 # appear: the cursor and Last-Event-ID replay stay exact without gap tracking.
-ALERT_OUTBOX_LOCK = (0x414C5254, 1)  # "ALRT"
 
 # DML ... RETURNING Alert must refresh an instance the session may already hold.
 _REFRESH: dict[str, Any] = {"synchronize_session": False, "populate_existing": True}
@@ -87,9 +87,10 @@ class AlertFilters:
 
 @dataclass(frozen=True)
 class StreamMessage:
-    """An alert message as the alert stream sends it."""
+    """An alert message as the alert stream sends it: ``id`` is its stream position."""
 
     id: int
+    message_id: int
     site_id: int
     type: str
     body: str
@@ -118,16 +119,6 @@ def _view_select() -> _ViewSelect:
 
 def _view(row: Any) -> AlertView:
     return AlertView(*row)
-
-
-def lock_alert_outbox(session: Session) -> None:
-    """Take the alert-outbox lock (sync sessions: the worker)."""
-    session.execute(select(func.pg_advisory_xact_lock(*ALERT_OUTBOX_LOCK)))
-
-
-async def lock_alert_outbox_async(session: AsyncSession) -> None:
-    """Take the alert-outbox lock (the API)."""
-    await session.execute(select(func.pg_advisory_xact_lock(*ALERT_OUTBOX_LOCK)))
 
 
 async def lock_visible_study(
@@ -275,32 +266,37 @@ async def acknowledge(
 # The alert stream.
 
 
-def _alert_messages(site_ids: frozenset[int] | None) -> Select[int, int, str, str, datetime]:
+def _alert_messages(
+    site_ids: frozenset[int] | None,
+) -> Select[int, int, int, str, str, datetime]:
     stmt = select(
+        AlertStreamEntry.id,
         OutboxMessage.id,
         OutboxMessage.site_id,
         OutboxMessage.type,
         OutboxMessage.body,
         OutboxMessage.created_at,
-    ).where(OutboxMessage.type.startswith("alert.", autoescape=True))
+    ).join(OutboxMessage, OutboxMessage.id == AlertStreamEntry.message_id)
     if site_ids is not None:
-        stmt = stmt.where(OutboxMessage.site_id.in_(sorted(site_ids)))
+        stmt = stmt.where(AlertStreamEntry.site_id.in_(sorted(site_ids)))
     return stmt
 
 
 async def newest_alert_message_id(session: AsyncSession, site_ids: frozenset[int] | None) -> int:
-    """The id of the newest alert message of these sites (0 when there is none)."""
-    inner = _alert_messages(site_ids).order_by(OutboxMessage.id.desc()).limit(1).subquery()
-    newest = (await session.execute(select(inner.c.id))).scalar_one_or_none()
+    """The stream position of the newest alert message of these sites (0 when none)."""
+    stmt = select(func.max(AlertStreamEntry.id))
+    if site_ids is not None:
+        stmt = stmt.where(AlertStreamEntry.site_id.in_(sorted(site_ids)))
+    newest = (await session.execute(stmt)).scalar_one_or_none()
     return int(newest or 0)
 
 
 async def alert_messages_after(
     session: AsyncSession, site_ids: frozenset[int] | None, *, after: int, limit: int
 ) -> list[StreamMessage]:
-    """Alert messages of these sites with an id above ``after``, oldest first."""
-    stmt = _alert_messages(site_ids).where(OutboxMessage.id > after)
-    rows = await session.execute(stmt.order_by(OutboxMessage.id).limit(limit))
+    """Alert messages of these sites after stream position ``after``, in stream order."""
+    stmt = _alert_messages(site_ids).where(AlertStreamEntry.id > after)
+    rows = await session.execute(stmt.order_by(AlertStreamEntry.id).limit(limit))
     return [StreamMessage(*row) for row in rows]
 
 

@@ -225,7 +225,6 @@ async def _visible(
 
 
 async def _enqueue(session: AsyncSession, view: AlertView, event_type: OutboxEventType) -> None:
-    await repository.lock_alert_outbox_async(session)
     outbox.enqueue(
         session,
         site=view.site,

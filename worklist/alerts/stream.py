@@ -2,12 +2,12 @@
 
 The outbox is the source of truth: every event is an ``alert.*`` outbox message of the
 caller's sites; its ``id:`` is the message id, ``event:`` its type, ``data:`` the alert
-JSON. Alert messages commit in id order (``repository.ALERT_OUTBOX_LOCK``), so reading
-``id > last`` never skips one and a reconnect with ``Last-Event-ID`` replays exactly what
-was missed. Redis only makes it prompt: a wake-up on ``worklist.outbox.WAKE_CHANNEL``
-triggers a read at once; without one (Redis silent or down) the stream re-reads every
-``alert_stream_poll_seconds``. When an event was written to a client, the message's
-``sse`` delivery is marked delivered.
+JSON. The ``id:`` is the message's position in ``alert_stream``, assigned in commit order
+(migration 0006), so reading ``id > last`` never skips one and a reconnect with
+``Last-Event-ID`` replays exactly what was missed. Redis only makes it prompt: a wake-up
+on ``worklist.outbox.WAKE_CHANNEL`` triggers a read at once; without one (Redis silent or
+down) the stream re-reads every ``alert_stream_poll_seconds``. When an event was written
+to a client, the message's ``sse`` delivery is marked delivered.
 """
 
 from __future__ import annotations
@@ -159,13 +159,14 @@ async def _mark_delivered(
     """Record the deliveries in a short transaction of their own (best effort)."""
     try:
         async with factory() as session, session.begin():
-            first = set(await repository.mark_sse_delivered(session, [m.id for m in messages]))
+            ids = [m.message_id for m in messages]
+            first = set(await repository.mark_sse_delivered(session, ids))
     except Exception as exc:  # the client has the events; only the bookkeeping is late
         log.warning("alert stream could not record deliveries", extra={"error": repr(exc)})
         return
     now = datetime.now(UTC)
     for message in messages:
-        if message.id in first:
+        if message.message_id in first:
             latency = (now - message.created_at).total_seconds()
             DELIVERY_LATENCY.labels("sse").observe(max(latency, 0.0))
 

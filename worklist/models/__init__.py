@@ -3,7 +3,7 @@
 from worklist.models.alerts import Alert, AlertBreach
 from worklist.models.audit import AuditEvent
 from worklist.models.base import Base
-from worklist.models.outbox import Delivery, DeliveryAttempt, OutboxMessage
+from worklist.models.outbox import AlertStreamEntry, Delivery, DeliveryAttempt, OutboxMessage
 from worklist.models.reporting import Claim, Report, ReportAddendum, ReportVersion
 from worklist.models.site import DicomNode, NodeGrant, Site
 from worklist.models.study import Instance, Patient, Series, Study
@@ -12,6 +12,7 @@ from worklist.models.user import User, user_sites
 __all__ = [
     "Alert",
     "AlertBreach",
+    "AlertStreamEntry",
     "AuditEvent",
     "Base",
     "Claim",

@@ -141,3 +141,22 @@ class DeliveryAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AlertStreamEntry(Base):
+    """An alert message's position in the alert stream, assigned at commit time.
+
+    A deferred constraint trigger on ``outbox_messages`` (migration 0006) adds the row
+    while the inserting transaction commits, under an advisory lock held only for the
+    rest of that commit: positions follow commit order, so a reader of ``id > last``
+    never skips an event that commits later with a smaller id. ``id`` is the SSE event id.
+    """
+
+    __tablename__ = "alert_stream"
+    __table_args__ = (Index("ix_alert_stream_site_id_id", "site_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("outbox_messages.id", ondelete="RESTRICT"), unique=True
+    )
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"))
