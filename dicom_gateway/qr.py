@@ -14,9 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pynetdicom import build_context, evt
 from pynetdicom.dimse_messages import C_STORE_RSP
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,6 +30,7 @@ from dicom_gateway.qr_repository import (
     instances_to_retrieve,
 )
 from dicom_gateway.qr_response import find_response
+from dicom_gateway.qr_send import StoredFile
 from worklist.audit.repository import ActorKind, record
 from worklist.enums import AuditAction
 from worklist.sites.repository import node_site_ids
@@ -241,20 +240,17 @@ def _send(
 
 
 def _load(ctx: GatewayContext, instance: StoredInstance) -> Dataset:
-    """The stored instance as received; a stub that fails its sub-operation if unreadable."""
+    """The stored instance, to be sent from its file as stored (``qr_send``); a stub that
+    fails its sub-operation when the file is missing."""
     path = ctx.storage.absolute(instance.path)
-    try:
-        return dcmread(path)
-    except (OSError, InvalidDicomError) as exc:
-        log.error(
-            "stored instance unreadable",
-            extra={"sop_instance_uid": instance.sop_instance_uid, "error": repr(exc)},
-        )
+    if not path.is_file():
+        log.error("stored instance missing", extra={"sop_instance_uid": instance.sop_instance_uid})
         # No file meta: pynetdicom cannot pick a context, counts a failure and names the UID.
         stub = Dataset()
         stub.SOPClassUID = instance.sop_class_uid
         stub.SOPInstanceUID = instance.sop_instance_uid
         return stub
+    return StoredFile(path, instance.sop_class_uid, instance.sop_instance_uid)
 
 
 def _contexts(instances: list[StoredInstance]) -> list[Any]:

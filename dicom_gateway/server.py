@@ -31,6 +31,7 @@ from dicom_gateway.handlers import (
 )
 from dicom_gateway.indexer import GroupCommitter
 from dicom_gateway.qr import on_find, on_get, on_move
+from dicom_gateway.qr_send import send_stored_files
 from dicom_gateway.storage import Storage
 from worklist.config import Settings
 from worklist.db import make_engine, make_sessionmaker
@@ -89,6 +90,8 @@ class Gateway:
         """Bind and serve in background threads; ``port`` is the bound port afterwards."""
         # Received datasets stream to a file instead of memory: bounded memory for any size.
         _config.STORE_RECV_CHUNKED_DATASET = True
+        # C-MOVE/C-GET sub-operations go out from the stored files, as stored.
+        send_stored_files()
         # pydicom/pynetdicom regex-check every UID they build (PDUs, headers): a large share
         # of ingest CPU. The gateway checks the UIDs it relies on itself (dicom_gateway.uids).
         pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
