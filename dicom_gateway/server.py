@@ -32,6 +32,7 @@ from dicom_gateway.handlers import (
 from dicom_gateway.indexer import GroupCommitter
 from dicom_gateway.qr import on_find, on_get, on_move
 from dicom_gateway.qr_send import send_stored_files
+from dicom_gateway.reactor_fix import install_reactor_fix
 from dicom_gateway.storage import Storage
 from worklist.config import Settings
 from worklist.db import make_engine, make_sessionmaker
@@ -92,6 +93,7 @@ class Gateway:
         _config.STORE_RECV_CHUNKED_DATASET = True
         # C-MOVE/C-GET sub-operations go out from the stored files, as stored.
         send_stored_files()
+        install_reactor_fix()
         # pydicom/pynetdicom regex-check every UID they build (PDUs, headers): a large share
         # of ingest CPU. The gateway checks the UIDs it relies on itself (dicom_gateway.uids).
         pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
