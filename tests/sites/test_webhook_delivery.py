@@ -30,12 +30,13 @@ def test_a_410_disables_the_endpoint_the_manager_sees_it_and_enabling_releases_t
     with dispatcher(settings):
         [gone_id] = enqueue_for(db, NORTH)
         webhook_receiver.wait_for(lambda requests: any(r.status == 410 for r in requests))
-        held_ids = enqueue_for(db, NORTH, 2)
 
         def disabled() -> bool:
             return bool(staff.call("GET", NORTH_MANAGER, NORTH).json()["status"] == "disabled")
 
         wait_until(disabled, what="the 410 disables the endpoint")
+        # Enqueued once the endpoint is disabled (the 410 is recorded after its answer).
+        held_ids = enqueue_for(db, NORTH, 2)
         status = staff.call("GET", NORTH_MANAGER, NORTH).json()
         webhook_receiver.behaviour = lambda request: Reply(204)
 
