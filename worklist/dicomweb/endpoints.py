@@ -9,12 +9,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, current_user
+from worklist.api.deps import SessionDep, current_user
 from worklist.dicomweb import media, service
 from worklist.dicomweb.dicomjson import JsonDataset
 from worklist.dicomweb.query import parse_query
-from worklist.dicomweb.service import Scope
-from worklist.dicomweb.wado import NOT_VISIBLE, Accept, caller_of
+from worklist.dicomweb.service import Caller, Scope
+from worklist.dicomweb.wado import NOT_VISIBLE, Accept, CallerDep
 from worklist.dicomweb.wado import router as wado_router
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"], dependencies=[Depends(current_user)])
@@ -31,28 +31,24 @@ def _json(datasets: list[JsonDataset]) -> JSONResponse:
 async def search_studies(
     request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     accept: str | None = Accept,
 ) -> JSONResponse:
     """QIDO-RS: the studies the caller may see matching the query (DICOM JSON)."""
     media.require_json(accept)
     query = parse_query(request.query_params.multi_items())
-    caller = caller_of(request, user, address)
     return _json(await service.search_studies(session=session, caller=caller, query=query))
 
 
 async def _series(
     request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: str | None,
+    caller: Caller,
     accept: str | None,
     scope: Scope,
 ) -> JSONResponse:
     media.require_json(accept)
     query = parse_query(request.query_params.multi_items())
-    caller = caller_of(request, user, address)
     return _json(
         await service.search_series(session=session, caller=caller, query=query, scope=scope)
     )
@@ -61,14 +57,12 @@ async def _series(
 async def _instances(
     request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: str | None,
+    caller: Caller,
     accept: str | None,
     scope: Scope,
 ) -> JSONResponse:
     media.require_json(accept)
     query = parse_query(request.query_params.multi_items())
-    caller = caller_of(request, user, address)
     return _json(
         await service.search_instances(session=session, caller=caller, query=query, scope=scope)
     )
@@ -78,12 +72,11 @@ async def _instances(
 async def search_all_series(
     request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     accept: str | None = Accept,
 ) -> JSONResponse:
     """QIDO-RS: series of any visible study matching the query."""
-    return await _series(request, session, user, address, accept, Scope())
+    return await _series(request, session, caller, accept, Scope())
 
 
 @router.get("/studies/{study}/series", responses=NOT_VISIBLE)
@@ -91,24 +84,22 @@ async def search_study_series(
     study: str,
     request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     accept: str | None = Accept,
 ) -> JSONResponse:
     """QIDO-RS: the series of one visible study matching the query."""
-    return await _series(request, session, user, address, accept, Scope(study_uid=study))
+    return await _series(request, session, caller, accept, Scope(study_uid=study))
 
 
 @router.get("/instances")
 async def search_all_instances(
     request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     accept: str | None = Accept,
 ) -> JSONResponse:
     """QIDO-RS: instances of any visible study matching the query."""
-    return await _instances(request, session, user, address, accept, Scope())
+    return await _instances(request, session, caller, accept, Scope())
 
 
 @router.get("/studies/{study}/instances", responses=NOT_VISIBLE)
@@ -116,12 +107,11 @@ async def search_study_instances(
     study: str,
     request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     accept: str | None = Accept,
 ) -> JSONResponse:
     """QIDO-RS: the instances of one visible study matching the query."""
-    return await _instances(request, session, user, address, accept, Scope(study_uid=study))
+    return await _instances(request, session, caller, accept, Scope(study_uid=study))
 
 
 @router.get("/studies/{study}/series/{series}/instances", responses=NOT_VISIBLE)
@@ -130,13 +120,12 @@ async def search_series_instances(
     series: str,
     request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     accept: str | None = Accept,
 ) -> JSONResponse:
     """QIDO-RS: the instances of one series of a visible study."""
     scope = Scope(study_uid=study, series_uid=series)
-    return await _instances(request, session, user, address, accept, scope)
+    return await _instances(request, session, caller, accept, scope)
 
 
 router.include_router(wado_router)

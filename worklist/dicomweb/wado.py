@@ -13,10 +13,10 @@ import re
 from collections.abc import Iterable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep
@@ -26,7 +26,6 @@ from worklist.dicomweb.multipart import Part, content_type, new_boundary, stream
 from worklist.dicomweb.repository import StoredInstance
 from worklist.dicomweb.service import Caller, Scope
 from worklist.errors import InvalidInput, NotFound
-from worklist.models import User
 
 router = APIRouter()
 
@@ -41,24 +40,24 @@ MAX_FRAMES_PER_REQUEST = 1000
 Accept = Header(default=None, alias="accept")
 
 
-def caller_of(request: Request, user: User, address: str | None) -> Caller:
+async def dicomweb_caller(request: Request, user: CurrentUser, address: ClientAddress) -> Caller:
     """The caller of a DICOMweb request, with the base URL links are built on."""
     return Caller(user=user, address=address, base_url=str(request.base_url).rstrip("/"))
+
+
+CallerDep = Annotated[Caller, Depends(dicomweb_caller)]
 
 
 # --- instances ------------------------------------------------------------------------
 
 
 async def _instances(
-    request: Request,
     session: SessionDep,
-    user: User,
-    address: str | None,
+    caller: Caller,
     accept: str | None,
     dicom_dir: Path,
     scope: Scope,
 ) -> StreamingResponse:
-    caller = caller_of(request, user, address)
     retrieval = await service.prepare_retrieval(
         session=session, caller=caller, scope=scope, what="instances"
     )
@@ -86,32 +85,28 @@ async def _instances(
 @router.get("/studies/{study}", responses=RETRIEVE_RESPONSES)
 async def retrieve_study(
     study: str,
-    request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     settings: SettingsDep,
     accept: str | None = Accept,
 ) -> StreamingResponse:
     """WADO-RS: every instance of a study, as stored, in one multipart/related body."""
     scope = Scope(study_uid=study)
-    return await _instances(request, session, user, address, accept, settings.dicom_dir, scope)
+    return await _instances(session, caller, accept, settings.dicom_dir, scope)
 
 
 @router.get("/studies/{study}/series/{series}", responses=RETRIEVE_RESPONSES)
 async def retrieve_series(
     study: str,
     series: str,
-    request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     settings: SettingsDep,
     accept: str | None = Accept,
 ) -> StreamingResponse:
     """WADO-RS: every instance of a series, as stored."""
     scope = Scope(study_uid=study, series_uid=series)
-    return await _instances(request, session, user, address, accept, settings.dicom_dir, scope)
+    return await _instances(session, caller, accept, settings.dicom_dir, scope)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}", responses=RETRIEVE_RESPONSES)
@@ -119,16 +114,14 @@ async def retrieve_instance(
     study: str,
     series: str,
     sop: str,
-    request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     settings: SettingsDep,
     accept: str | None = Accept,
 ) -> StreamingResponse:
     """WADO-RS: one instance, as stored."""
     scope = Scope(study_uid=study, series_uid=series, sop_instance_uid=sop)
-    return await _instances(request, session, user, address, accept, settings.dicom_dir, scope)
+    return await _instances(session, caller, accept, settings.dicom_dir, scope)
 
 
 # --- metadata -------------------------------------------------------------------------
@@ -148,16 +141,13 @@ def _metadata_body(
 
 
 async def _metadata(
-    request: Request,
     session: SessionDep,
-    user: User,
-    address: str | None,
+    caller: Caller,
     accept: str | None,
     dicom_dir: Path,
     scope: Scope,
 ) -> StreamingResponse:
     media.require_json(accept)
-    caller = caller_of(request, user, address)
     retrieval = await service.prepare_retrieval(
         session=session, caller=caller, scope=scope, what="metadata"
     )
@@ -170,32 +160,28 @@ async def _metadata(
 @router.get("/studies/{study}/metadata", responses=NOT_VISIBLE)
 async def retrieve_study_metadata(
     study: str,
-    request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     settings: SettingsDep,
     accept: str | None = Accept,
 ) -> StreamingResponse:
     """WADO-RS: the DICOM JSON header of every instance of a study (bulk data by URI)."""
     scope = Scope(study_uid=study)
-    return await _metadata(request, session, user, address, accept, settings.dicom_dir, scope)
+    return await _metadata(session, caller, accept, settings.dicom_dir, scope)
 
 
 @router.get("/studies/{study}/series/{series}/metadata", responses=NOT_VISIBLE)
 async def retrieve_series_metadata(
     study: str,
     series: str,
-    request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     settings: SettingsDep,
     accept: str | None = Accept,
 ) -> StreamingResponse:
     """WADO-RS: the DICOM JSON header of every instance of a series."""
     scope = Scope(study_uid=study, series_uid=series)
-    return await _metadata(request, session, user, address, accept, settings.dicom_dir, scope)
+    return await _metadata(session, caller, accept, settings.dicom_dir, scope)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/metadata", responses=NOT_VISIBLE)
@@ -203,16 +189,14 @@ async def retrieve_instance_metadata(
     study: str,
     series: str,
     sop: str,
-    request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     settings: SettingsDep,
     accept: str | None = Accept,
 ) -> StreamingResponse:
     """WADO-RS: the DICOM JSON header of one instance."""
     scope = Scope(study_uid=study, series_uid=series, sop_instance_uid=sop)
-    return await _metadata(request, session, user, address, accept, settings.dicom_dir, scope)
+    return await _metadata(session, caller, accept, settings.dicom_dir, scope)
 
 
 # --- frames and bulk data -------------------------------------------------------------
@@ -249,10 +233,8 @@ async def retrieve_frames(
     series: str,
     sop: str,
     frame_list: str,
-    request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     settings: SettingsDep,
     accept: str | None = Accept,
 ) -> StreamingResponse:
@@ -260,7 +242,7 @@ async def retrieve_frames(
     numbers = parse_frame_list(frame_list)
     scope = Scope(study_uid=study, series_uid=series, sop_instance_uid=sop)
     retrieval = await service.prepare_retrieval(
-        session=session, caller=caller_of(request, user, address), scope=scope, what="frames"
+        session=session, caller=caller, scope=scope, what="frames"
     )
     stored = retrieval.instances[0]
     chosen = media.negotiate_frames(accept, stored.transfer_syntax_uid)
@@ -280,10 +262,8 @@ async def retrieve_bulk_data(
     series: str,
     sop: str,
     tag: str,
-    request: Request,
     session: SessionDep,
-    user: CurrentUser,
-    address: ClientAddress,
+    caller: CallerDep,
     settings: SettingsDep,
     accept: str | None = Accept,
 ) -> StreamingResponse:
@@ -292,7 +272,7 @@ async def retrieve_bulk_data(
         raise InvalidInput("bulkdata: expected an 8-digit hexadecimal tag")
     scope = Scope(study_uid=study, series_uid=series, sop_instance_uid=sop)
     retrieval = await service.prepare_retrieval(
-        session=session, caller=caller_of(request, user, address), scope=scope, what="bulkdata"
+        session=session, caller=caller, scope=scope, what="bulkdata"
     )
     path = settings.dicom_dir / retrieval.instances[0].path
     if int(tag, 16) == files.PIXEL_DATA_TAG:
