@@ -57,6 +57,12 @@ class Reply:
 Behaviour = Callable[["Received"], Reply]
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) refuses connections when dispatchers open dozens at
+    # once, which a test would count as failed attempts.
+    request_queue_size = 128
+
+
 class WebhookReceiver:
     """An HTTP server in a thread; ``url`` is where to point a site's webhook."""
 
@@ -95,7 +101,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
