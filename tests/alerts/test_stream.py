@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -187,10 +188,10 @@ def _ends_within(reader: SseReader, seconds: float) -> bool:
 def test_a_stream_without_redis_wakeups_still_delivers_by_polling(
     live_api: LiveApi, network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def never(self: alert_stream.Wakeups) -> bool:
-        return False
+    async def never(url: str, wake: object, stopping: asyncio.Event, *args: object) -> None:
+        await stopping.wait()
 
-    monkeypatch.setattr(alert_stream.Wakeups, "_connect", never)
+    monkeypatch.setattr(alert_stream, "listen_for_wakeups", never)
     with live_api.sse(network["alert_a"]) as reader:
         alert = live_api.raise_alert(network["rad_b"], network.study_uid)
         [event] = reader.events(1, timeout=5.0)

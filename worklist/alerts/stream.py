@@ -12,6 +12,7 @@ to a client, the message's ``sse`` delivery is marked delivered.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -20,14 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio
-from redis.asyncio import Redis as AsyncRedis
-from redis.asyncio.client import PubSub
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from worklist.alerts import repository
 from worklist.alerts.repository import StreamMessage
 from worklist.metrics import DELIVERY_LATENCY
-from worklist.outbox import WAKE_CHANNEL, parse_wake_payload
+from worklist.outbox.wakeups import listen_for_wakeups, wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,6 @@ ACCESS_RECHECK_SECONDS = 60.0
 READ_BATCH = 200
 RETRY_MILLISECONDS = 3000
 MAX_BACKOFF_SECONDS = 10.0
-REDIS_CONNECT_TIMEOUT_SECONDS = 1.0
 MARK_TIMEOUT_SECONDS = 5.0
 
 
@@ -69,88 +67,6 @@ def format_event(message: StreamMessage) -> bytes:
     data = json.loads(message.body)["data"]
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     return f"id: {message.id}\nevent: {message.type}\ndata: {text}\n\n".encode()
-
-
-class Wakeups:
-    """The outbox wake-ups of Redis pub/sub for some sites; silent (not failing) without Redis."""
-
-    def __init__(self, redis_url: str | None) -> None:
-        self._url = redis_url
-        self._client: AsyncRedis | None = None
-        self._pubsub: PubSub | None = None
-        self._failures = 0
-        self._retry_at = 0.0
-
-    async def _connect(self) -> bool:
-        if self._url is None or time.monotonic() < self._retry_at:
-            return False
-        client = AsyncRedis.from_url(
-            self._url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS
-        )
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(WAKE_CHANNEL)
-        except Exception as exc:
-            await _close(pubsub, client)
-            self._failed(exc)
-            return False
-        if self._failures:
-            log.info("alert stream has redis wake-ups again", extra={"after": self._failures})
-        self._client, self._pubsub, self._failures = client, pubsub, 0
-        return True
-
-    def _failed(self, exc: Exception) -> None:
-        self._failures += 1
-        if self._failures == 1:
-            log.warning("alert stream without redis wake-ups, polling", extra={"error": repr(exc)})
-        self._retry_at = time.monotonic() + min(0.5 * 2**self._failures, MAX_BACKOFF_SECONDS)
-
-    async def start(self) -> None:
-        """Subscribe (before the first read, so no wake-up falls between the two)."""
-        await self._connect()
-
-    async def wait(self, sites: frozenset[int] | None, timeout: float) -> None:
-        """Return on a wake-up naming one of ``sites`` (None: any), or after ``timeout``.
-
-        Also returns at once after (re)subscribing, since wake-ups may have been missed.
-        """
-        if self._pubsub is None:
-            if await self._connect():
-                return
-            await anyio.sleep(timeout)
-            return
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=remaining
-                )
-            except Exception as exc:  # Redis went away: poll until it is back
-                await self.close()
-                self._failed(exc)
-                return
-            if message is None or message.get("type") != "message":
-                continue
-            named = parse_wake_payload(message["data"])
-            if sites is None or named & sites:
-                return
-
-    async def close(self) -> None:
-        """Drop the subscription (if any)."""
-        pubsub, client = self._pubsub, self._client
-        self._pubsub = self._client = None
-        if pubsub is not None and client is not None:
-            await _close(pubsub, client)
-
-
-async def _close(pubsub: PubSub, client: AsyncRedis) -> None:
-    # Shielded: on disconnect this runs inside a cancelled scope.
-    with anyio.CancelScope(shield=True):
-        try:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await client.aclose()
-        except Exception as exc:
-            log.debug("closing the alert stream's redis connection", extra={"error": repr(exc)})
 
 
 async def _mark_delivered(
@@ -204,12 +120,22 @@ async def alert_stream(
     Ends when ``refresh`` says the caller lost access. While the database is unreachable
     it keeps the connection with keep-alive comments and resumes where it stopped.
     """
-    wakeups = Wakeups(redis_url)
     caller = _Caller(access, refresh)
+
+    def interested(named: set[int]) -> bool:
+        sites = caller.access.site_ids if caller.access is not None else frozenset()
+        return sites is None or bool(named & sites)
+
+    # Wake-ups make the stream prompt; without Redis it re-reads every ``poll_seconds``.
+    wake, stopping = asyncio.Event(), asyncio.Event()
+    listener = (
+        asyncio.create_task(listen_for_wakeups(redis_url, wake, stopping, interested))
+        if redis_url
+        else None
+    )
     last_id = after
     failures = 0
     try:
-        await wakeups.start()
         yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
         last_sent = time.monotonic()
         while True:
@@ -217,6 +143,7 @@ async def alert_stream(
             if caller.access is None:
                 return
             sites = caller.access.site_ids
+            wake.clear()  # a wake-up during the read below makes the next wait return at once
             try:
                 async with factory() as session:
                     batch = await repository.alert_messages_after(
@@ -245,6 +172,8 @@ async def alert_stream(
             if batch is None:  # database away: back off, the keep-alives hold the line
                 await anyio.sleep(min(0.5 * 2**failures, MAX_BACKOFF_SECONDS, wait))
                 continue
-            await wakeups.wait(sites, wait)
+            await wait_for_event(wake, wait)
     finally:
-        await wakeups.close()
+        stopping.set()
+        if listener is not None:
+            listener.cancel()

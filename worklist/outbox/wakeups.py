@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
-from worklist.outbox import WAKE_CHANNEL
+from worklist.outbox import WAKE_CHANNEL, parse_wake_payload
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,14 @@ _LISTEN_SLICE_SECONDS = 1.0
 _HEALTH_CHECK_SECONDS = 15
 
 
-async def listen_for_wakeups(url: str, wake: asyncio.Event, stopping: asyncio.Event) -> None:
-    """Set ``wake`` whenever a message is published on ``WAKE_CHANNEL``, until ``stopping``."""
+async def listen_for_wakeups(
+    url: str,
+    wake: asyncio.Event,
+    stopping: asyncio.Event,
+    interested: Callable[[set[int]], bool] | None = None,
+) -> None:
+    """Set ``wake`` whenever a message is published on ``WAKE_CHANNEL`` (naming sites that
+    ``interested`` accepts, when given), until ``stopping``."""
     failures = 0
     while not stopping.is_set():
         client = AsyncRedis.from_url(
@@ -46,7 +53,9 @@ async def listen_for_wakeups(url: str, wake: asyncio.Event, stopping: asyncio.Ev
                 wake.set()
                 while not stopping.is_set():
                     message = await pubsub.get_message(timeout=_LISTEN_SLICE_SECONDS)
-                    if message is not None:
+                    if message is None:
+                        continue
+                    if interested is None or interested(parse_wake_payload(message["data"])):
                         wake.set()
         except (redis.RedisError, OSError) as exc:
             failures += 1
