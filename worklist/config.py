@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from worklist import running
 from worklist.enums import Priority
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -132,20 +133,32 @@ class Settings(BaseSettings):
         return self.database_url is None
 
     def require_database_url(self) -> str:
-        """The database URL, or a clear error."""
-        if not self.database_url:
-            raise ConfigError(
-                "WORKLIST_DATABASE_URL is not set (only `worklist up` starts an embedded database)"
-            )
-        return self.database_url
+        """The configured database URL, else the one `worklist up` runs for DATA_DIR."""
+        if self.database_url:
+            return self.database_url
+        return self._embedded_url("database_url", "WORKLIST_DATABASE_URL", "PostgreSQL")
 
     def require_redis_url(self) -> str:
-        """The Redis URL, or a clear error."""
-        if not self.redis_url:
+        """The configured Redis URL, else the one `worklist up` runs for DATA_DIR."""
+        if self.redis_url:
+            return self.redis_url
+        return self._embedded_url("redis_url", "WORKLIST_REDIS_URL", "Redis")
+
+    def _embedded_url(self, field: str, variable: str, what: str) -> str:
+        try:
+            services = running.read(self.data_dir)
+        except running.NotRunning as exc:
             raise ConfigError(
-                "WORKLIST_REDIS_URL is not set (only `worklist up` starts an embedded Redis)"
+                f"{variable} is not set and {exc}: start `worklist up` with the same "
+                f"WORKLIST_DATA_DIR, or set {variable}"
+            ) from exc
+        url: str | None = getattr(services, field)
+        if url is None:
+            raise ConfigError(
+                f"{variable} is not set and the running `worklist up` (pid {services.pid}) "
+                f"uses an external {what}: set {variable} to it"
             )
-        return self.redis_url
+        return url
 
     def resolved_secret_key(self) -> str:
         """The token signing key: configured, or generated and kept in DATA_DIR in dev mode."""

@@ -38,6 +38,7 @@ from urllib.parse import quote
 import psycopg
 import redis
 
+from worklist import running
 from worklist.config import Settings
 from worklist.db import migrate
 from worklist.demo import demo_instructions, seed_demo_accounts, send_demo_studies
@@ -295,6 +296,10 @@ def run_stack(settings: Settings, *, demo: bool) -> int:
     ):
         _check_port_free(host, port, variable)
 
+    with contextlib.suppress(running.NotRunning):
+        other = running.read(data_dir)
+        raise StackError(f"`worklist up` is already running for {data_dir} (pid {other.pid})")
+
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda signum, frame: stop.set())
@@ -304,6 +309,14 @@ def run_stack(settings: Settings, *, demo: bool) -> int:
         with resolved_services(
             data_dir=data_dir, database_url=settings.database_url, redis_url=settings.redis_url
         ) as services:
+            running.publish(
+                data_dir,
+                running.RunningServices(
+                    pid=os.getpid(),
+                    database_url=services.database_url if services.postgres else None,
+                    redis_url=services.redis_url if services.redis else None,
+                ),
+            )
             migrate(services.database_url)
             if demo:
                 seed_demo_accounts(services.database_url)
@@ -329,6 +342,7 @@ def run_stack(settings: Settings, *, demo: bool) -> int:
                 clean = _stop_children(children)
             return 1 if failed or not clean else 0
     finally:
+        running.withdraw(data_dir, os.getpid())
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

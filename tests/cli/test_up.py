@@ -125,10 +125,27 @@ def start_up(tmp_path: Path, data_dir: Path) -> Iterator[StartUp]:
                 stack.process.kill()
 
 
-def login(api: str, username: str) -> dict[str, str]:
+def admin_command(
+    data_dir: Path, *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`worklist ARGS` as an operator would type it: only WORKLIST_DATA_DIR set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLIST_")}
+    env["WORKLIST_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "worklist", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def login(api: str, username: str, password: str = DEMO_PASSWORD) -> dict[str, str]:
     response = httpx.post(
         f"{api}/api/v1/auth/token",
-        data={"username": username, "password": DEMO_PASSWORD},
+        data={"username": username, "password": password},
         timeout=10,
     )
     assert response.status_code == 200, response.text
@@ -173,10 +190,27 @@ def test_up_demo_serves_a_worklist_and_stops_everything_on_ctrl_c(start_up: Star
     assert "stat" in {item["priority"] for item in items}
     assert login(stack.api, "dr.jones")  # every demo user can log in with the printed password
 
+    # Admin commands with only the data dir find the embedded services by themselves.
+    listed = admin_command(stack.data_dir, "site", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "RXA" in listed.stdout
+    added = admin_command(
+        stack.data_dir, "user", "add", "dr.new", "--role", "radiologist", "--site", "RXA",
+        "--password-stdin", input="a-long-enough-password",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert login(stack.api, "dr.new", "a-long-enough-password")
+    second = admin_command(stack.data_dir, "up")
+    assert second.returncode == 1
+    assert "already running" in second.stderr
+
     stack.process.send_signal(signal.SIGINT)
     code = stack.process.wait(STOP_TIMEOUT)
 
     assert code == 0, stack.output()
+    stopped = admin_command(stack.data_dir, "site", "list")
+    assert stopped.returncode == 1
+    assert stopped.stderr.startswith("error: WORKLIST_DATABASE_URL is not set and no `worklist up`")
     deadline = time.monotonic() + 10
     while not all(_gone(p) for p in processes) and time.monotonic() < deadline:
         time.sleep(0.1)
