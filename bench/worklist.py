@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import random
@@ -30,7 +31,9 @@ from urllib.parse import urlencode
 import httpx
 import numpy as np
 import psycopg
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex
 
 from bench import load_studies
@@ -74,6 +77,11 @@ AIM_CLAIMS_PER_SECOND = 300.0
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _healthy(port: int) -> bool:
+    """True when the API on ``port`` answers /healthz."""
+    return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -264,9 +272,7 @@ class ApiCluster:
             self.ports.append(port)
         for server, port in zip(self.servers, self.ports, strict=True):
             wait_until(
-                lambda port=port: (
-                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-                ),
+                functools.partial(_healthy, port),
                 timeout=60,
                 what=f"{server.name}'s /healthz",
                 server=server,
@@ -669,14 +675,21 @@ def next_claims(
 # --------------------------------------------------------------------------- indexes
 
 
+def _postgres_dialect() -> Dialect:
+    dialect: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    return dialect
+
+
 def index_definitions() -> dict[str, str]:
     """CREATE INDEX statements of migration 0003's indexes, from the models."""
-    by_name = {index.name: index for index in Study.__table__.indexes}
+    table = Study.__table__
+    assert isinstance(table, Table)
+    by_name = {str(index.name): index for index in table.indexes}
     missing = [name for name in MIGRATION_0003_INDEXES if name not in by_name]
     if missing:
         raise BenchError(f"indexes {missing} are not in worklist/models/study.py")
     return {
-        str(name): str(CreateIndex(by_name[name]).compile(dialect=postgresql.dialect()))  # type: ignore[arg-type]
+        str(name): str(CreateIndex(by_name[name]).compile(dialect=_postgres_dialect()))
         for name in MIGRATION_0003_INDEXES
     }
 
