@@ -25,8 +25,11 @@ from pynetdicom import evt
 from pynetdicom.association import Association
 
 LOGGER = logging.getLogger("pynetdicom.assoc")
-FIXED_VERSIONS = ("3.0.",)
+# The exact release whose loop this copies (pinned in pyproject.toml and requirements.lock).
+FIXED_VERSION = "3.0.4"
 _INSTALLED = "_worklist_reactor_fixed"
+# pynetdicom's own loop, kept so tests can show the race it has and this fix removes.
+PYNETDICOM_RUN_REACTOR = Association._run_reactor
 
 
 def _run_reactor(self: Any) -> None:
@@ -86,7 +89,7 @@ def install_reactor_fix() -> bool:
     """Replace pynetdicom's reactor loop with the fixed one (only on versions it matches)."""
     if getattr(Association, _INSTALLED, False):
         return True
-    if not pynetdicom.__version__.startswith(FIXED_VERSIONS):
+    if pynetdicom.__version__ != FIXED_VERSION:
         logging.getLogger(__name__).warning(
             "pynetdicom reactor fix not applied to this version",
             extra={"version": pynetdicom.__version__},
