@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis
-from sqlalchemy import ColumnElement, func, update
+from sqlalchemy import ColumnElement, func
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,12 +28,14 @@ from worklist.claims.repository import ExpiredClaim
 from worklist.claims.service import RELEASE_REASON_EXPIRED
 from worklist.config import Settings
 from worklist.db import make_engine, make_sessionmaker, transaction
-from worklist.enums import AuditAction, StudyStatus
+from worklist.enums import AuditAction
 from worklist.events import EventType, WorklistEvent, stage
 from worklist.events.bus import make_sync_redis, publish_staged_sync
 from worklist.metrics import STUDIES_PROMOTED
 from worklist.models import Study
 from worklist.outbox.dispatcher import run_dispatcher
+from worklist.studies import lifecycle
+from worklist.studies.lifecycle import StudyEvent
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +54,9 @@ def promote_quiet_studies(
     reference: datetime | ColumnElement[datetime] = func.now() if now is None else now
     cutoff = reference - timedelta(seconds=stable_seconds)
     result = session.execute(
-        update(Study)
-        .where(Study.status == StudyStatus.RECEIVING, Study.last_instance_at < cutoff)
-        .values(status=StudyStatus.READY)
-        .returning(Study.study_uid, Study.site_id)
+        lifecycle.bulk_update(StudyEvent.BECAME_QUIET, Study.last_instance_at < cutoff).returning(
+            Study.study_uid, Study.site_id
+        )
     )
     rows = result.all()
     for study_uid, site_id in rows:

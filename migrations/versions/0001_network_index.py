@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from migrations.sql_index_instances import DROP_INDEX_INSTANCES, INDEX_INSTANCES_V1
+from worklist.studies.sql import DROP_INDEX_INSTANCES, read_sql
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -257,7 +257,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_instances_series_id"), "instances", ["series_id"], unique=False)
     op.create_index(op.f("ix_instances_study_id"), "instances", ["study_id"], unique=False)
 
-    op.execute(INDEX_INSTANCES_V1)
+    op.execute(read_sql("index_instances_v1"))
 
 
 def downgrade() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from migrations.sql_index_instances import INDEX_INSTANCES_V1, INDEX_INSTANCES_V2
+from worklist.studies.sql import read_sql
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -187,11 +187,11 @@ def upgrade() -> None:
     )
 
     op.execute(GUARDS)
-    op.execute(INDEX_INSTANCES_V2)
+    op.execute(read_sql("index_instances_v2"))
 
 
 def downgrade() -> None:
-    op.execute(INDEX_INSTANCES_V1)
+    op.execute(read_sql("index_instances_v1"))
     op.execute(DROP_GUARDS)
     op.drop_table("report_versions")
     op.drop_index(op.f("ix_report_addenda_report_id"), table_name="report_addenda")

@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from worklist.enums import StudyStatus
 from worklist.models import Claim, Study, User
+from worklist.studies import lifecycle
+from worklist.studies.lifecycle import StudyEvent
 from worklist.studies.repository import (
     WORKLIST_ORDER,
     active_claim_condition,
@@ -197,10 +199,9 @@ def expire_due_claims(session: Session, *, now: datetime | None, limit: int) -> 
     ended_ids = [row.study_id for row in ended]
     returned = set(
         session.scalars(
-            update(Study)
-            .where(Study.id.in_(ended_ids), Study.status == StudyStatus.IN_PROGRESS)
-            .values(status=StudyStatus.READY)
-            .returning(Study.id),
+            lifecycle.bulk_update(StudyEvent.CLAIM_ENDED, Study.id.in_(ended_ids)).returning(
+                Study.id
+            ),
             execution_options={"synchronize_session": False},
         )
     )

@@ -13,16 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worklist.audit import repository as audit
 from worklist.claims import repository
 from worklist.claims.schemas import ClaimOut, NextCase
-from worklist.enums import AuditAction, Role, StudyStatus
+from worklist.enums import AuditAction, Role
 from worklist.errors import Conflict, Forbidden, NotFound
 from worklist.events import EventType, WorklistEvent, stage
 from worklist.models import Claim, Study, User
+from worklist.studies import lifecycle
 from worklist.studies import repository as studies_repository
+from worklist.studies.lifecycle import StudyEvent
 from worklist.studies.schemas import WorklistFilters, WorklistItem
 from worklist.studies.service import STUDY_NOT_FOUND
 from worklist.studies.visibility import visible_study_condition
 
-CLAIMABLE_STATUSES = (StudyStatus.READY, StudyStatus.IN_PROGRESS)
 RELEASING_ROLES = (Role.MANAGER, Role.ADMIN)
 
 ONLY_RADIOLOGISTS = (
@@ -30,7 +31,6 @@ ONLY_RADIOLOGISTS = (
     "(managers and admins may triage and release claims)"
 )
 CLAIMED_BY_OTHER = "study is claimed by another radiologist"
-NOT_CLAIMABLE = "a {status} study cannot be claimed"
 NOT_CLAIMED = "study is not claimed"
 NOT_RELEASABLE = (
     "only the claim holder, a manager of the study's site or an admin may release this claim"
@@ -111,8 +111,7 @@ async def claim_study(
     # A radiologist sees exactly the sites they hold reporting privileges at.
     if user.role is not Role.RADIOLOGIST:
         raise Forbidden(ONLY_RADIOLOGISTS)
-    if study.status not in CLAIMABLE_STATUSES:
-        raise Conflict(NOT_CLAIMABLE.format(status=study.status.value))
+    lifecycle.next_status(study.status, StudyEvent.CLAIMED)  # refuses receiving, reported
     held = await repository.get_claim(session, study_id=study.id)
     mine = held is not None and held.claim.user_id == user.id
     if held is not None and held.active and not mine:
@@ -132,7 +131,7 @@ async def claim_study(
         )
         action = AuditAction.CLAIM_CREATED
         detail = {"taken_over_from": held.username} if held is not None else {}
-    study.status = StudyStatus.IN_PROGRESS
+    lifecycle.apply(study, StudyEvent.CLAIMED)
     await session.flush()
     _announce_claim(session, study, claim, user.username)
     _audit(
@@ -165,8 +164,7 @@ async def release_claim(
     if held.claim.user_id != user.id and user.role not in RELEASING_ROLES:
         raise Forbidden(NOT_RELEASABLE)
     await repository.delete_claim(session, study_id=study.id)
-    if study.status is StudyStatus.IN_PROGRESS:
-        study.status = StudyStatus.READY
+    lifecycle.apply(study, StudyEvent.CLAIM_ENDED)
     await session.flush()
     stage(
         session,
@@ -206,7 +204,7 @@ async def next_case(
     """
     if user.role is not Role.RADIOLOGIST:
         raise Forbidden(ONLY_RADIOLOGISTS)
-    statuses = [s for s in filters.statuses if s in CLAIMABLE_STATUSES]
+    statuses = [s for s in filters.statuses if lifecycle.allows(s, StudyEvent.CLAIMED)]
     if not statuses:
         return None
     visible = visible_study_condition(user)
@@ -224,7 +222,7 @@ async def next_case(
             break
         # Claimed by a transaction that committed after our snapshot: try the next one.
         passed_over.append(study.id)
-    study.status = StudyStatus.IN_PROGRESS
+    lifecycle.apply(study, StudyEvent.CLAIMED)
     await session.flush()
     row = await studies_repository.get_study_row(session, study_id=study.id)
     _announce_claim(session, study, claim, user.username)

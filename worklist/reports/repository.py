@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worklist.enums import ReportStatus, StudyFlag, StudyStatus
+from worklist.enums import ReportStatus
 from worklist.errors import Conflict
 from worklist.models import Patient, Report, ReportAddendum, ReportVersion, Site, Study, User
 
@@ -179,19 +179,6 @@ async def usernames(session: AsyncSession, user_ids: Iterable[int]) -> dict[int,
         return {}
     rows = await session.execute(select(User.id, User.username).where(User.id.in_(ids)))
     return {row.id: row.username for row in rows}
-
-
-async def mark_study_reported(session: AsyncSession, *, study_id: int) -> None:
-    """The study is reported again: no new images are waiting for an addendum."""
-    await session.execute(
-        update(Study)
-        .where(Study.id == study_id)
-        .values(
-            status=StudyStatus.REPORTED,
-            flags=func.array_remove(Study.flags, StudyFlag.NEW_IMAGES_AFTER_REPORT.value),
-        ),
-        execution_options={"synchronize_session": False},
-    )
 
 
 async def get_patient_and_site(session: AsyncSession, *, study: Study) -> tuple[Patient, Site]:

@@ -27,6 +27,8 @@ from worklist.models import Report, ReportAddendum, Study, User
 from worklist.reports import repository
 from worklist.reports.results import deliver_result, report_parts
 from worklist.reports.schemas import AddendumOut, ReportOut
+from worklist.studies import lifecycle
+from worklist.studies.lifecycle import StudyEvent
 from worklist.studies.service import STUDY_NOT_FOUND
 from worklist.studies.visibility import visible_study_condition
 
@@ -176,7 +178,8 @@ async def finalise(
         await _raise_for_lost_race(session, study=study)
     repository.add_version(session, report=signed, saved_by_id=user.id)
     await claims_repository.delete_claim(session, study_id=study.id)
-    await repository.mark_study_reported(session, study_id=study.id)
+    lifecycle.apply(study, StudyEvent.REPORT_SIGNED)
+    await session.flush()
     _audit_change(session, user, study, AuditAction.REPORT_FINALISED, signed, address)
     addenda, names = await report_parts(session, signed)
     await deliver_result(
@@ -236,7 +239,8 @@ async def add_addendum(
     repository.add_version(session, report=amended, saved_by_id=user.id)
     if StudyFlag.NEW_IMAGES_AFTER_REPORT in study.flags:
         await claims_repository.delete_claim(session, study_id=study.id)
-        await repository.mark_study_reported(session, study_id=study.id)
+        lifecycle.apply(study, StudyEvent.NEW_IMAGES_ANSWERED)
+        await session.flush()
     _audit_change(session, user, study, AuditAction.REPORT_ADDENDUM, amended, address)
     addenda, names = await report_parts(session, amended)
     await deliver_result(

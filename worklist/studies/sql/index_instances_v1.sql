@@ -1,10 +1,6 @@
-"""SQL of ``index_instances``: the gateway's whole index write for a batch, in one round trip.
-
-Kept beside the migrations that create it; a later change to the function gets a
-new migration that replaces it.
-"""
-
-INDEX_INSTANCES_V1 = r"""
+-- index_instances v1 (migration 0001): the gateway's whole index write for a batch, in
+-- one round trip. Applies the lifecycle's IMAGES_ARRIVED (worklist/studies/lifecycle.py).
+-- Immutable once released: a change is a new file and a migration that installs it.
 CREATE OR REPLACE FUNCTION index_instances(batch jsonb, at timestamptz) RETURNS integer
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -132,15 +128,3 @@ BEGIN
     RETURN changed_count;
 END
 $fn$;
-"""
-
-# V2 (migration 0002): new images after a final report put the study back on the worklist.
-_V1_STATUS = """                status = CASE WHEN status = 'ready' THEN 'receiving'::study_status
-                              ELSE status END,"""
-_V2_STATUS = """                -- New images on a reported study bring it back for an addendum.
-                status = CASE WHEN status IN ('ready', 'reported') THEN 'receiving'::study_status
-                              ELSE status END,"""
-assert _V1_STATUS in INDEX_INSTANCES_V1
-INDEX_INSTANCES_V2 = INDEX_INSTANCES_V1.replace(_V1_STATUS, _V2_STATUS)
-
-DROP_INDEX_INSTANCES = "DROP FUNCTION IF EXISTS index_instances(jsonb, timestamptz)"
