@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
-    """Base of every expected, user-facing failure."""
+    """Base of every expected, user-facing failure; it says the response it maps to."""
 
     status_code = 400
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the response: ``{"detail": ...}`` plus what the kind adds."""
+        return {"detail": self.detail}
+
+    def headers(self) -> dict[str, str]:
+        """Headers the response carries (Retry-After, WWW-Authenticate, ETag, ...)."""
+        return {}
 
 
 class NotFound(DomainError):
@@ -42,6 +52,10 @@ class AuthenticationFailed(DomainError):
 
     status_code = 401
 
+    def headers(self) -> dict[str, str]:
+        """Bearer tokens are what the API takes."""
+        return {"WWW-Authenticate": "Bearer"}
+
 
 class TooManyAttempts(DomainError):
     """Rate limit reached."""
@@ -51,3 +65,7 @@ class TooManyAttempts(DomainError):
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        """When to try again."""
+        return {"Retry-After": str(max(1, self.retry_after))}

@@ -5,19 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from worklist.errors import AuthenticationFailed, DomainError, TooManyAttempts
+from worklist.errors import DomainError
 
 
 async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """Render a DomainError as JSON, with the headers its kind calls for."""
+    """Render a DomainError as the response it says it maps to (status, body, headers)."""
     if not isinstance(exc, DomainError):  # pragma: no cover - registered for DomainError only
         raise exc
-    headers: dict[str, str] = {}
-    if isinstance(exc, TooManyAttempts):
-        headers["Retry-After"] = str(max(1, exc.retry_after))
-    if isinstance(exc, AuthenticationFailed):
-        headers["WWW-Authenticate"] = "Bearer"
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers())
 
 
 def install_error_handlers(app: FastAPI) -> None:

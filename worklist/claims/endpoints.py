@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response, status
-from fastapi.responses import JSONResponse
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
 from worklist.claims import service
@@ -33,20 +32,15 @@ async def claim_study(
     user: CurrentUser,
     settings: SettingsDep,
     address: ClientAddress,
-) -> ClaimOut | JSONResponse:
+) -> ClaimOut:
     """Claim a study to report it; claiming again renews the lease."""
-    try:
-        return await service.claim_study(
-            session=session,
-            user=user,
-            study_uid=study_uid,
-            lease_seconds=settings.claim_lease_seconds,
-            address=address,
-        )
-    except service.ClaimedByOther as exc:
-        # The service raises before writing anything, so the commit that follows is empty.
-        body = ClaimConflict(detail=exc.detail, claimed_by=exc.claimed_by)
-        return JSONResponse(body.model_dump(), status_code=exc.status_code)
+    return await service.claim_study(
+        session=session,
+        user=user,
+        study_uid=study_uid,
+        lease_seconds=settings.claim_lease_seconds,
+        address=address,
+    )
 
 
 @router.delete(

@@ -48,6 +48,10 @@ class ClaimedByOther(Conflict):
         super().__init__(detail)
         self.claimed_by = claimed_by
 
+    def body(self) -> dict[str, Any]:
+        """The detail and who holds the claim."""
+        return {**super().body(), "claimed_by": self.claimed_by}
+
 
 class ClaimNotHeld(Forbidden):
     """The user does not hold the study's claim (renewals are for the holder only)."""

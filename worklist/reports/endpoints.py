@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Response, status
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
 from worklist.reports import results, service
@@ -19,7 +18,7 @@ from worklist.reports.schemas import (
     ReportTextIn,
     StaleVersionOut,
 )
-from worklist.reports.service import StaleVersion, etag
+from worklist.reports.service import etag
 
 router = APIRouter(
     prefix="/api/v1/studies/{study_uid}/report",
@@ -43,14 +42,6 @@ IfMatch = Annotated[
     str | None,
     Header(description='The version being edited: "3" (also 3 or W/"3"); not on the first save'),
 ]
-
-
-async def _stale(session: AsyncSession, exc: StaleVersion) -> JSONResponse:
-    # Nothing of a refused write is kept, not even the lease renewal that preceded the check.
-    await session.rollback()
-    body = StaleVersionOut(detail=exc.detail, version=exc.version)
-    headers = {"ETag": etag(exc.version)} if exc.version else {}
-    return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=headers)
 
 
 @router.get("", response_model=ReportOut, responses=NOT_VISIBLE)
@@ -111,20 +102,17 @@ async def save_report(
     address: ClientAddress,
     response: Response,
     if_match: IfMatch = None,
-) -> ReportOut | JSONResponse:
+) -> ReportOut:
     """Save a draft (claim holder only); renews the claim's lease."""
-    try:
-        report = await service.save_draft(
-            session=session,
-            user=user,
-            study_uid=study_uid,
-            text=body.text,
-            if_match=if_match,
-            lease_seconds=settings.claim_lease_seconds,
-            address=address,
-        )
-    except StaleVersion as exc:
-        return await _stale(session, exc)
+    report = await service.save_draft(
+        session=session,
+        user=user,
+        study_uid=study_uid,
+        text=body.text,
+        if_match=if_match,
+        lease_seconds=settings.claim_lease_seconds,
+        address=address,
+    )
     response.headers["ETag"] = etag(report.version)
     return report
 
@@ -138,19 +126,16 @@ async def finalise_report(
     settings: SettingsDep,
     address: ClientAddress,
     response: Response,
-) -> ReportOut | JSONResponse:
+) -> ReportOut:
     """Sign the report at ``version`` (claim holder); the study is reported, the claim ends."""
-    try:
-        report = await service.finalise(
-            session=session,
-            user=user,
-            study_uid=study_uid,
-            version=body.version,
-            lease_seconds=settings.claim_lease_seconds,
-            address=address,
-        )
-    except StaleVersion as exc:
-        return await _stale(session, exc)
+    report = await service.finalise(
+        session=session,
+        user=user,
+        study_uid=study_uid,
+        version=body.version,
+        lease_seconds=settings.claim_lease_seconds,
+        address=address,
+    )
     response.headers["ETag"] = etag(report.version)
     return report
 

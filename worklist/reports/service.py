@@ -13,7 +13,7 @@ needed (404), the report's state allows the operation (409), the caller may do i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,6 +59,14 @@ class StaleVersion(DomainError):
     def __init__(self, detail: str, *, version: int) -> None:
         super().__init__(detail)
         self.version = version
+
+    def body(self) -> dict[str, Any]:
+        """The detail and the report's current version."""
+        return {**super().body(), "version": self.version}
+
+    def headers(self) -> dict[str, str]:
+        """The current version as the ETag, when there is a report."""
+        return {"ETag": etag(self.version)} if self.version else {}
 
 
 def parse_if_match(header: str | None) -> set[int] | None:
