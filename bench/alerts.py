@@ -49,8 +49,8 @@ from bench.alert_results import (
     read_receipts,
     wake_figures,
 )
-from bench.ingest import host_info, shown_path
-from bench.procs import (
+from bench.shared.dbcpu import CpuMeter
+from bench.shared.procs import (
     REGISTRY,
     BenchError,
     Server,
@@ -60,14 +60,13 @@ from bench.procs import (
     port_open,
     wait_until,
 )
-from bench.targets import REPO_ROOT, random_secret, worklist_cli
-from bench.worklist import (
+from bench.shared.services import REPO_ROOT, random_secret, worklist_cli
+from bench.shared.stats import fmt_ms, host_info, shown_path
+from bench.shared.worklist_api import (
     ApiCluster,
     BenchUser,
-    CpuMeter,
     closed_loop,
     fetch_cursors,
-    fmt_ms,
     log_in,
     open_loop,
     pick_users,

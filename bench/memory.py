@@ -22,9 +22,9 @@ import psutil
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MultiFrameGrayscaleWordSecondaryCaptureImageStorage
 
-from bench.ingest import push
-from bench.procs import install_signal_handlers
-from bench.targets import Target, make_target
+from bench.shared.procs import install_signal_handlers
+from bench.shared.push import push
+from bench.shared.targets import Target, make_target
 from worklist.synthetic import new_uid
 
 DATA = Path(__file__).parent / ".data" / "memory"

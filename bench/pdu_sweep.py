@@ -22,9 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.dataset import load_or_generate
-from bench.ingest import RunResult, push, run_once
-from bench.procs import REGISTRY, install_signal_handlers
-from bench.targets import FloorTarget, GatewayTarget, Target, gateway_available
+from bench.shared.procs import REGISTRY, install_signal_handlers
+from bench.shared.push import RunResult, push, run_once
+from bench.shared.services import gateway_available
+from bench.shared.targets import FloorTarget, GatewayTarget, Target
 
 PDU_SIZES = (0, 16384, 131072)
 

@@ -24,8 +24,6 @@ from typing import Any
 import httpx
 
 from bench import retrieve_profile
-from bench.ingest import host_info, shown_path
-from bench.procs import REGISTRY, BenchError, install_signal_handlers
 from bench.retrieve_clients import ACCEPT, RetrievalFailed, move_study, wado_study
 from bench.retrieve_data import Study, load_or_generate
 from bench.retrieve_results import KIND_LABELS, TARGETS, Cell, Run, format_table, measured, ratio
@@ -36,9 +34,10 @@ from bench.retrieve_servers import (
     OrthancStack,
     Receiver,
     WorklistStack,
-    push_study,
 )
-from bench.worklist import wait_for_quiet
+from bench.shared.procs import REGISTRY, BenchError, install_signal_handlers
+from bench.shared.push import push_files
+from bench.shared.stats import host_info, shown_path, wait_for_quiet
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 KINDS = ("move", "wado")
@@ -63,15 +62,15 @@ class Bench:
         self.receiver.start()
         print("starting ours (gateway + API) and pushing the study ...", flush=True)
         self.worklist.start()
-        push_study(
-            self.study, self.worklist.dicom_port, self.worklist.called_aet,
+        push_files(
+            self.study.files, self.worklist.dicom_port, self.worklist.called_aet,
             self.worklist.workdir / "storescu.log",
         )  # fmt: skip
         self.stored_bytes["worklist"] = self.worklist.verify(self.study)
         print("starting Orthanc (PostgreSQL index + DICOMweb) and pushing the study ...")
         self.orthanc.start()
-        push_study(
-            self.study, self.orthanc.port, self.orthanc.called_aet,
+        push_files(
+            self.study.files, self.orthanc.port, self.orthanc.called_aet,
             self.orthanc.workdir / "storescu.log",
         )  # fmt: skip
         self.stored_bytes["orthanc"] = self.orthanc.verify(self.study)

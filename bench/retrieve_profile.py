@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.procs import BenchError
+from bench.shared.procs import BenchError
 
 SAMPLE_RATE = 200
 TOP = 12
