@@ -49,6 +49,7 @@ from bench.alert_results import (
     read_receipts,
     wake_figures,
 )
+from bench.shared import prereqs
 from bench.shared.dbcpu import CpuMeter
 from bench.shared.procs import (
     REGISTRY,
@@ -497,6 +498,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    prereqs.require("bench.alerts", [prereqs.STANDARDWEBHOOKS])
     install_signal_handlers()
     command = shlex.join(
         ["python", "-m", "bench.alerts", *(sys.argv[1:] if argv is None else argv)]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.dataset import DataSet, load_or_generate
+from bench.shared import prereqs
 from bench.shared.appearance import LatencyProbe, LatencyResult
 from bench.shared.procs import (
     DCMTK_STORESCU,
@@ -165,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     targets: list[str] = list(args.targets)
     notes: list[str] = []
+    needs = [prereqs.DCMTK]
+    if any(name.startswith("orthanc") for name in targets):
+        needs.append(prereqs.ORTHANC_SERVER)
+    if "orthanc-pg" in targets:
+        needs.append(prereqs.ORTHANC_POSTGRESQL)
+    prereqs.require("bench.ingest", needs)
     if "gateway" in targets and not gateway_available():
         if args.only:
             print("the gateway (dicom_gateway/server.py, worklist/cli.py) is not there yet")

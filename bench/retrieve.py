@@ -35,6 +35,7 @@ from bench.retrieve_servers import (
     Receiver,
     WorklistStack,
 )
+from bench.shared import prereqs
 from bench.shared.procs import REGISTRY, BenchError, install_signal_handlers
 from bench.shared.push import push_files
 from bench.shared.stats import host_info, shown_path, wait_for_quiet
@@ -293,6 +294,9 @@ def report(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    needs = [prereqs.DCMTK, prereqs.ORTHANC_SERVER, prereqs.ORTHANC_POSTGRESQL]
+    needs += [prereqs.ORTHANC_DICOMWEB] + ([prereqs.PY_SPY] if args.profile else [])
+    prereqs.require("bench.retrieve", needs)
     install_signal_handlers()
     command = shlex.join(
         ["python", "-m", "bench.retrieve", *(sys.argv[1:] if argv is None else argv)]
@@ -307,9 +311,6 @@ def main(argv: list[str] | None = None) -> int:
     cells: dict[tuple[str, str], Cell] = {}
     notes: list[str] = []
     profiles: dict[str, dict[str, Any]] = {}
-    if args.profile and not retrieve_profile.available():
-        print("--profile needs py-spy: pip install py-spy")
-        return 2
     try:
         bench.start()
         for kind in args.kinds:

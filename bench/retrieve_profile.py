@@ -23,11 +23,6 @@ SAMPLE_RATE = 200
 TOP = 12
 
 
-def available() -> bool:
-    """True when py-spy is on PATH."""
-    return shutil.which("py-spy") is not None
-
-
 def profile(pid: int, output: Path, action: Callable[[], Any]) -> dict[str, Any]:
     """Run ``action`` while py-spy samples ``pid``; the summary of the samples."""
     py_spy = shutil.which("py-spy")
