@@ -223,6 +223,10 @@ class OrthancDicomWeb(OrthancTarget):
         if "dicom-web" not in plugins:
             raise BenchError(f"Orthanc's DICOMweb plugin is not loaded (plugins: {plugins})")
 
+    def count_studies(self) -> int:
+        """Studies Orthanc holds."""
+        return int(self._get("/statistics")["CountStudies"])
+
     def _get_json_list(self, path: str) -> list[str]:
         url = f"http://127.0.0.1:{self.http_port}{path}"
         with urllib.request.urlopen(url, timeout=10) as response:
