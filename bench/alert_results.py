@@ -18,7 +18,7 @@ import psycopg
 
 from bench import load_studies
 from bench.alert_clients import SentAlert, SseEvent
-from bench.worklist import fmt_ms, percentiles
+from bench.shared.stats import fmt_ms, percentiles
 
 RAISED = "alert.raised"
 CHANNELS = ("sse", "webhook")

@@ -29,8 +29,8 @@ from typing import Any
 import psycopg
 
 from bench import load_studies
-from bench.procs import BenchError, run_checked
-from bench.targets import worklist_cli
+from bench.shared.procs import BenchError, run_checked
+from bench.shared.services import worklist_cli
 
 SITE_A = "BENCH-ALERTS-A"
 SITE_B = "BENCH-ALERTS-B"

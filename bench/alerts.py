@@ -49,8 +49,9 @@ from bench.alert_results import (
     read_receipts,
     wake_figures,
 )
-from bench.ingest import host_info, shown_path
-from bench.procs import (
+from bench.shared import prereqs
+from bench.shared.dbcpu import CpuMeter
+from bench.shared.procs import (
     REGISTRY,
     BenchError,
     Server,
@@ -60,14 +61,13 @@ from bench.procs import (
     port_open,
     wait_until,
 )
-from bench.targets import REPO_ROOT, random_secret, worklist_cli
-from bench.worklist import (
+from bench.shared.services import REPO_ROOT, random_secret, worklist_cli
+from bench.shared.stats import fmt_ms, host_info, shown_path
+from bench.shared.worklist_api import (
     ApiCluster,
     BenchUser,
-    CpuMeter,
     closed_loop,
     fetch_cursors,
-    fmt_ms,
     log_in,
     open_loop,
     pick_users,
@@ -498,6 +498,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    prereqs.require("bench.alerts", [prereqs.STANDARDWEBHOOKS])
     install_signal_handlers()
     command = shlex.join(
         ["python", "-m", "bench.alerts", *(sys.argv[1:] if argv is None else argv)]

@@ -8,45 +8,34 @@ See bench/README.md for what each target is and how to read the output.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from bench.dataset import DataSet, load_or_generate
-from bench.latency import LatencyProbe, LatencyResult
-from bench.procs import (
+from bench.shared import prereqs
+from bench.shared.appearance import LatencyProbe, LatencyResult
+from bench.shared.procs import (
     DCMTK_STORESCU,
     REGISTRY,
     BenchError,
-    child_env,
     install_signal_handlers,
 )
-from bench.targets import ALL_TARGETS, CALLING_AET, Target, gateway_available, make_target
+from bench.shared.push import RunResult, run_once
+from bench.shared.services import CALLING_AET, gateway_available
+from bench.shared.stats import host_info, shown_path
+from bench.shared.targets import ALL_TARGETS, make_target
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 REFERENCES = ("orthanc-pg", "pynetdicom-floor", "dcmtk")
-PUSH_TIMEOUT = 600.0
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """One timed push: wall seconds, and CPU seconds of the receiver and its database."""
-
-    seconds: float
-    receiver_cpu: float
-    database_cpu: float
 
 
 @dataclass
@@ -76,82 +65,6 @@ class Cell:
     def database_cpu(self) -> float:
         """Median CPU seconds of the receiver's PostgreSQL backends during the push."""
         return statistics.median(run.database_cpu for run in self.runs)
-
-
-def storescu_argv(target: Target, files: list[Path]) -> list[str]:
-    """One DCMTK storescu push of ``files`` to ``target``.
-
-    ``-R`` proposes only the presentation contexts the files need (their SOP classes,
-    each with its own transfer syntax first), as a PACS pushing given studies does; the
-    files are sent as they are, without conversion.
-    """
-    return [
-        DCMTK_STORESCU,
-        "-aet",
-        CALLING_AET,
-        "-aec",
-        target.called_aet,
-        "-R",
-        "127.0.0.1",
-        str(target.port),
-        *map(str, files),
-    ]
-
-
-def push(target: Target, parts: list[list[Path]], logdir: Path, label: str) -> float:
-    """Run one storescu per part at once; return seconds from start until all exit."""
-    procs: list[tuple[subprocess.Popen[bytes], Path]] = []
-    logs: list[IO[bytes]] = []
-    env = child_env()
-    try:
-        start = time.perf_counter()
-        for index, files in enumerate(parts):
-            log_path = logdir / f"storescu-{label}-{index}.log"
-            log: IO[bytes] = log_path.open("wb")
-            logs.append(log)
-            proc = subprocess.Popen(
-                storescu_argv(target, files),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-            procs.append((proc, log_path))
-        for proc, _ in procs:
-            proc.wait(timeout=PUSH_TIMEOUT)
-        elapsed = time.perf_counter() - start
-    finally:
-        for proc, _ in procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, 9)
-                proc.wait()
-        for log in logs:
-            log.close()
-    for proc, log_path in procs:
-        output = log_path.read_text(errors="replace")
-        if proc.returncode != 0 or "E: " in output:
-            raise BenchError(
-                f"storescu to {target.name} failed (exit {proc.returncode}):\n{output[-3000:]}"
-            )
-    return elapsed
-
-
-def run_once(
-    target: Target, data: DataSet, associations: int, logdir: Path, label: str
-) -> RunResult:
-    """Fresh receiver, warm-up instance, timed push, verification, stop and wipe."""
-    try:
-        target.start()
-        push(target, [[data.warmup_file]], logdir, f"{label}-warmup")
-        before = target.cpu_snapshot()
-        seconds = push(target, data.split(associations), logdir, label)
-        receiver_cpu, database_cpu = target.cpu_snapshot().since(before)
-        target.verify(data)
-        return RunResult(seconds, receiver_cpu, database_cpu)
-    finally:
-        target.stop()
 
 
 def ratio(cells: dict[str, Cell], target: str, reference: str) -> float | None:
@@ -186,11 +99,6 @@ def format_table(data: DataSet, associations: int, cells: dict[str, Cell]) -> st
     return "\n".join(lines)
 
 
-def shown_path(path: Path) -> Path:
-    """``path`` relative to the working directory when it is under it."""
-    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
-
-
 def keep_logs(workdir: Path) -> Path:
     """Copy every log of a failed run to bench/out/ before the work dir is removed."""
     dest = OUT_DIR / f"failed-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
@@ -198,28 +106,6 @@ def keep_logs(workdir: Path) -> Path:
     for log in workdir.rglob("*.log"):
         shutil.copy2(log, dest / log.name)
     return dest
-
-
-def host_info() -> dict[str, Any]:
-    """Where the numbers came from."""
-    import pydicom
-    import pynetdicom
-
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "hostname": platform.node(),
-        "kernel": platform.release(),
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu,
-        "python": platform.python_version(),
-        "pydicom": pydicom.__version__,
-        "pynetdicom": pynetdicom.__version__,
-    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -280,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     targets: list[str] = list(args.targets)
     notes: list[str] = []
+    needs = [prereqs.DCMTK]
+    if any(name.startswith("orthanc") for name in targets):
+        needs.append(prereqs.ORTHANC_SERVER)
+    if "orthanc-pg" in targets:
+        needs.append(prereqs.ORTHANC_POSTGRESQL)
+    prereqs.require("bench.ingest", needs)
     if "gateway" in targets and not gateway_available():
         if args.only:
             print("the gateway (dicom_gateway/server.py, worklist/cli.py) is not there yet")

@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from bench.procs import BenchError, run_checked
-from bench.targets import PG_HOST, PG_PORT, PG_USER, pg_admin_conninfo, worklist_cli
+from bench.shared.procs import BenchError, run_checked
+from bench.shared.services import PG_HOST, PG_PORT, PG_USER, pg_admin_conninfo, worklist_cli
 from worklist.auth.passwords import hash_password
 from worklist.config import DEFAULT_TURNAROUND, parse_duration_map
 from worklist.enums import Priority

@@ -16,7 +16,7 @@ little from the server it measures):
 
 The plan lists the API ports (request ``i`` of the open schedule goes to port ``i mod N``,
 closed-loop client ``k`` to port ``k mod N``) and weighted request templates (name, method,
-path, bearer token);
+path, bearer token, optionally the Accept header);
 the choice sequence is drawn from a seeded generator, so runs are comparable. With
 ``extract`` a dotted JSON path of every 2xx answer is collected (e.g. the study UIDs
 that ``POST /api/v1/worklist/next`` hands out).
@@ -61,6 +61,7 @@ class Template:
     weight: float = 1.0
     extract: str | None = None
     client: int | None = None  # closed mode: only this client sends it
+    accept: str = "application/json"
     raw: bytes = b""
 
     def __post_init__(self) -> None:
@@ -68,7 +69,7 @@ class Template:
             f"{self.method} {self.path} HTTP/1.1",
             "Host: 127.0.0.1",
             f"Authorization: Bearer {self.token}",
-            "Accept: application/json",
+            f"Accept: {self.accept}",
         ]
         if self.method in ("POST", "PUT", "PATCH"):
             lines.append("Content-Length: 0")

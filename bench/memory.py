@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MultiFrameGrayscaleWordSecondaryCaptureImageStorage
 
-from bench.ingest import push
-from bench.procs import install_signal_handlers
-from bench.targets import Target, make_target
+from bench.shared import prereqs
+from bench.shared.procs import install_signal_handlers
+from bench.shared.push import push
+from bench.shared.targets import Target, make_target
 from worklist.synthetic import new_uid
 
 DATA = Path(__file__).parent / ".data" / "memory"
@@ -66,6 +66,9 @@ def big_instance(megabytes: int) -> Path:
 
 def group_rss(pid: int) -> int:
     """Resident bytes of a process and its children."""
+    # Imported here so that a machine without psutil gets prereqs' one line, not a traceback.
+    import psutil
+
     try:
         root = psutil.Process(pid)
         return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
@@ -107,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--megabytes", type=int, default=512)
     args = parser.parse_args()
+    prereqs.require("bench.memory", [prereqs.DCMTK, prereqs.PSUTIL])
     install_signal_handlers()
     file = big_instance(args.megabytes)
     size_mb = file.stat().st_size / 1e6

@@ -22,9 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.dataset import load_or_generate
-from bench.ingest import RunResult, push, run_once
-from bench.procs import REGISTRY, install_signal_handlers
-from bench.targets import FloorTarget, GatewayTarget, Target, gateway_available
+from bench.shared import prereqs
+from bench.shared.procs import REGISTRY, install_signal_handlers
+from bench.shared.push import RunResult, push, run_once
+from bench.shared.services import gateway_available
+from bench.shared.targets import FloorTarget, GatewayTarget, Target
 
 PDU_SIZES = (0, 16384, 131072)
 
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--associations", default="1,4")
     parser.add_argument("--gateway", action="store_true", help="also sweep the gateway's PDU")
     args = parser.parse_args(argv)
+    prereqs.require("bench.pdu_sweep", [prereqs.DCMTK])
     install_signal_handlers()
     data = load_or_generate()
     workdir = Path(tempfile.mkdtemp(prefix="bench-pdu-"))

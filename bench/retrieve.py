@@ -24,8 +24,6 @@ from typing import Any
 import httpx
 
 from bench import retrieve_profile
-from bench.ingest import host_info, shown_path
-from bench.procs import REGISTRY, BenchError, install_signal_handlers
 from bench.retrieve_clients import ACCEPT, RetrievalFailed, move_study, wado_study
 from bench.retrieve_data import Study, load_or_generate
 from bench.retrieve_results import KIND_LABELS, TARGETS, Cell, Run, format_table, measured, ratio
@@ -36,9 +34,11 @@ from bench.retrieve_servers import (
     OrthancStack,
     Receiver,
     WorklistStack,
-    push_study,
 )
-from bench.worklist import wait_for_quiet
+from bench.shared import prereqs
+from bench.shared.procs import REGISTRY, BenchError, install_signal_handlers
+from bench.shared.push import push_files
+from bench.shared.stats import host_info, shown_path, wait_for_quiet
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 KINDS = ("move", "wado")
@@ -63,15 +63,15 @@ class Bench:
         self.receiver.start()
         print("starting ours (gateway + API) and pushing the study ...", flush=True)
         self.worklist.start()
-        push_study(
-            self.study, self.worklist.dicom_port, self.worklist.called_aet,
+        push_files(
+            self.study.files, self.worklist.dicom_port, self.worklist.called_aet,
             self.worklist.workdir / "storescu.log",
         )  # fmt: skip
         self.stored_bytes["worklist"] = self.worklist.verify(self.study)
         print("starting Orthanc (PostgreSQL index + DICOMweb) and pushing the study ...")
         self.orthanc.start()
-        push_study(
-            self.study, self.orthanc.port, self.orthanc.called_aet,
+        push_files(
+            self.study.files, self.orthanc.port, self.orthanc.called_aet,
             self.orthanc.workdir / "storescu.log",
         )  # fmt: skip
         self.stored_bytes["orthanc"] = self.orthanc.verify(self.study)
@@ -294,6 +294,9 @@ def report(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    needs = [prereqs.DCMTK, prereqs.ORTHANC_SERVER, prereqs.ORTHANC_POSTGRESQL]
+    needs += [prereqs.ORTHANC_DICOMWEB] + ([prereqs.PY_SPY] if args.profile else [])
+    prereqs.require("bench.retrieve", needs)
     install_signal_handlers()
     command = shlex.join(
         ["python", "-m", "bench.retrieve", *(sys.argv[1:] if argv is None else argv)]
@@ -308,9 +311,6 @@ def main(argv: list[str] | None = None) -> int:
     cells: dict[tuple[str, str], Cell] = {}
     notes: list[str] = []
     profiles: dict[str, dict[str, Any]] = {}
-    if args.profile and not retrieve_profile.available():
-        print("--profile needs py-spy: pip install py-spy")
-        return 2
     try:
         bench.start()
         for kind in args.kinds:

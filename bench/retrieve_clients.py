@@ -19,7 +19,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from bench.procs import BenchError
+from bench.shared.procs import BenchError
 
 ACCEPT = 'multipart/related; type="application/dicom"'
 # Kept of each part: its headers and the start of the Part 10 file (preamble + "DICM").

@@ -17,15 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.procs import BenchError
+from bench.shared.procs import BenchError
 
 SAMPLE_RATE = 200
 TOP = 12
-
-
-def available() -> bool:
-    """True when py-spy is on PATH."""
-    return shutil.which("py-spy") is not None
 
 
 def profile(pid: int, output: Path, action: Callable[[], Any]) -> dict[str, Any]:

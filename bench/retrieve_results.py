@@ -8,11 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.procs import group_cpu_seconds
 from bench.retrieve_clients import RetrievalFailed, RssProbe
 from bench.retrieve_data import Study
-from bench.retrieve_servers import Receiver, database_cpu
-from bench.worklist import cpu_busy_seconds
+from bench.retrieve_servers import Receiver
+from bench.shared.dbcpu import database_cpu
+from bench.shared.procs import group_cpu_seconds
+from bench.shared.stats import cpu_busy_seconds
 
 KIND_LABELS = {"move": "C-MOVE", "wado": "WADO-RS"}
 TARGETS = ("worklist", "orthanc")

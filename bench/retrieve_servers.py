@@ -1,84 +1,41 @@
 """The retrieval benchmark's servers: ours (gateway + API), Orthanc, and the C-MOVE receiver.
 
-Each is started once per run, loaded with the same study (DCMTK storescu, untimed) and
-kept up while the retrievals are timed. Every process runs in its own process group
-(``bench.procs.Server``), so CPU is counted per group and Ctrl-C stops everything.
+Ours and Orthanc are ``bench.shared.stacks``' with what a retrieval needs on top: the
+reading trust's workstation (the C-MOVE destination) known to both.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
-import redis
 
-from bench.procs import (
+from bench.retrieve_data import Study
+from bench.shared.procs import (
     DCMTK_STORESCP,
-    DCMTK_STORESCU,
-    ORTHANC,
-    ORTHANC_PLUGINS,
     BenchError,
     Server,
     free_port,
     group_cpu_seconds,
-    pids_cpu_seconds,
-    run_checked,
     wait_until,
 )
-from bench.retrieve_data import Study
-from bench.targets import (
-    CALLING_AET,
-    GATEWAY_AET,
-    PG_HOST,
-    PG_PORT,
-    PG_USER,
-    REPO_ROOT,
-    START_TIMEOUT,
-    OrthancTarget,
-    dicom_echo,
-    drop_database,
-    pg_admin_conninfo,
-    random_secret,
-    recreate_database,
-    worklist_cli,
-)
+from bench.shared.services import START_TIMEOUT, dicom_echo, pg_admin_conninfo
+from bench.shared.stacks import SENDING_SITE, OrthancDicomWeb
+from bench.shared.stacks import WorklistStack as SharedWorklistStack
 
 DATABASE = "bench_retrieve"
 ORTHANC_DATABASE = "bench_retrieve_orthanc"
 # Redis db of this benchmark (ingest 15, worklist 14, alerts 13); flushed at start.
 REDIS_URL = "redis://127.0.0.1:6379/12"
-SENDING_SITE = "BENCH"
 READING_SITE = "BENCHREAD"
 WORKSTATION_AET = "BENCHWS"
 RADIOLOGIST = "bench-retrieve-rad"
 RECEIVER_PDU = 131072
-PUSH_TIMEOUT = 600.0
-
-
-def database_cpu(database: str) -> dict[int, float]:
-    """CPU seconds so far of each live PostgreSQL backend connected to ``database``."""
-    with psycopg.connect(pg_admin_conninfo(), autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,)
-        ).fetchall()
-    return pids_cpu_seconds([int(row[0]) for row in rows])
-
-
-def push_study(study: Study, port: int, called_aet: str, log_path: Path) -> None:
-    """Send the study with DCMTK storescu (as stored, one association); fail on any error."""
-    argv = [DCMTK_STORESCU, "-aet", CALLING_AET, "-aec", called_aet, "-R", "127.0.0.1", str(port)]
-    output = run_checked([*argv, *map(str, study.files)], timeout=PUSH_TIMEOUT)
-    log_path.write_text(output)
-    if "E: " in output:
-        raise BenchError(f"storescu to {called_aet} reported errors:\n{output[-3000:]}")
 
 
 class Receiver:
@@ -153,110 +110,32 @@ class Receiver:
         shutil.rmtree(self.out, ignore_errors=True)
 
 
-class WorklistStack:
-    """Ours: ``python -m dicom_gateway`` and ``python -m worklist api`` on a fresh database."""
-
-    name = "worklist"
+class WorklistStack(SharedWorklistStack):
+    """Ours, with the reading trust's workstation as a C-MOVE destination of BENCH's studies."""
 
     def __init__(self, workdir: Path, receiver: Receiver) -> None:
-        self.workdir = workdir
+        super().__init__(workdir, database=DATABASE, redis_url=REDIS_URL, radiologist=RADIOLOGIST)
         self.receiver = receiver
-        self.data_dir = workdir / "data"
-        self.dicom_port = free_port()
-        self.api_port = free_port()
-        self.password = random_secret(24)
-        self.gateway: Server | None = None
-        self.api: Server | None = None
-        self.env = {
-            "WORKLIST_DATABASE_URL": f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{DATABASE}",
-            "WORKLIST_REDIS_URL": REDIS_URL,
-            "WORKLIST_DATA_DIR": str(self.data_dir),
-            "WORKLIST_SECRET_KEY": random_secret(),
-            "WORKLIST_GATEWAY_PORT": str(self.dicom_port),
-            "WORKLIST_GATEWAY_AE_TITLE": GATEWAY_AET,
-            "WORKLIST_API_PORT": str(self.api_port),
-            "WORKLIST_LOG_LEVEL": "WARNING",
-        }
-
-    @property
-    def called_aet(self) -> str:
-        """The gateway's AE title."""
-        return GATEWAY_AET
-
-    @property
-    def wado_base(self) -> str:
-        """Base URL of DICOMweb."""
-        return f"http://127.0.0.1:{self.api_port}/dicomweb"
 
     def describe(self) -> dict[str, Any]:
         """Configuration (for the JSON)."""
-        return {
-            "gateway": "python -m dicom_gateway (defaults: 1 process, max PDU 0 = unlimited)",
-            "api": "python -m worklist api (uvicorn, 1 process)",
-            "database": f"PostgreSQL {DATABASE} (fresh each run)",
-            "redis": REDIS_URL,
-            "sites": [
-                f"worklist site add {SENDING_SITE} --ae-title {CALLING_AET} --host 127.0.0.1",
-                f"worklist site add {READING_SITE} --ae-title {WORKSTATION_AET} "
-                "--host 127.0.0.1 --port <storescp port>",
-                f"worklist node grant {WORKSTATION_AET} --site {SENDING_SITE}",
-            ],
-            "user": f"worklist user add {RADIOLOGIST} --role radiologist --site {SENDING_SITE}",
-            "auth": "Bearer token from POST /api/v1/auth/token",
-        }
+        described = super().describe()
+        described["sites"] = [
+            *described["sites"],
+            f"worklist site add {READING_SITE} --ae-title {WORKSTATION_AET} "
+            "--host 127.0.0.1 --port <storescp port>",
+            f"worklist node grant {WORKSTATION_AET} --site {SENDING_SITE}",
+        ]
+        return described
 
-    def _cli(self, *args: str, input_text: str | None = None) -> str:
-        return run_checked(worklist_cli(*args), env=self.env, input_text=input_text)
-
-    def prepare(self) -> None:
-        """Fresh database and Redis db, schema, the two sites, the grant and the user."""
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-        self.data_dir.mkdir(parents=True)
-        recreate_database(DATABASE)
-        with contextlib.closing(redis.Redis.from_url(REDIS_URL)) as client:
-            client.flushdb()
-        self._cli("migrate")
-        self._cli(
-            "site", "add", SENDING_SITE, "--name", "Bench Trust", "--ae-title", CALLING_AET,
-            "--host", "127.0.0.1",
-        )  # fmt: skip
-        self._cli(
+    def add_more(self) -> None:
+        """The reading trust (its workstation is the storescp receiver) and its grant."""
+        self.cli(
             "site", "add", READING_SITE, "--name", "Bench Reading Trust",
             "--ae-title", WORKSTATION_AET, "--host", "127.0.0.1",
             "--port", str(self.receiver.port),
         )  # fmt: skip
-        self._cli("node", "grant", WORKSTATION_AET, "--site", SENDING_SITE)
-        self._cli(
-            "user", "add", RADIOLOGIST, "--role", "radiologist", "--site", SENDING_SITE,
-            "--password-stdin", input_text=self.password + "\n",
-        )  # fmt: skip
-
-    def start(self) -> None:
-        """Prepare, then start the gateway and the API and wait until both answer."""
-        self.prepare()
-        self.gateway = Server(
-            "gateway",
-            [sys.executable, "-m", "dicom_gateway"],
-            log_path=self.workdir / "gateway.log",
-            env=self.env,
-            cwd=REPO_ROOT,
-        )
-        wait_until(
-            lambda: dicom_echo(self.dicom_port, GATEWAY_AET),
-            timeout=START_TIMEOUT,
-            what="the gateway to answer C-ECHO",
-            server=self.gateway,
-        )
-        self.api = Server(
-            "api", worklist_cli("api"), log_path=self.workdir / "api.log", env=self.env,
-            cwd=REPO_ROOT,
-        )  # fmt: skip
-        wait_until(
-            lambda: httpx.get(f"http://127.0.0.1:{self.api_port}/healthz").status_code == 200,
-            timeout=START_TIMEOUT,
-            what="the API's /healthz",
-            server=self.api,
-        )
+        self.cli("node", "grant", WORKSTATION_AET, "--site", SENDING_SITE)
 
     def verify(self, study: Study) -> int:
         """Fail unless every instance is indexed and its file is there; the stored bytes.
@@ -279,17 +158,6 @@ class WorklistStack:
                 raise BenchError(f"worklist: stored file {file} missing or of the wrong size")
         return sum(int(row[2]) for row in rows)
 
-    def token(self) -> str:
-        """Log the radiologist in; the bearer token."""
-        response = httpx.post(
-            f"http://127.0.0.1:{self.api_port}/api/v1/auth/token",
-            data={"username": RADIOLOGIST, "password": self.password},
-        )
-        if response.status_code != 200:
-            raise BenchError(f"login failed: {response.status_code} {response.text}")
-        token: str = response.json()["access_token"]
-        return token
-
     def wado_pid(self) -> int:
         """Process group of the server answering WADO-RS."""
         assert self.api is not None
@@ -300,32 +168,17 @@ class WorklistStack:
         assert self.gateway is not None
         return self.gateway.pid
 
-    def stop(self) -> None:
-        """Stop both servers, drop the database and the stored files."""
-        for server in (self.api, self.gateway):
-            if server is not None:
-                server.stop()
-        self.api = self.gateway = None
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-        drop_database(DATABASE)
 
-
-class OrthancStack(OrthancTarget):
-    """Orthanc + PostgreSQL index (as bench.ingest's orthanc-pg) + DICOMweb plugin."""
+class OrthancStack(OrthancDicomWeb):
+    """Orthanc + PostgreSQL index + DICOMweb, with the workstation as a modality."""
 
     def __init__(self, workdir: Path, receiver: Receiver) -> None:
-        super().__init__(workdir, postgres=True)
-        self.name = "orthanc"
-        self.database = ORTHANC_DATABASE
+        super().__init__(workdir, database=ORTHANC_DATABASE, label="retrieve")
         self.receiver = receiver
 
     def config(self) -> dict[str, Any]:
-        """orthanc-pg's configuration plus DICOMweb and the workstation as a modality."""
+        """The shared Orthanc configuration plus the workstation as a modality."""
         config = super().config()
-        config["Name"] = "bench-retrieve-orthanc"
-        config["PostgreSQL"]["Database"] = ORTHANC_DATABASE
-        config["Plugins"] = [*config["Plugins"], str(ORTHANC_PLUGINS / "libOrthancDicomWeb.so")]
-        config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/", "EnableWado": False}
         config["DicomModalities"] = {
             WORKSTATION_AET: {
                 "AET": WORKSTATION_AET,
@@ -334,38 +187,6 @@ class OrthancStack(OrthancTarget):
             }
         }
         return config
-
-    @property
-    def wado_base(self) -> str:
-        """Base URL of DICOMweb."""
-        return f"http://127.0.0.1:{self.http_port}/dicom-web"
-
-    def start(self) -> None:
-        """Fresh storage and database, then Orthanc; wait for C-ECHO and HTTP."""
-        shutil.rmtree(self.root, ignore_errors=True)
-        (self.root / "storage").mkdir(parents=True)
-        (self.root / "index").mkdir(parents=True)
-        recreate_database(ORTHANC_DATABASE)
-        self.port = free_port()
-        self.http_port = free_port()
-        config_path = self.root / "orthanc.json"
-        config_path.write_text(json.dumps(self.config(), indent=2))
-        server = self._start_server([ORTHANC, str(config_path)])
-        wait_until(
-            lambda: "Version" in self._get("/system"),
-            timeout=START_TIMEOUT,
-            what="Orthanc HTTP /system",
-            server=server,
-        )
-        plugins = self._get_json_list("/plugins")
-        if "dicom-web" not in plugins:
-            raise BenchError(f"Orthanc's DICOMweb plugin is not loaded (plugins: {plugins})")
-
-    def _get_json_list(self, path: str) -> list[str]:
-        url = f"http://127.0.0.1:{self.http_port}{path}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            result: list[str] = json.load(response)
-            return result
 
     def verify(self, study: Study) -> int:  # type: ignore[override]
         """Fail unless Orthanc holds exactly the study's instances; the stored bytes."""
@@ -400,13 +221,3 @@ class OrthancStack(OrthancTarget):
     def move_pid(self) -> int:
         """Orthanc answers both."""
         return self.wado_pid()
-
-    def stop(self) -> None:
-        """Stop Orthanc, drop its database and storage."""
-        try:
-            if self.server is not None:
-                self.server.stop()
-                self.server = None
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
-            drop_database(ORTHANC_DATABASE)

@@ -10,26 +10,19 @@ See bench/README.md ("Worklist benchmark") for what is measured and how to read 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import json
 import os
 import random
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-import httpx
-import numpy as np
 import psycopg
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
@@ -38,40 +31,36 @@ from sqlalchemy.schema import CreateIndex
 
 from bench import load_studies
 from bench.explain import Plan, explain_requests
-from bench.ingest import host_info, shown_path
-from bench.procs import (
+from bench.shared.procs import (
     REGISTRY,
     BenchError,
-    Server,
-    free_port,
-    group_cpu_seconds,
     install_signal_handlers,
-    pids_cpu_seconds,
-    wait_until,
 )
-from bench.targets import REPO_ROOT, pg_admin_conninfo, random_secret, worklist_cli
+from bench.shared.services import random_secret
+from bench.shared.stats import fmt_ms, host_info, shown_path, wait_for_quiet
+from bench.shared.worklist_api import (
+    MIX,
+    REDIS_URL,
+    ROLE_SHARE,
+    ApiCluster,
+    BenchUser,
+    closed_loop,
+    fetch_cursors,
+    log_in,
+    open_loop,
+    pick_users,
+    settle,
+    variant_query,
+    worklist_templates,
+)
 from worklist.config import Settings
 from worklist.models import Study
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
-REDIS_URL = "redis://127.0.0.1:6379/14"
 NEXT_PATH = "/api/v1/worklist/next"
 # Indexes added by migrations/versions/0003_worklist_indexes.py (``--without-indexes``
 # drops them for a "before" run and rebuilds them from the models afterwards).
 MIGRATION_0003_INDEXES = ("ix_studies_backlog_order",)
-RADIOLOGIST_USERS = 60
-# The open-loop mix: share of requests per kind (see bench/README.md).
-MIX: dict[str, float] = {
-    "default": 0.40,
-    "site": 0.15,
-    "ready_ct": 0.10,
-    "stat_urgent": 0.10,
-    "mine": 0.10,
-    "page2": 0.10,
-    "q_surname": 0.05,
-}
-# Share of the traffic by role (each user of a role sends the same share).
-ROLE_SHARE = {"radiologist": 0.95, "manager": 0.03, "admin": 0.02}
 AIM_P95_MS = 25.0
 AIM_CLAIMS_PER_SECOND = 300.0
 
@@ -79,498 +68,13 @@ AIM_CLAIMS_PER_SECOND = 300.0
 # --------------------------------------------------------------------------- helpers
 
 
-def _healthy(port: int) -> bool:
-    """True when the API on ``port`` answers /healthz."""
-    return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-
-
-def percentiles(values: list[float]) -> dict[str, float | None]:
-    """p50/p95/p99/max (ms) of ``values``, None when empty."""
-    if not values:
-        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
-    arr = np.asarray(values)
-    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
-    return {
-        "p50": float(p50),
-        "p95": float(p95),
-        "p99": float(p99),
-        "max": float(arr.max()),
-        "mean": float(arr.mean()),
-    }
-
-
-def fmt_ms(value: float | None) -> str:
-    """A latency for the table."""
-    return "-" if value is None else f"{value:.1f}"
-
-
-def cpu_busy_seconds() -> float:
-    """CPU seconds the whole machine spent not idle since boot (/proc/stat)."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    values = [int(v) for v in fields]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_fraction(seconds: float = 3.0) -> float:
-    """Share of all CPUs busy over ``seconds`` (0..1)."""
-    before = cpu_busy_seconds()
-    time.sleep(seconds)
-    return (cpu_busy_seconds() - before) / seconds / (os.cpu_count() or 1)
-
-
-def wait_for_quiet(minutes: float, threshold: float = 0.25) -> float:
-    """Wait (up to ``minutes``) until other work leaves the CPUs mostly idle; last busy share.
-
-    On a shared machine other processes (test suites) steal the CPUs the API and the
-    database need, which shows up as latency that is not ours.
-    """
-    deadline = time.monotonic() + minutes * 60
-    busy = machine_busy_fraction()
-    while busy > threshold and time.monotonic() < deadline:
-        print(f"  machine {busy:.0%} busy with other work; waiting for it to calm down ...")
-        time.sleep(20)
-        busy = machine_busy_fraction()
-    return busy
-
-
-def database_sessions() -> int:
-    """Sessions (connections) opened so far to the benchmark database."""
-    with psycopg.connect(pg_admin_conninfo(), autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT sessions FROM pg_stat_database WHERE datname = %s", (load_studies.DB_NAME,)
-        ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def exited_postgres_cpu_seconds() -> float:
-    """CPU seconds of PostgreSQL processes that have exited (the postmaster's reaped children)."""
-
-    def stat(pid: int) -> list[str]:
-        # /proc/<pid>/stat after the command name: state, ppid, ..., cutime (13), cstime (14)
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-    with psycopg.connect(pg_admin_conninfo(), autocommit=True) as conn:
-        row = conn.execute("SELECT pg_backend_pid()").fetchone()
-        assert row is not None
-        postmaster_pid = int(stat(int(row[0]))[1])  # while our backend is alive
-    postmaster = stat(postmaster_pid)
-    return (int(postmaster[13]) + int(postmaster[14])) / os.sysconf("SC_CLK_TCK")
-
-
-def backend_pids() -> list[int]:
-    """PostgreSQL backends connected to the benchmark database."""
-    with psycopg.connect(pg_admin_conninfo(), autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (load_studies.DB_NAME,)
-        ).fetchall()
-    return [int(row[0]) for row in rows]
-
-
-@dataclass
-class CpuMeter:
-    """CPU used during a phase by the API processes, the database backends and the rest."""
-
-    api_pids: list[int]
-    api: float = 0.0
-    backends: dict[int, float] = field(default_factory=dict)
-    machine: float = 0.0
-    wall: float = 0.0
-    sessions: int = 0
-    exited: float = 0.0
-
-    def start(self) -> CpuMeter:
-        """Take the starting snapshot."""
-        self.api = sum(group_cpu_seconds(pid) for pid in self.api_pids)
-        self.backends = pids_cpu_seconds(backend_pids())
-        self.exited = exited_postgres_cpu_seconds()
-        self.machine = cpu_busy_seconds()
-        self.sessions = database_sessions()
-        self.wall = time.perf_counter()
-        return self
-
-    def stop(self, loadgen_cpu: float) -> dict[str, float]:
-        """CPU seconds of each party since ``start``."""
-        api = sum(group_cpu_seconds(pid) for pid in self.api_pids) - self.api
-        now = pids_cpu_seconds(backend_pids())
-        database = sum(cpu - self.backends.get(pid, 0.0) for pid, cpu in now.items())
-        # Parallel query workers and closed connections exit during the phase: their CPU
-        # is accounted to the postmaster. It covers every database of the server (other
-        # users' too), so it is reported apart rather than added to the benchmark's.
-        exited = exited_postgres_cpu_seconds() - self.exited
-        machine = cpu_busy_seconds() - self.machine
-        wall = time.perf_counter() - self.wall
-        return {
-            "wall_seconds": round(wall, 2),
-            "api_cpu_seconds": round(api, 2),
-            "database_cpu_seconds": round(database, 2),
-            "postgres_exited_processes_cpu_seconds": round(exited, 2),
-            "loadgen_cpu_seconds": round(loadgen_cpu, 2),
-            "other_cpu_seconds": round(
-                max(0.0, machine - api - database - exited - loadgen_cpu), 2
-            ),
-            # Connections opened to the database during the phase (pool growth or churn).
-            "database_sessions_opened": database_sessions() - self.sessions,
-            "load_average_1m": round(os.getloadavg()[0], 2),
-        }
-
-
 # --------------------------------------------------------------------------- servers
-
-
-class ApiCluster:
-    """``count`` independent ``worklist api`` processes on their own ports (no balancer)."""
-
-    def __init__(self, workdir: Path, count: int, secret: str) -> None:
-        self.workdir = workdir
-        self.count = count
-        self.secret = secret
-        self.servers: list[Server] = []
-        self.ports: list[int] = []
-
-    def env(self, port: int) -> dict[str, str]:
-        """One API process's environment."""
-        return {
-            "WORKLIST_DATABASE_URL": load_studies.database_url(),
-            "WORKLIST_REDIS_URL": REDIS_URL,
-            "WORKLIST_SECRET_KEY": self.secret,
-            "WORKLIST_DATA_DIR": str(self.workdir / "data"),
-            "WORKLIST_API_HOST": "127.0.0.1",
-            "WORKLIST_API_PORT": str(port),
-            "WORKLIST_LOG_LEVEL": "WARNING",
-            # The benchmark logs ~60 users in from one address within seconds.
-            "WORKLIST_LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "100000",
-        }
-
-    def describe(self) -> dict[str, Any]:
-        """How the API runs (recorded in the JSON output)."""
-        env = self.env(0)
-        env["WORKLIST_SECRET_KEY"] = "<random, 48 characters>"
-        env["WORKLIST_API_PORT"] = "<a free port per process>"
-        return {
-            "program": "python -m worklist api (uvicorn, one process each, no balancer)",
-            "processes": self.count,
-            "ports": self.ports,
-            "env": env,
-            "client_spread": "open loop: request i to port i mod N; closed: client k to k mod N",
-            "database_pool": "per process: SQLAlchemy pool_size 10 + max_overflow 10",
-        }
-
-    def start(self) -> None:
-        """Start every process and wait for /healthz."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        for index in range(self.count):
-            port = free_port()
-            server = Server(
-                f"api-{index}",
-                worklist_cli("api"),
-                log_path=self.workdir / f"api-{index}.log",
-                env=self.env(port),
-                cwd=REPO_ROOT,
-            )
-            self.servers.append(server)
-            self.ports.append(port)
-        for server, port in zip(self.servers, self.ports, strict=True):
-            wait_until(
-                functools.partial(_healthy, port),
-                timeout=60,
-                what=f"{server.name}'s /healthz",
-                server=server,
-            )
-
-    @property
-    def pids(self) -> list[int]:
-        """Process group ids of the API processes."""
-        return [server.pid for server in self.servers]
-
-    def check_alive(self) -> None:
-        """Fail if an API process died."""
-        for server in self.servers:
-            if not server.alive():
-                raise BenchError(f"{server.name} died:\n{server.log_tail()}")
-
-    def stop(self) -> None:
-        """Stop every process."""
-        for server in self.servers:
-            server.stop()
-        self.servers.clear()
-        self.ports.clear()
-
-
-def settle(cluster: ApiCluster, quiet_wait: float, timeout: float = 60.0) -> None:
-    """Before a phase: wait until every API process answers /healthz quickly (left-over
-    work is done), then (up to ``quiet_wait`` minutes) until other work is quiet."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        started = time.perf_counter()
-        for port in cluster.ports:
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
-        if time.perf_counter() - started < 0.05 * len(cluster.ports):
-            break
-        time.sleep(1)
-    time.sleep(1)
-    if quiet_wait > 0:
-        wait_for_quiet(quiet_wait)
 
 
 # --------------------------------------------------------------------------- users
 
 
-@dataclass
-class BenchUser:
-    """A user the load generator acts as."""
-
-    username: str
-    role: str
-    site_codes: list[str]
-    token: str = ""
-    surnames: list[str] = field(default_factory=list)
-    cursor: str | None = None
-
-
-def pick_users(rng: random.Random) -> list[BenchUser]:
-    """60 radiologists (1-3 trusts each), two managers and the admin."""
-    with psycopg.connect(load_studies.conninfo(), autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT u.username, u.role::text, coalesce(array_agg(s.code ORDER BY s.code) "
-            "FILTER (WHERE s.code IS NOT NULL), '{}') FROM users u "
-            "LEFT JOIN user_sites us ON us.user_id = u.id LEFT JOIN sites s ON s.id = us.site_id "
-            "WHERE u.role IN ('radiologist', 'manager', 'admin') GROUP BY u.id ORDER BY u.id"
-        ).fetchall()
-        users = [BenchUser(str(r[0]), str(r[1]), list(r[2])) for r in rows]
-        radiologists = [u for u in users if u.role == "radiologist"]
-        managers = [u for u in users if u.role == "manager"]
-        admins = [u for u in users if u.role == "admin"]
-        chosen = (
-            rng.sample(radiologists, min(RADIOLOGIST_USERS, len(radiologists)))
-            + rng.sample(managers, min(2, len(managers)))
-            + admins[:1]
-        )
-        all_codes = sorted({c for u in users for c in u.site_codes})
-        for user in chosen:
-            codes = user.site_codes or all_codes
-            # Surnames of patients on the user's backlog: what a radiologist looks up.
-            # A hash of (user, study) orders them: the same picks in every run.
-            user.surnames = [
-                str(r[0])
-                for r in conn.execute(
-                    "SELECT split_part(p.name, '^', 1) FROM studies s "
-                    "JOIN patients p ON p.id = s.patient_id JOIN sites t ON t.id = s.site_id "
-                    "WHERE s.status = 'ready' AND t.code = ANY(%s) "
-                    "ORDER BY hashtext(%s || s.study_uid), s.id LIMIT 3",
-                    (codes, user.username),
-                ).fetchall()
-            ]
-    return chosen
-
-
-def log_in(users: list[BenchUser], port: int) -> None:
-    """Get each user's token from ``POST /api/v1/auth/token`` (the real login)."""
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-        for user in users:
-            response = http.post(
-                "/api/v1/auth/token",
-                data={"username": user.username, "password": load_studies.BENCH_PASSWORD},
-            )
-            if response.status_code != 200:
-                raise BenchError(f"login {user.username}: {response.status_code} {response.text}")
-            user.token = response.json()["access_token"]
-
-
-def fetch_cursors(users: list[BenchUser], port: int) -> None:
-    """The second-page cursor of each user's default worklist."""
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-        for user in users:
-            response = http.get(
-                "/api/v1/worklist", headers={"Authorization": f"Bearer {user.token}"}
-            )
-            if response.status_code != 200:
-                raise BenchError(f"worklist for {user.username}: {response.status_code}")
-            user.cursor = response.json().get("next_cursor")
-
-
-def variant_query(user: BenchUser, variant: str, rng: random.Random) -> str | None:
-    """The query string of one request kind for ``user`` (None: not applicable)."""
-    params: list[tuple[str, str]]
-    if variant == "default":
-        params = []
-    elif variant == "site":
-        codes = user.site_codes or [load_studies.SITES[rng.randrange(10)][0]]
-        params = [("site", rng.choice(codes))]
-    elif variant == "ready_ct":
-        params = [("status", "ready"), ("modality", "CT")]
-    elif variant == "stat_urgent":
-        params = [("priority", "stat"), ("priority", "urgent")]
-    elif variant == "mine":
-        params = [("mine", "true")]
-    elif variant == "page2":
-        if not user.cursor:
-            return None
-        params = [("cursor", user.cursor)]
-    elif variant == "q_surname":
-        if not user.surnames:
-            return None
-        params = [("q", rng.choice(user.surnames))]
-    else:
-        raise ValueError(variant)
-    return "/api/v1/worklist" + (f"?{urlencode(params)}" if params else "")
-
-
-def worklist_templates(users: list[BenchUser], seed: int) -> list[dict[str, Any]]:
-    """Weighted request templates: every kind of the mix for every user."""
-    rng = random.Random(seed)
-    per_role = Counter(u.role for u in users)
-    templates: list[dict[str, Any]] = []
-    for user in users:
-        user_weight = ROLE_SHARE[user.role] / per_role[user.role]
-        for variant, share in MIX.items():
-            choices = max(1, len(user.surnames)) if variant == "q_surname" else 1
-            for _ in range(choices):
-                path = variant_query(user, variant, rng)
-                if path is None:
-                    continue
-                templates.append(
-                    {
-                        "name": variant,
-                        "method": "GET",
-                        "path": path,
-                        "token": user.token,
-                        "weight": user_weight * share / choices,
-                    }
-                )
-    return templates
-
-
 # --------------------------------------------------------------------------- load runs
-
-
-def run_loadgen(workdir: Path, plan: dict[str, Any], label: str) -> dict[str, Any]:
-    """Run ``python -m bench.loadgen`` as its own process; its results."""
-    plan_path = workdir / f"plan-{label}.json"
-    out_path = workdir / f"result-{label}.json"
-    plan_path.write_text(json.dumps(plan))
-    timeout = float(plan["duration"]) + float(plan.get("warmup", 0)) + 120
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.loadgen", str(plan_path), str(out_path)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        proc.kill()
-        proc.wait()
-        raise BenchError(f"load generator still running after {timeout:.0f} s") from exc
-    except BaseException:
-        # Ctrl-C or a timeout: the generator must stop before claims are restored.
-        proc.kill()
-        proc.wait()
-        raise
-    if proc.returncode != 0 or not out_path.exists():
-        raise BenchError(f"load generator failed ({proc.returncode}):\n{stderr[-3000:]}")
-    data: dict[str, Any] = json.loads(out_path.read_text())
-    return data
-
-
-def summarise(result: dict[str, Any]) -> dict[str, Any]:
-    """Percentiles overall and per request kind, statuses, errors."""
-    every = [v for values in result["latencies"].values() for v in values]
-    statuses: Counter[str] = Counter()
-    for by_status in result["statuses"].values():
-        statuses.update(by_status)
-    ok = sum(n for s, n in statuses.items() if s.startswith("2"))
-    return {
-        "requests": len(every),
-        "ok": ok,
-        "failed": sum(n for s, n in statuses.items() if not s.startswith("2")),
-        "answered": sum(n for s, n in statuses.items() if s != "unfinished"),
-        "statuses": dict(statuses),
-        "errors": result["errors"],
-        "unfinished": result["unfinished"],
-        "latency_ms": percentiles(every),
-        "by_kind": {
-            name: {"requests": len(values), **percentiles(values)}
-            for name, values in sorted(result["latencies"].items())
-        },
-        "service_ms": percentiles([v for vs in result["service"].values() for v in vs]),
-        "connections_opened": result["connections_opened"],
-        "max_in_flight": result["max_in_flight"],
-        "max_dispatch_lag_ms": result["max_dispatch_lag_ms"],
-        "window_seconds": result["window_seconds"],
-        "counted": result["counted"],
-        "throughput_per_second": result["counted"] / result["window_seconds"]
-        if result["window_seconds"]
-        else None,
-    }
-
-
-def open_loop(
-    workdir: Path,
-    cluster: ApiCluster,
-    templates: list[dict[str, Any]],
-    rate: float,
-    duration: float,
-) -> dict[str, Any]:
-    """(a) fixed-rate schedule, latency from the scheduled send time."""
-    plan = {
-        "mode": "open",
-        "rate": rate,
-        "duration": duration,
-        "seed": 7,
-        "ports": cluster.ports,
-        "templates": templates,
-    }
-    meter = CpuMeter(cluster.pids).start()
-    result = run_loadgen(workdir, plan, f"open-{cluster.count}")
-    cluster.check_alive()
-    summary = summarise(result)
-    summary["rate"] = rate
-    summary["duration"] = duration
-    summary["achieved_rate"] = result["sent"] / duration
-    summary["cpu"] = per_request(meter.stop(result["cpu_seconds"]), summary["answered"])
-    return summary
-
-
-def per_request(cpu: dict[str, float], answered: int) -> dict[str, float]:
-    """Add the API's and the database's CPU milliseconds per answered request."""
-    if answered:
-        cpu["api_cpu_ms_per_request"] = round(cpu["api_cpu_seconds"] * 1000 / answered, 2)
-        cpu["database_cpu_ms_per_request"] = round(cpu["database_cpu_seconds"] * 1000 / answered, 2)
-    return cpu
-
-
-def closed_loop(
-    workdir: Path,
-    cluster: ApiCluster,
-    templates: list[dict[str, Any]],
-    *,
-    clients: int,
-    duration: float,
-    warmup: float,
-    label: str,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(b) ``clients`` back-to-back loops; client k talks to port k mod N."""
-    plan = {
-        "mode": "closed",
-        "clients": clients,
-        "duration": duration,
-        "warmup": warmup,
-        "seed": 11,
-        "ports": cluster.ports,
-        "templates": templates,
-    }
-    meter = CpuMeter(cluster.pids).start()
-    result = run_loadgen(workdir, plan, f"{label}-{cluster.count}")
-    cluster.check_alive()
-    summary = summarise(result)
-    summary["clients"] = clients
-    summary["duration"] = duration
-    summary["warmup"] = warmup
-    summary["cpu"] = per_request(meter.stop(result["cpu_seconds"]), summary["answered"])
-    return summary, result
 
 
 # --------------------------------------------------------------------------- claims

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import shutil
-import string
 import sys
 import urllib.request
 from abc import ABC, abstractmethod
@@ -22,11 +20,9 @@ from typing import Any
 
 import psycopg
 import redis
-from pynetdicom import AE
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from bench.dataset import DataSet
-from bench.procs import (
+from bench.shared.procs import (
     DCMTK_STORESCP,
     ORTHANC,
     ORTHANC_PLUGINS,
@@ -35,54 +31,28 @@ from bench.procs import (
     free_port,
     group_cpu_seconds,
     pids_cpu_seconds,
-    port_open,
     run_checked,
     wait_until,
 )
+from bench.shared.services import (
+    CALLING_AET,
+    GATEWAY_AET,
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
+    REPO_ROOT,
+    START_TIMEOUT,
+    dicom_echo,
+    drop_database,
+    pg_admin_conninfo,
+    random_secret,
+    recreate_database,
+    worklist_cli,
+)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PG_HOST = "127.0.0.1"
-PG_PORT = 5432
-PG_USER = "postgres"
 REDIS_URL = "redis://127.0.0.1:6379/15"
-CALLING_AET = "BENCHSCU"
-GATEWAY_AET = "IMAGING_NET"
 GATEWAY_DB = "bench_gateway"
 ORTHANC_DB = "bench_orthanc"
-START_TIMEOUT = 60.0
-
-
-def pg_admin_conninfo(dbname: str = "postgres") -> str:
-    """libpq connection string for the benchmark's PostgreSQL."""
-    return f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={dbname}"
-
-
-def recreate_database(name: str) -> None:
-    """Drop (closing any leftover connections) and create an empty database."""
-    with psycopg.connect(pg_admin_conninfo(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(name: str) -> None:
-    """Drop a benchmark database if it exists."""
-    with psycopg.connect(pg_admin_conninfo(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def dicom_echo(port: int, called_aet: str, calling_aet: str = CALLING_AET) -> bool:
-    """True when a C-ECHO to ``port`` succeeds."""
-    ae = AE(ae_title=calling_aet)
-    ae.add_requested_context(Verification)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 5
-    assoc = ae.associate("127.0.0.1", port, ae_title=called_aet)
-    if not assoc.is_established:
-        return False
-    try:
-        status = assoc.send_c_echo()
-        return bool(status) and int(status.Status) == 0
-    finally:
-        assoc.release()
 
 
 @dataclass(frozen=True)
@@ -96,12 +66,6 @@ class CpuSnapshot:
         """(receiver, database) CPU seconds used between ``earlier`` and this snapshot."""
         database = sum(cpu - earlier.backends.get(pid, 0.0) for pid, cpu in self.backends.items())
         return self.receiver - earlier.receiver, database
-
-
-def random_secret(length: int = 48) -> str:
-    """A random key of letters and digits."""
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 class Target(ABC):
@@ -386,19 +350,6 @@ class OrthancTarget(Target):
                 drop_database(ORTHANC_DB)
 
 
-def worklist_cli(*args: str) -> list[str]:
-    """argv running the ``worklist`` CLI with this interpreter (``python -m worklist``)."""
-    return [sys.executable, "-m", "worklist", *args]
-
-
-def gateway_available() -> bool:
-    """True once the lead's ``dicom_gateway`` package has its server and CLI."""
-    return all(
-        (REPO_ROOT / path).exists()
-        for path in ("dicom_gateway/server.py", "dicom_gateway/__main__.py", "worklist/cli.py")
-    )
-
-
 class GatewayTarget(Target):
     """Our gateway: ``python -m dicom_gateway`` with a fresh PostgreSQL database per run."""
 
@@ -542,7 +493,5 @@ __all__ = [
     "GatewayTarget",
     "OrthancTarget",
     "Target",
-    "gateway_available",
     "make_target",
-    "port_open",
 ]
