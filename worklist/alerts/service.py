@@ -7,16 +7,13 @@ without its notification, and a refused one leaves nothing behind.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worklist import outbox
+from worklist import outbox, pagination
 from worklist.alerts import repository
 from worklist.alerts.repository import AlertFilters, AlertKey, AlertView
 from worklist.alerts.schemas import (
@@ -30,7 +27,7 @@ from worklist.alerts.schemas import (
 from worklist.alerts.visibility import require_acknowledger, visible_alert_condition
 from worklist.audit import repository as audit
 from worklist.enums import AuditAction, OutboxEventType
-from worklist.errors import Forbidden, InvalidInput, NotFound
+from worklist.errors import Forbidden, NotFound
 from worklist.models import User
 from worklist.studies.service import STUDY_NOT_FOUND
 from worklist.studies.visibility import visible_study_condition
@@ -39,7 +36,6 @@ ALERT_NOT_FOUND = "alert not found"
 NOT_HOLDER_OR_AUTHOR = (
     "only the radiologist holding the claim on this study or the report's author may raise an alert"
 )
-INVALID_CURSOR = "invalid cursor: pass the next_cursor of a previous page unchanged"
 
 
 def parse_alert_id(text: str) -> uuid.UUID:
@@ -52,21 +48,13 @@ def parse_alert_id(text: str) -> uuid.UUID:
 
 def encode_cursor(key: AlertKey) -> str:
     """An opaque cursor for the position after ``key``."""
-    raw = json.dumps([key.raised_at.isoformat(), str(key.id)], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return pagination.encode_cursor(key.raised_at, key.id)
 
 
 def decode_cursor(cursor: str) -> AlertKey:
     """The position a cursor stands for; InvalidInput when it is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        raised_at, alert_id = json.loads(raw)
-        key = AlertKey(raised_at=datetime.fromisoformat(raised_at), id=uuid.UUID(alert_id))
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, AttributeError) as exc:
-        raise InvalidInput(INVALID_CURSOR) from exc
-    if key.raised_at.tzinfo is None:
-        raise InvalidInput(INVALID_CURSOR)
-    return key
+    raised_at, alert_id = pagination.decode_cursor(cursor, (datetime, uuid.UUID))
+    return AlertKey(raised_at=raised_at, id=alert_id)
 
 
 async def raise_alert(

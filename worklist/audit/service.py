@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worklist import pagination
 from worklist.audit import repository
 from worklist.audit.repository import AuditKey, AuditQuery
 from worklist.audit.schemas import AuditEntry, AuditPage
 from worklist.enums import Role
-from worklist.errors import Forbidden, InvalidInput
+from worklist.errors import Forbidden
 from worklist.models import User
 
 # Reading the log is itself recorded (who looked at whose trail).
 AUDIT_VIEW = "audit.view"
 NO_AUDIT_ACCESS = "only admins and managers may read the audit log"
-INVALID_CURSOR = "invalid cursor: pass the next_cursor of a previous page unchanged"
 
 
 def readable_sites(user: User) -> list[int] | None:
@@ -33,21 +30,13 @@ def readable_sites(user: User) -> list[int] | None:
 
 def encode_cursor(key: AuditKey) -> str:
     """An opaque cursor for the position after ``key``."""
-    raw = json.dumps([key.at.isoformat(), key.id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return pagination.encode_cursor(key.at, key.id)
 
 
 def decode_cursor(cursor: str) -> AuditKey:
     """The position a cursor stands for; InvalidInput when it is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, row_id = json.loads(raw)
-        key = AuditKey(at=datetime.fromisoformat(at), id=row_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
-        raise InvalidInput(INVALID_CURSOR) from exc
-    if key.at.tzinfo is None or type(key.id) is not int:
-        raise InvalidInput(INVALID_CURSOR)
-    return key
+    at, row_id = pagination.decode_cursor(cursor, (datetime, int))
+    return AuditKey(at=at, id=row_id)
 
 
 async def list_audit(

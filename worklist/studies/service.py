@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worklist import pagination
 from worklist.audit import repository as audit
 from worklist.enums import AuditAction, Priority
-from worklist.errors import InvalidInput, NotFound
+from worklist.errors import NotFound
 from worklist.identity import normalise_nhs_number
 from worklist.models import User
 from worklist.studies import repository
@@ -26,33 +24,20 @@ from worklist.studies.schemas import (
 )
 from worklist.studies.visibility import require_worklist_access, visible_study_condition
 
-INVALID_CURSOR = "invalid cursor: pass the next_cursor of a previous page unchanged"
 STUDY_NOT_FOUND = "study not found"
 
 
 def encode_cursor(key: WorklistKey) -> str:
     """An opaque cursor for the position after ``key``."""
-    payload = [key.due_at.isoformat(), key.priority.value, key.received_at.isoformat(), key.id]
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return pagination.encode_cursor(key.due_at, key.priority, key.received_at, key.id)
 
 
 def decode_cursor(cursor: str) -> WorklistKey:
     """The position a cursor stands for; InvalidInput when it is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        due_at, priority, received_at, study_id = json.loads(raw)
-        key = WorklistKey(
-            due_at=datetime.fromisoformat(due_at),
-            priority=Priority(priority),
-            received_at=datetime.fromisoformat(received_at),
-            id=study_id,
-        )
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
-        raise InvalidInput(INVALID_CURSOR) from exc
-    if key.due_at.tzinfo is None or key.received_at.tzinfo is None or type(key.id) is not int:
-        raise InvalidInput(INVALID_CURSOR)
-    return key
+    due_at, priority, received_at, study_id = pagination.decode_cursor(
+        cursor, (datetime, Priority, datetime, int)
+    )
+    return WorklistKey(due_at=due_at, priority=priority, received_at=received_at, id=study_id)
 
 
 async def list_worklist(
