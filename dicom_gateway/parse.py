@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -63,6 +64,7 @@ _DECODE_ERRORS = (
     EOFError,
     OverflowError,
     UnicodeError,
+    zlib.error,  # a deflated dataset that does not inflate
 )
 
 

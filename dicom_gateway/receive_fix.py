@@ -7,8 +7,9 @@ from the command set. Two things went wrong there:
 - A C-STORE-RQ whose Affected SOP Instance UID (or SOP Class UID) is missing or empty
   made building that header raise in the association's reactor thread: the thread died,
   no response was sent, the association was never closed and a 0-byte temporary file
-  was left behind each time. Here the header is then written without that UID, so the
-  request reaches our handler, which answers 0xC001 (pynetdicom removes the file after).
+  was left behind each time. Here the header is then written without that UID, and the
+  request (which pynetdicom would drop as invalid, unanswered) reaches our handler,
+  which answers 0xC001 (pynetdicom removes the file after).
 - The temporary file lived outside ``WORKLIST_DATA_DIR``: placing it in the store was a
   copy across filesystems, and files of killed associations piled up where start-up
   cleaning could not find them. Here it is created in the AE's ``receive_dir``.
@@ -33,8 +34,10 @@ import pynetdicom
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 from pynetdicom import AE, _config
+from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_messages import _MESSAGE_TYPES, C_STORE_RQ, DIMSEMessage
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import create_file_meta, decode
 from pynetdicom.pdu_primitives import P_DATA
 
@@ -45,6 +48,7 @@ NO_DATASET = 0x0101  # CommandDataSetType: no dataset follows
 INVALID_PDU_EVENT = "Evt19"  # the DUL's "invalid PDU received": abort the association
 _INSTALLED = "_worklist_receive_fixed"
 _original_receive_primitive = DIMSEServiceProvider.receive_primitive
+_original_serve_request = Association._serve_request
 
 
 class GatewayAE(AE):
@@ -92,9 +96,6 @@ def _open_dataset_file(message: Any, assoc: Any, context_id: int) -> None:
     cs = message.command_set
     sop_class = str(cs.get("AffectedSOPClassUID") or "")
     sop_instance = str(cs.get("AffectedSOPInstanceUID") or "")
-    for keyword in ("AffectedSOPClassUID", "AffectedSOPInstanceUID"):
-        if keyword not in cs:
-            setattr(cs, keyword, "")  # the handler sees "" and answers 0xC001
     meta = create_file_meta(
         sop_class_uid=UID(sop_class),
         sop_instance_uid=UID(sop_instance),
@@ -116,6 +117,29 @@ def _receive_primitive(self: Any, primitive: P_DATA) -> None:
         self.dul.event_queue.put(INVALID_PDU_EVENT)
 
 
+def _serve_request(self: Any, msg: Any, context_id: int) -> None:
+    """pynetdicom's _serve_request; a C-STORE without Affected SOP Instance UID reaches our handler.
+
+    pynetdicom stores an empty UID as None and drops such a request as invalid, unanswered:
+    an empty UID lets it through to the handler, which answers 0xC001.
+    """
+    if isinstance(msg, C_STORE) and msg.MessageIDBeingRespondedTo is None:
+        if msg.AffectedSOPInstanceUID is None:
+            msg._affected_sop_instance_uid = UID("")
+        if not msg.is_valid_request:  # dropped by pynetdicom: its file would stay behind
+            _remove_file(getattr(msg, "_dataset_file", None))
+    _original_serve_request(self, msg, context_id)
+
+
+def _remove_file(handle: Any) -> None:
+    if handle is None:
+        return
+    with contextlib.suppress(OSError):
+        handle.close()
+    with contextlib.suppress(OSError):
+        os.unlink(handle.name)
+
+
 def discard_partial_dataset(dimse: Any) -> None:
     """Close and remove the file of a dataset still being received (association ending)."""
     message: Any = getattr(dimse, "message", None)
@@ -123,10 +147,7 @@ def discard_partial_dataset(dimse: Any) -> None:
     if message is None or handle is None:
         return
     message._data_set_file = None
-    with contextlib.suppress(OSError):
-        handle.close()
-    with contextlib.suppress(OSError):
-        os.unlink(handle.name)
+    _remove_file(handle)
 
 
 def install_receive_fix() -> bool:
@@ -141,5 +162,6 @@ def install_receive_fix() -> bool:
         return False
     DIMSEMessage.decode_msg = _decode_msg  # type: ignore[method-assign]
     DIMSEServiceProvider.receive_primitive = _receive_primitive  # type: ignore[method-assign]
+    Association._serve_request = _serve_request  # type: ignore[method-assign]
     setattr(DIMSEMessage, _INSTALLED, True)
     return True
