@@ -120,8 +120,8 @@ class _Walker:
                 (length,) = struct.unpack(order + "L", stream.read(4))
             if length != UNDEFINED_LENGTH and end is not None and stream.tell() + length > end:
                 raise IncompleteDataset(f"{_name(tag)} runs past the end of its item")
-            if tag == PIXEL_DATA and depth == 0:
-                self._pixel_data(length)
+            if tag == PIXEL_DATA:  # also an icon's, nested in a sequence item
+                self._pixel_data(length, top_level=depth == 0)
             elif length == UNDEFINED_LENGTH:
                 self._sequence(tag, vr, depth + 1)
             elif depth == 0 and tag in _IMAGE_ATTRIBUTES and length <= MAX_ATTRIBUTE_LENGTH:
@@ -151,10 +151,11 @@ class _Walker:
                 self.stream.require(length, inside=tag)
                 inner.walk_dataset(end=end, delimited=False, depth=depth)
 
-    def _pixel_data(self, length: int) -> None:
+    def _pixel_data(self, length: int, *, top_level: bool) -> None:
         if length != UNDEFINED_LENGTH:
             self.stream.skip(length, inside=PIXEL_DATA)
-            self.native_pixel_length = length
+            if top_level:
+                self.native_pixel_length = length
             return
         order = "<" if self.little else ">"
         items = 0

@@ -135,7 +135,7 @@ def read_header(path: Path, *, expected_sop_instance_uid: str | None) -> Instanc
     ):
         raise InstanceRejected(
             status.SOP_INSTANCE_MISMATCH,
-            "SOP Instance UID of the dataset differs from the C-STORE request's",
+            "dataset's SOP Instance UID differs from the C-STORE request's",
         )
     patient_id = _text(values["PatientID"]) or f"~{uids['StudyInstanceUID']}"
     return InstanceHeader(

@@ -163,3 +163,20 @@ def test_every_cut_point_of_a_small_file_is_detected(tmp_path: Path) -> None:
             check_complete(piece)
         refused += 1
     assert refused > 200
+
+
+def test_icon_with_encapsulated_pixel_data_inside_a_sequence_is_complete(tmp_path: Path) -> None:
+    from pydicom.dataset import Dataset
+    from pydicom.encaps import encapsulate
+
+    path = _compressed("SC_rgb_jpeg_dcmtk.dcm", tmp_path / "icon")
+    ds = dcmread(path)
+    icon = Dataset()
+    icon.Rows, icon.Columns, icon.BitsAllocated = 2, 2, 8
+    icon.PixelData = encapsulate([b"\xff\xd8fake\xff\xd9"])
+    icon["PixelData"].VR = "OB"
+    ds.IconImageSequence = [icon]
+    ds.save_as(path, enforce_file_format=True)
+    check_complete(path)
+    with pytest.raises(IncompleteDataset):
+        check_complete(_cut(path, 9, "cut.dcm"))
