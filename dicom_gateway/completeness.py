@@ -276,27 +276,23 @@ class _InflatingStream(_Stream):
         self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         self.buffer = b""
         self.position = 0
-        self.input_done = False
 
     def tell(self) -> int:
         return self.position
 
     def _fill(self, wanted: int) -> None:
-        while len(self.buffer) < wanted and not (self.input_done and self._drained()):
-            pending = self.inflater.unconsumed_tail
-            if not pending:
-                pending = self.handle.read(INFLATE_CHUNK)
-                if not pending:
-                    self.input_done = True
-                    self.buffer += self.inflater.flush()
-                    continue
+        while len(self.buffer) < wanted and not self.inflater.eof:
+            pending = self.inflater.unconsumed_tail or self.handle.read(INFLATE_CHUNK)
+            if not pending:  # input exhausted before the deflate stream ended
+                self.buffer += self.inflater.flush()
+                return
             try:
-                self.buffer += self.inflater.decompress(pending, INFLATE_CHUNK)
+                out = self.inflater.decompress(pending, INFLATE_CHUNK)
             except zlib.error as exc:
                 raise IncompleteDataset("deflated dataset is corrupt") from exc
-
-    def _drained(self) -> bool:
-        return not self.inflater.unconsumed_tail
+            if not out and self.inflater.unconsumed_tail == pending:
+                return  # no progress: nothing more will come out
+            self.buffer += out
 
     def read(self, count: int, *, inside: tuple[int, int] | None = None) -> bytes:
         self._fill(count)

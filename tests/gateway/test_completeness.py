@@ -180,3 +180,26 @@ def test_icon_with_encapsulated_pixel_data_inside_a_sequence_is_complete(tmp_pat
     check_complete(path)
     with pytest.raises(IncompleteDataset):
         check_complete(_cut(path, 9, "cut.dcm"))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SC_rgb_jpeg_dcmtk.dcm",
+        "JPGExtended.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_RLE.dcm",
+        "image_dfl.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "MR_small_bigendian.dcm",
+        "CT_small.dcm",
+    ],
+)
+def test_complete_files_in_every_transfer_syntax_pass(name: str) -> None:
+    check_complete(Path(get_testdata_file(name)))  # type: ignore[arg-type]
+
+
+def test_pydicoms_truncated_samples_are_refused() -> None:
+    for name in ("MR_truncated.dcm", "rtplan_truncated.dcm"):
+        with pytest.raises(IncompleteDataset, match="truncated"):
+            check_complete(Path(get_testdata_file(name)))  # type: ignore[arg-type]
