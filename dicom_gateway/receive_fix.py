@@ -4,7 +4,7 @@ With ``STORE_RECV_CHUNKED_DATASET`` pynetdicom writes each received dataset to a
 ``NamedTemporaryFile`` in the system temporary directory, after a File Meta header built
 from the command set. Two things went wrong there:
 
-- A C-STORE-RQ whose Affected SOP Instance UID (or SOP Class UID) is missing or empty
+- A C-STORE-RQ whose Affected SOP Instance UID is missing or empty
   made building that header raise in the association's reactor thread: the thread died,
   no response was sent, the association was never closed and a 0-byte temporary file
   was left behind each time. Here the header is then written without that UID, and the
@@ -101,8 +101,9 @@ def _open_dataset_file(message: Any, assoc: Any, context_id: int) -> None:
         sop_instance_uid=UID(sop_instance),
         transfer_syntax=assoc._accepted_cx[context_id].transfer_syntax[0],
     )
-    # A header without a UID is not a valid File Meta: write it unchecked, the handler
-    # refuses the instance before reading the file.
+    # Without an instance UID, write the header unchecked: the handler answers 0xC001
+    # before reading the file. Without a class UID no handler can be chosen: the check
+    # raises and the association is aborted (below), its file removed.
     write_file_meta_info(message._data_set_file, meta, enforce_standard=bool(sop_instance))
 
 

@@ -132,21 +132,25 @@ def test_received_datasets_are_written_under_the_data_dir(
     assert _files(system_tmp) == []
 
 
-def test_association_aborted_mid_dataset_leaves_no_received_file(
-    gateway: Gateway, db: sessionmaker[Session], settings: Settings
-) -> None:
-    ds = _instances(1, rows=256, columns=256)[0]
-    assoc = _associate(gateway.port)
-    context = assoc.accepted_contexts[0]
+def _store_fragments(assoc: Any, ds: Dataset, *, sop_class_uid: str | None) -> list[Any]:
+    """A C-STORE-RQ and its dataset as the P-DATA primitives a sender puts on the wire."""
     request = C_STORE()
     request.MessageID = 1
-    request.AffectedSOPClassUID = ds.SOPClassUID
+    request.AffectedSOPClassUID = sop_class_uid
     request.AffectedSOPInstanceUID = ds.SOPInstanceUID
     request.Priority = 2
     request.DataSet = BytesIO(encode(ds, False, True))
     message = C_STORE_RQ()
     message.primitive_to_message(request)
-    fragments = list(message.encode_msg(context.context_id, FRAGMENT_BYTES))
+    return list(message.encode_msg(assoc.accepted_contexts[0].context_id, FRAGMENT_BYTES))
+
+
+def test_association_aborted_mid_dataset_leaves_no_received_file(
+    gateway: Gateway, db: sessionmaker[Session], settings: Settings
+) -> None:
+    ds = _instances(1, rows=256, columns=256)[0]
+    assoc = _associate(gateway.port)
+    fragments = _store_fragments(assoc, ds, sop_class_uid=str(ds.SOPClassUID))
     assert len(fragments) > 3
     for fragment in fragments[:-2]:  # the command and part of the dataset, never its end
         assoc.dul.send_pdu(fragment)
@@ -156,6 +160,23 @@ def test_association_aborted_mid_dataset_leaves_no_received_file(
     _wait_for(lambda: not _files(received), "the partial dataset to be removed")
     with db() as session:
         assert session.scalar(select(func.count()).select_from(Instance)) == 0
+
+
+def test_store_without_sop_class_uid_aborts_that_association_only(
+    gateway: Gateway, db: sessionmaker[Session], settings: Settings
+) -> None:
+    ds = _instances(1)[0]
+    assoc = _associate(gateway.port)
+    for fragment in _store_fragments(assoc, ds, sop_class_uid=None):
+        assoc.dul.send_pdu(fragment)
+    _wait_for(lambda: assoc.is_aborted, "the gateway to abort the association")
+    assert _files(settings.data_dir / "tmp") == []
+    # The gateway goes on serving.
+    again = _associate(gateway.port)
+    try:
+        assert int(again.send_c_store(ds).Status) == status.SUCCESS
+    finally:
+        again.release()
 
 
 @pytest.fixture
