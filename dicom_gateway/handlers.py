@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_gateway import status
 from dicom_gateway.associations import Peer, PeerTable, UnknownPeer, find_node
+from dicom_gateway.completeness import IncompleteDataset, check_complete
 from dicom_gateway.indexer import GroupCommitter, IndexFailed, IndexRequest
 from dicom_gateway.parse import InstanceRejected, read_header
+from dicom_gateway.receive_fix import discard_partial_dataset
 from dicom_gateway.storage import Storage, sync_file
 from dicom_gateway.uids import is_valid_uid
 from worklist.metrics import ASSOCIATIONS, INGEST_BYTES, INGEST_INSTANCES, INGEST_LATENCY
@@ -26,6 +28,7 @@ from worklist.metrics import ASSOCIATIONS, INGEST_BYTES, INGEST_INSTANCES, INGES
 log = logging.getLogger("dicom_gateway")
 
 INDEX_TIMEOUT_SECONDS = 60.0
+ERROR_COMMENT_MAX = 64  # (0000,0902) Error Comment is LO
 
 
 @dataclass
@@ -88,6 +91,8 @@ def on_echo(event: Any) -> int:
 
 def on_closed(event: Any, ctx: GatewayContext) -> None:
     """Log one line per accepted association when its connection closes."""
+    # An association that ended mid-transfer leaves its half-received dataset behind.
+    discard_partial_dataset(getattr(event.assoc, "dimse", None))
     peer = ctx.peers.pop(event.assoc)
     if peer is None:
         return
@@ -111,16 +116,20 @@ def on_store(event: Any, ctx: GatewayContext) -> int | Dataset:
     started = time.perf_counter()
     peer = ctx.peers.get(event.assoc)
     if peer is None:  # cannot happen: unaccepted associations never get here
-        return _failure(status.OUT_OF_RESOURCES, "association not registered", None, None)
-    command_uid = str(event.request.AffectedSOPInstanceUID or "")
+        return _failure(
+            InstanceRejected(status.OUT_OF_RESOURCES, "association not accepted"), None, None
+        )
+    command_uid = str(event.request.AffectedSOPInstanceUID or "").strip(" \x00")
     try:
+        if not command_uid:
+            raise InstanceRejected(status.MISSING_UID, "Affected SOP Instance UID is missing")
         if not is_valid_uid(command_uid):
             raise InstanceRejected(status.INVALID_UID, "Affected SOP Instance UID is invalid")
         result = _store(Path(event.dataset_path), command_uid, peer, ctx)
     except InstanceRejected as exc:
         peer.failed += 1
         INGEST_INSTANCES.labels(site=peer.site.code, outcome="rejected").inc()
-        return _failure(exc.status, exc.reason, peer, command_uid)
+        return _failure(exc, peer, command_uid)
     peer.stored += 1
     peer.bytes += result
     INGEST_INSTANCES.labels(site=peer.site.code, outcome="stored").inc()
@@ -134,10 +143,15 @@ def _store(source: Path, command_uid: str, peer: Peer, ctx: GatewayContext) -> i
     synced = ctx.io_pool.submit(sync_file, source)
     try:
         header = read_header(source, expected_sop_instance_uid=command_uid)
+        check_complete(source)
+    except IncompleteDataset as exc:
+        raise InstanceRejected(status.CANNOT_UNDERSTAND, str(exc)) from exc
+    except OSError as exc:
+        raise _storage_failure(exc.strerror) from exc
     finally:
         sync_error = synced.exception()
     if sync_error is not None:
-        raise InstanceRejected(status.OUT_OF_RESOURCES, f"storage failure: {sync_error}")
+        raise _storage_failure(str(sync_error))
     relative = ctx.storage.relative_path(
         peer.site.code, header.study_uid, header.series_uid, header.sop_instance_uid
     )
@@ -152,7 +166,7 @@ def _store(source: Path, command_uid: str, peer: Peer, ctx: GatewayContext) -> i
     except OSError as exc:
         if not existed:
             _discard(ctx.storage, relative)
-        raise InstanceRejected(status.OUT_OF_RESOURCES, f"storage failure: {exc.strerror}") from exc
+        raise _storage_failure(exc.strerror) from exc
     request = IndexRequest(
         header=header,
         site=peer.site,
@@ -168,9 +182,21 @@ def _store(source: Path, command_uid: str, peer: Peer, ctx: GatewayContext) -> i
         if not existed:
             _discard(ctx.storage, relative)
         if isinstance(exc, IndexFailed) and not exc.retryable:
-            raise InstanceRejected(status.STUDY_OF_ANOTHER_SITE, str(exc)) from exc
-        raise InstanceRejected(status.OUT_OF_RESOURCES, "index unavailable, retry later") from exc
+            raise InstanceRejected(
+                status.STUDY_OF_ANOTHER_SITE,
+                "Study Instance UID belongs to another sending site",
+                detail=str(exc),
+            ) from exc
+        raise InstanceRejected(
+            status.OUT_OF_RESOURCES, "index unavailable, retry later", detail=str(exc)
+        ) from exc
     return size
+
+
+def _storage_failure(detail: str | None) -> InstanceRejected:
+    return InstanceRejected(
+        status.OUT_OF_RESOURCES, "storage unavailable, retry later", detail=detail
+    )
 
 
 def _discard(storage: Storage, relative: Path) -> None:
@@ -180,20 +206,22 @@ def _discard(storage: Storage, relative: Path) -> None:
         log.exception("could not remove unindexed file", extra={"path": str(relative)})
 
 
-def _failure(code: int, reason: str, peer: Peer | None, sop_uid: str | None) -> Dataset:
+def _failure(rejected: InstanceRejected, peer: Peer | None, sop_uid: str | None) -> Dataset:
+    """The failure response: the reason in the sender's terms; the detail only in our log."""
     log.warning(
         "instance rejected",
         extra={
-            "status": f"0x{code:04X}",
-            "reason": reason,
+            "status": f"0x{rejected.status:04X}",
+            "reason": rejected.reason,
+            "detail": rejected.detail,
             "calling_ae": peer.ae_title if peer else None,
             "peer": peer.address if peer else None,
             "sop_instance_uid": sop_uid if sop_uid and is_valid_uid(sop_uid) else "(invalid)",
         },
     )
     response = Dataset()
-    response.Status = code
-    response.ErrorComment = reason[:64]
+    response.Status = rejected.status
+    response.ErrorComment = rejected.reason[:ERROR_COMMENT_MAX]
     return response
 
 

@@ -218,8 +218,11 @@ class GroupCommitter:
 
 
 def _as_index_failure(exc: Exception) -> IndexFailed:
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    # The exception's text carries the SQL parameters (patient data): only its kind is kept.
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate in STUDY_OWNED_ELSEWHERE_SQLSTATES:
-        return IndexFailed(f"study already belongs to another site: {exc}", retryable=False)
-    log.error("index commit failed", extra={"error": type(exc).__name__, "reason": str(exc)[:500]})
-    return IndexFailed(f"database unavailable: {type(exc).__name__}", retryable=True)
+        return IndexFailed(f"study already belongs to another site ({sqlstate})", retryable=False)
+    error = type(orig or exc).__name__
+    log.error("index commit failed", extra={"error": error, "sqlstate": sqlstate})
+    return IndexFailed(f"database unavailable: {error}", retryable=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -63,16 +64,22 @@ _DECODE_ERRORS = (
     EOFError,
     OverflowError,
     UnicodeError,
+    zlib.error,  # a deflated dataset that does not inflate
 )
 
 
 class InstanceRejected(Exception):
-    """The instance cannot be accepted; ``status`` is the DIMSE failure to answer."""
+    """The instance cannot be accepted; ``status`` is the DIMSE failure to answer.
 
-    def __init__(self, status_code: int, reason: str) -> None:
+    ``reason`` goes to the sender (Error Comment) and says what was wrong with what it sent;
+    ``detail`` (internal: exception text, OS errors) is only logged.
+    """
+
+    def __init__(self, status_code: int, reason: str, *, detail: str | None = None) -> None:
         super().__init__(reason)
         self.status = status_code
         self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -106,9 +113,12 @@ def read_header(path: Path, *, expected_sop_instance_uid: str | None) -> Instanc
         values = {tag: _element_value(ds, tag) for tag in _HEADER_TAGS[1:]}
         transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
     except _DECODE_ERRORS as exc:
-        raise InstanceRejected(status.CANNOT_UNDERSTAND, f"undecodable dataset: {exc}") from exc
+        # pydicom's message may quote values (patient data): log only the exception's type.
+        raise InstanceRejected(
+            status.CANNOT_UNDERSTAND, "dataset cannot be decoded", detail=type(exc).__name__
+        ) from exc
     if len(ds) == 0:
-        raise InstanceRejected(status.CANNOT_UNDERSTAND, "undecodable dataset: no elements")
+        raise InstanceRejected(status.CANNOT_UNDERSTAND, "dataset cannot be decoded: no elements")
 
     uids = {}
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
@@ -125,7 +135,7 @@ def read_header(path: Path, *, expected_sop_instance_uid: str | None) -> Instanc
     ):
         raise InstanceRejected(
             status.SOP_INSTANCE_MISMATCH,
-            "SOP Instance UID of the dataset differs from the C-STORE request's",
+            "dataset's SOP Instance UID differs from the C-STORE request's",
         )
     patient_id = _text(values["PatientID"]) or f"~{uids['StudyInstanceUID']}"
     return InstanceHeader(

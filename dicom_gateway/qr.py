@@ -59,7 +59,7 @@ def on_find(event: Any, ctx: GatewayContext) -> Iterator[FindResult]:
     """C-FIND: matches of the calling node's visible studies, one pending response each."""
     peer = ctx.peers.get(event.assoc)
     if peer is None:  # cannot happen: unaccepted associations never get here
-        yield _status(status.OUT_OF_RESOURCES, "association not registered"), None
+        yield _status(status.OUT_OF_RESOURCES, "association not accepted"), None
         return
     try:
         identifier = event.identifier
@@ -68,12 +68,13 @@ def on_find(event: Any, ctx: GatewayContext) -> Iterator[FindResult]:
         yield _status(exc.status, exc.reason), None
         return
     except Exception as exc:  # undecodable identifier: pynetdicom re-raises decoding errors
-        yield _status(status.UNABLE_TO_PROCESS, f"undecodable identifier: {exc}"), None
+        log.warning("undecodable identifier", extra={"error": type(exc).__name__})
+        yield _status(status.UNABLE_TO_PROCESS, "identifier cannot be decoded"), None
         return
     try:
         rows = _find(ctx, peer, query)
     except SQLAlchemyError as exc:
-        log.warning("query failed", extra={"calling_ae": peer.ae_title, "error": repr(exc)})
+        log.warning("query failed", extra={"calling_ae": peer.ae_title, "error": _kind(exc)})
         yield _status(status.OUT_OF_RESOURCES, "index unavailable, retry later"), None
         return
     for row in rows:
@@ -142,7 +143,7 @@ def on_move(event: Any, ctx: GatewayContext) -> Iterator[Any]:
     destination_ae = str(event.move_destination or "").strip()
     try:
         if peer is None:
-            raise RetrieveUnavailable("association not registered")
+            raise RetrieveUnavailable("association not accepted")
         query = parse_identifier(event.identifier, retrieve=True)
         with ctx.sessions() as session, session.begin():
             destination = destination_node(session, destination_ae)
@@ -152,8 +153,8 @@ def on_move(event: Any, ctx: GatewayContext) -> Iterator[Any]:
                 else _instances(session, peer, query, destination_node_id=destination.node_id)
             )
     except (InvalidIdentifier, SQLAlchemyError) as exc:
-        log.warning("move refused", extra={"destination": destination_ae, "error": repr(exc)})
-        raise RetrieveUnavailable(str(exc)) from exc
+        log.warning("move refused", extra={"destination": destination_ae, "error": _kind(exc)})
+        raise RetrieveUnavailable(_kind(exc)) from exc
     if destination is None or destination.port is None:
         log.warning(
             "move destination unknown",
@@ -182,7 +183,7 @@ def on_get(event: Any, ctx: GatewayContext) -> Iterator[Any]:
     peer = ctx.peers.get(event.assoc)
     if peer is None:  # cannot happen: unaccepted associations never get here
         yield 1
-        yield _status(status.OUT_OF_RESOURCES, "association not registered"), None
+        yield _status(status.OUT_OF_RESOURCES, "association not accepted"), None
         return
     try:
         query = parse_identifier(event.identifier, retrieve=True)
@@ -193,7 +194,7 @@ def on_get(event: Any, ctx: GatewayContext) -> Iterator[Any]:
         yield _status(exc.status, exc.reason), None
         return
     except SQLAlchemyError as exc:
-        log.warning("get failed", extra={"calling_ae": peer.ae_title, "error": repr(exc)})
+        log.warning("get failed", extra={"calling_ae": peer.ae_title, "error": _kind(exc)})
         yield 1
         yield _status(status.OUT_OF_RESOURCES_MATCHES, "index unavailable, retry later"), None
         return
@@ -308,6 +309,14 @@ def _audit_retrieval(
             "retrieval not audited",
             extra={"calling_ae": peer.ae_title, "studies": list(by_study)[:10]},
         )
+
+
+def _kind(exc: Exception) -> str:
+    """What went wrong, fit for a log: an identifier's reason, else only the error's type.
+
+    A database error's text carries the query's parameters (patient names searched for).
+    """
+    return exc.reason if isinstance(exc, InvalidIdentifier) else type(exc).__name__
 
 
 def _status(code: int, comment: str) -> Dataset:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
 
@@ -18,6 +19,7 @@ RETRIEVE_UNIQUE_KEY = {
     "SERIES": "SeriesInstanceUID",
     "IMAGE": "SOPInstanceUID",
 }
+T = TypeVar("T")
 _UNIQUE_FIELD = {
     "StudyInstanceUID": "study_uids",
     "SeriesInstanceUID": "series_uids",
@@ -58,6 +60,7 @@ class Query:
     requested: frozenset[str]
     patient_name: str | None = None
     patient_id: str | None = None
+    issuer_of_patient_id: str | None = None
     accession_number: str | None = None
     study_date: DateRange | None = None
     study_uids: tuple[str, ...] | None = None
@@ -78,22 +81,20 @@ def parse_identifier(identifier: Dataset | None, *, retrieve: bool = False) -> Q
         raise InvalidIdentifier(
             status.IDENTIFIER_DOES_NOT_MATCH, "QueryRetrieveLevel must be STUDY, SERIES or IMAGE"
         ) from exc
-    try:
-        query = Query(
-            level=level,
-            requested=frozenset(el.keyword for el in identifier if el.keyword),
-            patient_name=_text(identifier.get("PatientName")),
-            patient_id=_text(identifier.get("PatientID")),
-            accession_number=_text(identifier.get("AccessionNumber")),
-            study_date=_date_range(_text(identifier.get("StudyDate"))),
-            study_uids=_uids(identifier.get("StudyInstanceUID")),
-            modalities_in_study=_values(identifier.get("ModalitiesInStudy")),
-            series_uids=_uids(identifier.get("SeriesInstanceUID")),
-            modality=_text(identifier.get("Modality")),
-            sop_uids=_uids(identifier.get("SOPInstanceUID")),
-        )
-    except (ValueError, TypeError, UnicodeError) as exc:
-        raise InvalidIdentifier(status.UNABLE_TO_PROCESS, f"invalid identifier: {exc}") from exc
+    query = Query(
+        level=level,
+        requested=frozenset(el.keyword for el in identifier if el.keyword),
+        patient_name=_key(identifier, "PatientName", _text),
+        patient_id=_key(identifier, "PatientID", _text),
+        issuer_of_patient_id=_key(identifier, "IssuerOfPatientID", _text),
+        accession_number=_key(identifier, "AccessionNumber", _text),
+        study_date=_key(identifier, "StudyDate", lambda v: _date_range(_text(v))),
+        study_uids=_key(identifier, "StudyInstanceUID", _uids),
+        modalities_in_study=_key(identifier, "ModalitiesInStudy", _values),
+        series_uids=_key(identifier, "SeriesInstanceUID", _uids),
+        modality=_key(identifier, "Modality", _text),
+        sop_uids=_key(identifier, "SOPInstanceUID", _uids),
+    )
     if retrieve:
         key = RETRIEVE_UNIQUE_KEY[level]
         if not getattr(query, _UNIQUE_FIELD[key]):
@@ -101,6 +102,15 @@ def parse_identifier(identifier: Dataset | None, *, retrieve: bool = False) -> Q
                 status.IDENTIFIER_DOES_NOT_MATCH, f"a {level} retrieval needs {key}"
             )
     return query
+
+
+def _key(identifier: Dataset, keyword: str, parse: Callable[[Any], T]) -> T:
+    """One key's value, parsed; a malformed value is refused naming the key, not quoting it."""
+    try:
+        return parse(identifier.get(keyword))
+    except (ValueError, TypeError, UnicodeError) as exc:
+        reason = f"{keyword} has an invalid value"
+        raise InvalidIdentifier(status.UNABLE_TO_PROCESS, reason) from exc
 
 
 def like_pattern(value: str) -> str | None:

@@ -26,6 +26,7 @@ _STUDY_COLUMNS = (
     Patient.local_id.label("patient_id"),
     Patient.birth_date,
     Patient.sex,
+    Site.code.label("site_code"),
 )
 _SERIES_COLUMNS = (
     Series.series_uid,
@@ -125,6 +126,10 @@ def _filtered(
 ) -> Select:  # type: ignore[type-arg]
     stmt = stmt.select_from(Study).join(Patient, Patient.id == Study.patient_id)
     stmt = stmt.where(Study.site_id.in_(list(site_ids)))
+    # The issuer of a local patient ID is its site (as QIDO answers): join only when needed.
+    if not instances or not is_universal(query.issuer_of_patient_id):
+        stmt = stmt.join(Site, Site.id == Study.site_id)
+        stmt = _text_match(stmt, Site.code, query.issuer_of_patient_id)
     if not is_universal(query.patient_name):
         assert query.patient_name is not None
         pattern = like_pattern(query.patient_name) or literal_pattern(query.patient_name)

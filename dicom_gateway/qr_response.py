@@ -20,6 +20,8 @@ RESPONSE_CHARACTER_SET = "ISO_IR 192"
 _STUDY_KEYS: dict[str, Callable[[RowMapping], Any]] = {
     "PatientName": lambda r: r["patient_name"] or "",
     "PatientID": lambda r: r["patient_id"],
+    # Local patient IDs are issued by the site (QIDO answers the same).
+    "IssuerOfPatientID": lambda r: r["site_code"],
     "PatientBirthDate": lambda r: _da(r["birth_date"]),
     "PatientSex": lambda r: r["sex"] or "",
     "StudyDate": lambda r: _local(r["study_datetime"], "%Y%m%d"),

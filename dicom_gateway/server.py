@@ -10,7 +10,7 @@ from typing import Any
 
 from pydicom import config as pydicom_config
 from pydicom.uid import AllTransferSyntaxes
-from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
+from pynetdicom import AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
@@ -33,6 +33,8 @@ from dicom_gateway.indexer import GroupCommitter
 from dicom_gateway.qr import on_find, on_get, on_move
 from dicom_gateway.qr_send import send_stored_files
 from dicom_gateway.reactor_fix import install_reactor_fix
+from dicom_gateway.receive_fix import GatewayAE, install_receive_fix
+from dicom_gateway.receiving import ReceiveArea
 from dicom_gateway.storage import Storage
 from worklist.config import Settings
 from worklist.db import make_engine, make_sessionmaker
@@ -41,6 +43,8 @@ from worklist.events.bus import make_sync_redis
 log = logging.getLogger("dicom_gateway")
 
 MAX_ASSOCIATIONS = 64
+# Datasets being received, beside the store (DATA_DIR/dicom): placing them is a rename.
+RECEIVE_DIR_NAME = "tmp"
 
 
 class ReusePortServer(ThreadedAssociationServer):
@@ -82,6 +86,7 @@ class Gateway:
             peers=PeerTable(),
             io_pool=ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync"),
         )
+        self.receive_area = ReceiveArea(settings.data_dir / RECEIVE_DIR_NAME)
         self.ae = _build_ae(settings)
         self._server: Any = None
         self._stopped = threading.Event()
@@ -94,6 +99,8 @@ class Gateway:
         # C-MOVE/C-GET sub-operations go out from the stored files, as stored.
         send_stored_files()
         install_reactor_fix()
+        install_receive_fix()
+        self.ae.receive_dir = self.receive_area.open()
         # pydicom/pynetdicom regex-check every UID they build (PDUs, headers): a large share
         # of ingest CPU. The gateway checks the UIDs it relies on itself (dicom_gateway.uids).
         pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
@@ -148,13 +155,14 @@ class Gateway:
             if self.events is not None:
                 self.events.stop()
         self.context.io_pool.shutdown(wait=True)
+        self.receive_area.close()
         self._engine.dispose()
         self._stopped.set()
         log.info("gateway stopped")
 
 
-def _build_ae(settings: Settings) -> AE:
-    ae = AE(ae_title=settings.gateway_ae_title)
+def _build_ae(settings: Settings) -> GatewayAE:
+    ae = GatewayAE(ae_title=settings.gateway_ae_title)
     ae.maximum_pdu_size = settings.gateway_max_pdu
     ae.maximum_associations = MAX_ASSOCIATIONS
     # Association acceptance is decided in on_requested (called + calling AE, host).

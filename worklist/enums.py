@@ -45,6 +45,8 @@ class StudyFlag(enum.StrEnum):
     """Conditions a reader must notice on a study."""
 
     NEW_IMAGES_AFTER_REPORT = "new_images_after_report"
+    # Set by index_instances (migrations/sql/index_instances_v3.sql).
+    DEMOGRAPHIC_MISMATCH = "demographic_mismatch"
 
 
 class AuditAction(enum.StrEnum):
@@ -82,6 +84,8 @@ class AuditAction(enum.StrEnum):
     NODE_REVOKED = "node.revoked"
     STUDY_RETRIEVED = "study.retrieved"
     STUDY_QUERIED = "study.queried"
+    # Written by index_instances (migrations/sql/index_instances_v3.sql).
+    STUDY_DEMOGRAPHIC_MISMATCH = "study.demographic_mismatch"
 
 
 class AlertCategory(enum.StrEnum):

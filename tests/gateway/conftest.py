@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -65,11 +65,12 @@ def gateway(settings: Settings, sites: None) -> Iterator[Gateway]:
 
 def _meta(item: Dataset | Path) -> tuple[str, str, str]:
     if isinstance(item, Path):
-        ds = dcmread(item, stop_before_pixels=True)
+        # The File Meta only: a file cut short (or otherwise broken) still goes out as stored.
+        meta = read_file_meta_info(item)
         return (
-            str(ds.file_meta.MediaStorageSOPClassUID),
-            str(ds.file_meta.MediaStorageSOPInstanceUID),
-            str(ds.file_meta.TransferSyntaxUID),
+            str(meta.MediaStorageSOPClassUID),
+            str(meta.MediaStorageSOPInstanceUID),
+            str(meta.TransferSyntaxUID),
         )
     ts = getattr(getattr(item, "file_meta", None), "TransferSyntaxUID", ExplicitVRLittleEndian)
     return str(item.SOPClassUID), str(item.SOPInstanceUID), str(ts)

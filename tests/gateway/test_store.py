@@ -246,6 +246,8 @@ def test_study_belonging_to_another_site_is_refused(
     intruder.SOPInstanceUID = new_uid("intruder")
     results = send(gateway.port, [intruder], calling_ae=SITE_B_AE)
     assert results[0].status == status.STUDY_OF_ANOTHER_SITE
+    # The sender's terms only: no database exception, SQL or SQLSTATE.
+    assert results[0].comment == "Study Instance UID belongs to another sending site"
     with db() as session:
         assert session.scalar(select(func.count()).select_from(Instance)) == 1
     assert len(_files_on_disk(settings)) == 1

@@ -6,11 +6,13 @@ import re
 
 from sqlalchemy import Engine, text
 
+from worklist.audit.repository import ActorKind
 from worklist.studies.sql import INDEX_INSTANCES_CURRENT, read_sql
 
 
 def _body(definition: str) -> str:
-    match = re.search(r"\$fn\$(.*)\$fn\$", definition, re.DOTALL)
+    """The body of index_instances in a file that may define helper functions too."""
+    match = re.search(r"FUNCTION index_instances\(.*?\$fn\$(.*?)\$fn\$", definition, re.DOTALL)
     assert match is not None
     return match.group(1).strip()
 
@@ -25,7 +27,14 @@ def test_the_migrated_index_instances_is_the_current_sql_file(engine: Engine) ->
 
 
 def test_every_version_is_a_complete_function_definition() -> None:
-    for version in ("index_instances_v1", "index_instances_v2"):
+    for version in ("index_instances_v1", "index_instances_v2", "index_instances_v3"):
         sql = read_sql(version)
         assert "CREATE OR REPLACE FUNCTION index_instances(batch jsonb, at timestamptz)" in sql
         assert _body(sql).endswith("END")
+
+
+def test_the_gateways_audit_rows_spell_the_actor_kind_as_the_application_does() -> None:
+    sql = read_sql(INDEX_INSTANCES_CURRENT)
+
+    assert "'dicom_node'" not in sql
+    assert sql.count(f"(r->>'actor', '{ActorKind.NODE.value}'") == 2

@@ -96,6 +96,11 @@ class Study(Base):
     series_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     instance_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     flags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    # Migration 0007: the patient demographics the study's instances carried (the patient
+    # row keeps its own; a difference flags the study demographic_mismatch).
+    received_patient_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    received_patient_birth_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    received_patient_sex: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     site: Mapped[Site] = relationship(lazy="raise")
     patient: Mapped[Patient] = relationship(lazy="raise")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from worklist.enums import DEFAULT_STATUS_FILTER, Priority, StudyStatus
+from worklist.enums import DEFAULT_STATUS_FILTER, Priority, StudyFlag, StudyStatus
 from worklist.models import Patient, Series, Site, Study
 
 if TYPE_CHECKING:
@@ -203,11 +203,35 @@ class PriorStudy(BaseModel):
         )
 
 
+class ReceivedPatient(BaseModel):
+    """The patient demographics a study's images carry, where they differ from its patient's."""
+
+    name: str | None
+    birth_date: date | None
+    sex: str | None
+
+    @classmethod
+    def of_mismatched(cls, study: Study) -> ReceivedPatient | None:
+        """What the study was received with, when it is flagged demographic_mismatch."""
+        if StudyFlag.DEMOGRAPHIC_MISMATCH not in study.flags:
+            return None
+        return cls(
+            name=study.received_patient_name,
+            birth_date=study.received_patient_birth_date,
+            sex=study.received_patient_sex,
+        )
+
+
 class StudyDetail(WorklistItem):
     """A study with its series and the patient's priors across the network."""
 
     series: list[SeriesOut]
     priors: list[PriorStudy]
+    received_patient: ReceivedPatient | None = Field(
+        default=None,
+        description="Set when the study is flagged ``demographic_mismatch``: the name, birth "
+        "date and sex its images carry (``patient`` is the site's record for the local ID).",
+    )
     dicomweb_url: str | None = Field(
         default=None,
         description="Where to fetch the images: the study's WADO-RS URL (its QIDO-RS and "

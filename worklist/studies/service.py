@@ -16,6 +16,7 @@ from worklist.studies import repository
 from worklist.studies.repository import WorklistKey
 from worklist.studies.schemas import (
     PriorStudy,
+    ReceivedPatient,
     SeriesOut,
     StudyDetail,
     WorklistFilters,
@@ -117,4 +118,5 @@ async def get_study_detail(
         **WorklistItem.fields_from_row(row),
         series=[SeriesOut.from_series(s) for s in series],
         priors=[PriorStudy.from_row(p) for p in priors],
+        received_patient=ReceivedPatient.of_mismatched(row.study),
     )

@@ -185,3 +185,53 @@ def test_bad_level_is_refused_with_identifier_status(network: Network) -> None:
     finally:
         assoc.release()
     assert statuses == [0xA900]
+
+
+def test_findscu_returns_the_site_code_as_issuer_of_patient_id(
+    network: Network, tmp_path: Path
+) -> None:
+    found = _findscu(network, tmp_path / "issuer", *STUDY_KEYS, "IssuerOfPatientID=")
+    assert [(ds.PatientID, ds.IssuerOfPatientID) for ds in found] == [("B-200", "RXB")]
+
+
+def test_issuer_of_patient_id_is_filled_at_every_level_and_matches(
+    network: Network, db: sessionmaker[Session]
+) -> None:
+    grant(db, WORKSTATION_AE, "RXA")
+    port = network.gateway.port
+    spec = network.study_a
+    for level, keys in (
+        ("STUDY", {}),
+        ("SERIES", {"SeriesInstanceUID": ""}),
+        ("IMAGE", {"SeriesInstanceUID": spec.series[0].series_uid, "SOPInstanceUID": ""}),
+    ):
+        found = c_find(
+            port,
+            identifier(level, StudyInstanceUID=spec.study_uid, IssuerOfPatientID="", **keys),
+        )
+        assert found, level
+        assert {ds.IssuerOfPatientID for ds in found} == {"RXA"}, level
+
+    def uids(**keys: object) -> set[str]:
+        return {str(ds.StudyInstanceUID) for ds in c_find(port, identifier("STUDY", **keys))}
+
+    assert uids(IssuerOfPatientID="RXB") == {network.study_b.study_uid}
+    assert uids(IssuerOfPatientID="RX*") == {spec.study_uid, network.study_b.study_uid}
+    assert uids(IssuerOfPatientID="RXZ") == set()
+
+
+def test_malformed_key_is_refused_naming_the_key_not_quoting_python(network: Network) -> None:
+    from pynetdicom import AE
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+        StudyRootQueryRetrieveInformationModelFind as Find,
+    )
+
+    ae = AE(ae_title=WORKSTATION_AE)
+    ae.add_requested_context(Find)
+    assoc = ae.associate("127.0.0.1", network.gateway.port, ae_title=GATEWAY_AE)
+    try:
+        responses = [r for r, _ in assoc.send_c_find(identifier("STUDY", StudyDate="2026x"), Find)]
+    finally:
+        assoc.release()
+    assert [int(r.Status) for r in responses] == [0xC000]
+    assert responses[0].ErrorComment == "StudyDate has an invalid value"
