@@ -19,7 +19,7 @@ from dicom_gateway import status
 from dicom_gateway.associations import Peer, PeerTable, UnknownPeer, find_node
 from dicom_gateway.completeness import IncompleteDataset, check_complete
 from dicom_gateway.indexer import GroupCommitter, IndexFailed, IndexRequest
-from dicom_gateway.parse import InstanceRejected, read_header
+from dicom_gateway.parse import InstanceHeader, InstanceRejected, read_header
 from dicom_gateway.receive_fix import discard_partial_dataset
 from dicom_gateway.storage import Storage, sync_file
 from dicom_gateway.uids import is_valid_uid
@@ -155,32 +155,47 @@ def _store(source: Path, command_uid: str, peer: Peer, ctx: GatewayContext) -> i
     relative = ctx.storage.relative_path(
         peer.site.code, header.study_uid, header.series_uid, header.sop_instance_uid
     )
-    target = ctx.storage.absolute(relative)
-    existed = target.exists()
-    replaced = False
+    if not ctx.storage.versions(relative):
+        return _keep(source, relative, header, peer, ctx)  # a new instance: the common case
+    # Another version is stored: one store of this instance at a time, across processes.
+    with ctx.storage.locked(relative):
+        return _keep(source, relative, header, peer, ctx)
+
+
+def _keep(
+    source: Path, relative: Path, header: InstanceHeader, peer: Peer, ctx: GatewayContext
+) -> int:
+    """Place the received file (as a new version if one is stored), index it, drop the old."""
+    placed: Path | None = None
     try:
-        if not (existed and ctx.storage.same_content(source, relative)):
-            replaced = existed
-            ctx.storage.place(source, relative, synced=True)
-        size = target.stat().st_size
+        stored = ctx.storage.versions(relative)
+        same = next((v for v in stored if ctx.storage.same_content(source, v)), None)
+        if same is None:
+            # New bytes never overwrite a stored version: the index may still name it.
+            placed = ctx.storage.new_version(relative) if stored else relative
+            ctx.storage.place(source, placed, synced=True)
+        kept = placed or same
+        assert kept is not None
+        size = ctx.storage.absolute(kept).stat().st_size
     except OSError as exc:
-        if not existed:
-            _discard(ctx.storage, relative)
+        if placed is not None:
+            _discard(ctx.storage, placed)
         raise _storage_failure(exc.strerror) from exc
     request = IndexRequest(
         header=header,
         site=peer.site,
-        path=str(relative),
+        path=str(kept),
         size_bytes=size,
         actor=peer.ae_title,
         address=peer.address,
-        replaced=replaced,
+        replaced=placed is not None and bool(stored),
     )
     try:
         ctx.committer.submit(request).result(timeout=INDEX_TIMEOUT_SECONDS)
     except (IndexFailed, FutureTimeout) as exc:
-        if not existed:
-            _discard(ctx.storage, relative)
+        # Whatever was stored before stays, with the index row that names it.
+        if placed is not None:
+            _discard(ctx.storage, placed)
         if isinstance(exc, IndexFailed) and not exc.retryable:
             raise InstanceRejected(
                 status.STUDY_OF_ANOTHER_SITE,
@@ -190,6 +205,9 @@ def _store(source: Path, command_uid: str, peer: Peer, ctx: GatewayContext) -> i
         raise InstanceRejected(
             status.OUT_OF_RESOURCES, "index unavailable, retry later", detail=str(exc)
         ) from exc
+    for superseded in stored:
+        if superseded != kept:
+            _discard(ctx.storage, superseded)
     return size
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from dicom_gateway.indexer import IndexRequest, SiteRef, index_batch
 from dicom_gateway.parse import InstanceRejected, read_header
-from dicom_gateway.storage import Storage
+from dicom_gateway.storage import Storage, canonical_name
 from worklist.config import Settings
 from worklist.db import make_engine, make_sessionmaker
 from worklist.models import Instance, Site
@@ -47,6 +47,7 @@ class ReindexResult:
     repaired: int = 0
     removed: int = 0
     errors: int = 0
+    superseded: int = 0
 
 
 def reindex(
@@ -61,6 +62,7 @@ def reindex(
         files = storage.iter_files()
         result.files = len(files)
         with sessions() as session:
+            files = _one_version_each(session, storage, files, result)
             sites = {
                 code: SiteRef(id=sid, code=code, default_priority=prio)
                 for sid, code, prio in session.execute(
@@ -112,7 +114,7 @@ def _request(
         result.errors += 1
         log.warning("unreadable stored file", extra={"path": str(relative), "reason": str(exc)})
         return None
-    if expected != relative:
+    if expected.parent != relative.parent or canonical_name(relative.name) != expected.name:
         result.errors += 1
         log.warning("file not where its UIDs place it", extra={"path": str(relative)})
         return None
@@ -124,6 +126,39 @@ def _request(
         actor=REINDEX_ACTOR,
         address=None,
     )
+
+
+def _one_version_each(
+    session: Session, storage: Storage, files: list[Path], result: ReindexResult
+) -> list[Path]:
+    """One file per instance: the version the index names, else the newest one.
+
+    Several versions are left only by a crash between a replacement's commit and the
+    removal of the version it superseded (or before a failed one was cleaned up).
+    """
+    groups: dict[Path, list[Path]] = {}
+    for relative in files:
+        groups.setdefault(relative.parent / canonical_name(relative.name), []).append(relative)
+    if all(len(versions) == 1 for versions in groups.values()):
+        return files
+    indexed = {
+        Path(path)
+        for (path,) in session.execute(
+            select(Instance.path).where(
+                Instance.path.in_(
+                    [str(v) for versions in groups.values() if len(versions) > 1 for v in versions]
+                )
+            )
+        )
+    }
+    chosen = []
+    for versions in groups.values():
+        named = [v for v in versions if v in indexed]
+        chosen.append(
+            named[0] if named else max(versions, key=lambda v: storage.absolute(v).stat().st_mtime)
+        )
+        result.superseded += len(versions) - 1
+    return sorted(chosen)
 
 
 def _remove_rows_without_files(session: Session, storage: Storage) -> int:

@@ -5,21 +5,31 @@ come from a hash of the Study UID, so no directory grows without bound.
 A file is fsync'd, renamed into place and its directory fsync'd before the index
 row is committed: after a crash a file may lack its index row (``worklist
 reindex`` repairs that) but an index row never lacks its file.
+
+A replacement (other bytes under a stored SOP Instance UID) never overwrites the file
+the index names: it is written beside it as a new version, ``<sop>~<token>.dcm``, the
+index row is switched to it in the same commit, and only then is the old version
+removed. A failed commit therefore leaves the stored instance exactly as it was.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import filecmp
 import hashlib
 import os
+import secrets
 import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dicom_gateway.uids import is_valid_uid
 
 FILE_SUFFIX = ".dcm"
+VERSION_MARK = "~"
 
 
 class Storage:
@@ -42,6 +52,34 @@ class Storage:
     def absolute(self, relative: Path | str) -> Path:
         """The absolute path of a stored file."""
         return self.root / relative
+
+    def versions(self, relative: Path) -> list[Path]:
+        """The stored files of the instance at canonical path ``relative`` (any version)."""
+        directory = self.absolute(relative).parent
+        if not directory.is_dir():
+            return []
+        sop = relative.name.removesuffix(FILE_SUFFIX)
+        found = [
+            relative.parent / path.name
+            for path in directory.iterdir()
+            if path.suffix == FILE_SUFFIX and canonical_name(path.name) == relative.name
+        ]
+        return sorted(found, key=lambda p: (p.name != sop + FILE_SUFFIX, p.name))
+
+    @contextmanager
+    def locked(self, relative: Path) -> Iterator[None]:
+        """Hold the lock of the instance's series directory (flock: across processes)."""
+        fd = os.open(self.absolute(relative).parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def new_version(self, relative: Path) -> Path:
+        """A fresh path for another version of the instance at canonical path ``relative``."""
+        sop = relative.name.removesuffix(FILE_SUFFIX)
+        return relative.parent / f"{sop}{VERSION_MARK}{secrets.token_hex(8)}{FILE_SUFFIX}"
 
     def same_content(self, candidate: Path, relative: Path) -> bool:
         """True when the stored file at ``relative`` holds exactly ``candidate``'s bytes."""
@@ -125,3 +163,9 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def canonical_name(name: str) -> str:
+    """The canonical name of a stored file's instance: ``<sop>~<token>.dcm`` → ``<sop>.dcm``."""
+    stem = name.removesuffix(FILE_SUFFIX)
+    return stem.split(VERSION_MARK, 1)[0] + FILE_SUFFIX
