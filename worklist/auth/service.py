@@ -159,14 +159,14 @@ async def issue_ticket(
     *, session: AsyncSession, signing_key: str, token: str | None, now: datetime | None = None
 ) -> IssuedToken:
     """A stream ticket for the bearer of ``token`` (an active account), ending with it."""
-    user = await user_from_token(session=session, signing_key=signing_key, token=token)
-    assert token is not None  # user_from_token refused a missing token
+    if not token:
+        raise AuthenticationFailed(NOT_AUTHENTICATED)
     claims = decode_access_token(signing_key=signing_key, token=token)
-    session_end = claims.expires_at or (now or datetime.now(UTC))
+    user = await _account(session, username=claims.username, role=claims.role, denied=INVALID_TOKEN)
     return issue_stream_ticket(
         signing_key=signing_key,
         username=user.username,
         role=user.role,
-        session_expires_at=session_end,
+        session_expires_at=claims.expires_at or (now or datetime.now(UTC)),
         now=now,
     )
