@@ -19,6 +19,7 @@ from worklist.db import make_async_engine, make_async_sessionmaker
 from worklist.dicomweb.endpoints import router as dicomweb_router
 from worklist.events.endpoints import router as events_router
 from worklist.ops.endpoints import router as ops_router
+from worklist.priors.endpoints import router as priors_router
 from worklist.reports.endpoints import router as reports_router
 from worklist.sites.endpoints import router as sites_router
 from worklist.studies.endpoints import router as studies_router
@@ -78,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(events_router)
     app.include_router(audit_router)
     app.include_router(reports_router)
+    app.include_router(priors_router)
     app.include_router(alerts_router)
     app.include_router(sites_router)
     app.include_router(dicomweb_router)

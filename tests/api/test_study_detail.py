@@ -127,8 +127,15 @@ def test_priors_follow_the_nhs_number_across_trusts_newest_first(
     assert priors[0]["report_status"] is None
     assert set(priors[0]) == {
         "study_uid", "site", "study_datetime", "modalities", "description",
-        "accession_number", "status", "report_status",
+        "accession_number", "status", "report_status", "links",
     }  # fmt: skip
+    prior_path = f"/api/v1/studies/{history.study_uid}/priors/{history.south_prior}"
+    assert priors[0]["links"] == {
+        "detail": prior_path,
+        "report": f"{prior_path}/report",
+        "dicomweb": f"http://testserver/dicomweb/studies/{history.south_prior}"
+        f"?via={history.study_uid}",
+    }
 
 
 def test_priors_shown_do_not_make_other_trusts_studies_visible(

@@ -19,8 +19,10 @@ from worklist.api.deps import (
     SessionMakerDep,
     SettingsDep,
     SigningKey,
+    StreamCredentialDep,
+    StreamUser,
     current_user,
-    oauth2_scheme,
+    stream_user,
 )
 from worklist.auth import service as auth_service
 from worklist.enums import AlertCategory, AlertStatus
@@ -31,14 +33,16 @@ MAX_LIMIT = 200
 EVENT_STREAM = "text/event-stream"
 INVALID_EVENT_ID = "Last-Event-ID must be the id of an alert event (a positive integer)"
 
-router = APIRouter(prefix="/api/v1", tags=["alerts"], dependencies=[Depends(current_user)])
+alerts_router = APIRouter(prefix="/api/v1", tags=["alerts"], dependencies=[Depends(current_user)])
+# The stream takes a bearer token or a ``?ticket=`` (a browser's EventSource sends no headers).
+stream_router = APIRouter(prefix="/api/v1", tags=["alerts"], dependencies=[Depends(stream_user)])
 
 ALERT_NOT_VISIBLE: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such alert, or not visible to the caller"}
 }
 
 
-@router.post(
+@alerts_router.post(
     "/studies/{study_uid}/alerts",
     response_model=AlertOut,
     status_code=status.HTTP_201_CREATED,
@@ -65,11 +69,11 @@ async def raise_alert(
         deadlines=settings.alert_ack_deadlines,
         address=address,
     )
-    response.headers["Location"] = f"{router.prefix}/alerts/{alert.id}"
+    response.headers["Location"] = f"{alerts_router.prefix}/alerts/{alert.id}"
     return alert
 
 
-@router.get("/alerts", response_model=AlertPage)
+@alerts_router.get("/alerts", response_model=AlertPage)
 async def list_alerts(
     session: SessionDep,
     user: CurrentUser,
@@ -92,7 +96,7 @@ async def list_alerts(
     )
 
 
-@router.get(
+@stream_router.get(
     "/alerts/stream",
     response_class=StreamingResponse,
     responses={
@@ -101,17 +105,18 @@ async def list_alerts(
             "description": "SSE: `id:` event id, `event:` alert.raised | alert.escalated | "
             "alert.acknowledged, `data:` the alert JSON; `: keep-alive` comments every 15 s",
         },
+        401: {"description": "Missing or invalid bearer token or stream ticket"},
         403: {"description": "Only alert clients, managers and admins stream alerts"},
         422: {"description": "Last-Event-ID is not an alert event id"},
     },
 )
 async def stream_alerts(
     session: SessionDep,
-    user: CurrentUser,
+    user: StreamUser,
     settings: SettingsDep,
     sessionmaker: SessionMakerDep,
     signing_key: SigningKey,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
+    credential: StreamCredentialDep,
     last_event_id_header: Annotated[
         str | None,
         Header(alias="Last-Event-ID", max_length=32, description="Resume after this event id"),
@@ -135,8 +140,8 @@ async def stream_alerts(
         # The request's session is gone by now: each check has its own.
         async with sessionmaker() as check:
             try:
-                again = await auth_service.user_from_token(
-                    session=check, signing_key=signing_key, token=token
+                again = await auth_service.user_from_stream_credential(
+                    session=check, signing_key=signing_key, credential=credential
                 )
                 return StreamAccess(site_ids=stream_sites(again))
             except (AuthenticationFailed, Forbidden):
@@ -156,7 +161,7 @@ async def stream_alerts(
     )
 
 
-@router.get("/alerts/{alert_id}", response_model=AlertOut, responses=ALERT_NOT_VISIBLE)
+@alerts_router.get("/alerts/{alert_id}", response_model=AlertOut, responses=ALERT_NOT_VISIBLE)
 async def get_alert(
     alert_id: str, session: SessionDep, user: CurrentUser, address: ClientAddress
 ) -> AlertOut:
@@ -164,7 +169,7 @@ async def get_alert(
     return await service.get_alert(session=session, user=user, alert_id=alert_id, address=address)
 
 
-@router.post(
+@alerts_router.post(
     "/alerts/{alert_id}/acknowledge",
     response_model=AlertOut,
     responses={
@@ -183,3 +188,9 @@ async def acknowledge_alert(
     return await service.acknowledge(
         session=session, user=user, alert_id=alert_id, body=body, address=address
     )
+
+
+router = APIRouter()
+# The stream first: ``/alerts/stream`` must not be taken for ``/alerts/{alert_id}``.
+router.include_router(stream_router)
+router.include_router(alerts_router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,6 +16,8 @@ from worklist.events.bus import publish_staged
 from worklist.models import User
 
 TOKEN_URL = "/api/v1/auth/token"
+# A ticket is a compact JWS of a few hundred bytes; anything far longer is not one of ours.
+MAX_TICKET_LENGTH = 2048
 
 # auto_error=False: a missing token goes through our own 401 (one message, one handler).
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
@@ -87,3 +89,34 @@ async def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def stream_credential(
+    signing_key: SigningKey,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    ticket: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_TICKET_LENGTH,
+            description="A stream ticket (``POST /api/v1/auth/stream-ticket``) in place of "
+            "the Authorization header, for clients such as a browser's EventSource",
+        ),
+    ] = None,
+) -> auth_service.StreamCredential:
+    """The bearer token or ``?ticket=`` an SSE request presents (a ticket must be valid)."""
+    return auth_service.stream_credential(signing_key=signing_key, token=token, ticket=ticket)
+
+
+StreamCredentialDep = Annotated[auth_service.StreamCredential, Depends(stream_credential)]
+
+
+async def stream_user(
+    session: SessionDep, signing_key: SigningKey, credential: StreamCredentialDep
+) -> User:
+    """The active user an SSE request's token or ticket names, re-loaded from the database."""
+    return await auth_service.user_from_stream_credential(
+        session=session, signing_key=signing_key, credential=credential
+    )
+
+
+StreamUser = Annotated[User, Depends(stream_user)]

@@ -1,4 +1,4 @@
-"""``POST /api/v1/auth/token``: OAuth2 password grant."""
+"""``POST /api/v1/auth/token``: OAuth2 password grant; ``POST .../stream-ticket``: SSE tickets."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from worklist.api.deps import (
     SessionMakerDep,
     SettingsDep,
     SigningKey,
+    oauth2_scheme,
 )
 from worklist.auth import service
 from worklist.auth.ratelimit import LoginRateLimiter
-from worklist.auth.schemas import TokenResponse
+from worklist.auth.schemas import StreamTicketResponse, TokenResponse
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -51,3 +52,24 @@ async def issue_token(
     )
     response.headers["Cache-Control"] = "no-store"
     return TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in)
+
+
+@router.post(
+    "/stream-ticket",
+    response_model=StreamTicketResponse,
+    responses={401: {"description": "Missing, invalid or expired bearer token"}},
+)
+async def issue_stream_ticket(
+    response: Response,
+    session: SessionDep,
+    signing_key: SigningKey,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> StreamTicketResponse:
+    """Exchange the bearer token for a short-lived ticket that opens the SSE streams only.
+
+    For clients that cannot send an Authorization header (a browser's EventSource):
+    ``GET /api/v1/events?ticket=...``, ``GET /api/v1/alerts/stream?ticket=...``.
+    """
+    issued = await service.issue_ticket(session=session, signing_key=signing_key, token=token)
+    response.headers["Cache-Control"] = "no-store"
+    return StreamTicketResponse(ticket=issued.access_token, expires_in=issued.expires_in)

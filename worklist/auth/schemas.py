@@ -13,3 +13,10 @@ class TokenResponse(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+
+
+class StreamTicketResponse(BaseModel):
+    """A stream ticket: pass it as ``?ticket=`` to the SSE endpoints within ``expires_in`` s."""
+
+    ticket: str
+    expires_in: int

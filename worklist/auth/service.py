@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from worklist.audit import repository as audit
 from worklist.auth.passwords import verify_password
 from worklist.auth.ratelimit import LoginRateLimiter
+from worklist.auth.tickets import (
+    INVALID_TICKET,
+    TicketClaims,
+    decode_stream_ticket,
+    issue_stream_ticket,
+)
 from worklist.auth.tokens import (
     INVALID_TOKEN,
     IssuedToken,
     decode_access_token,
     issue_access_token,
 )
-from worklist.enums import AuditAction
+from worklist.enums import AuditAction, Role
 from worklist.errors import AuthenticationFailed, TooManyAttempts
 from worklist.models import User
 from worklist.users import repository as users
@@ -96,7 +103,70 @@ async def user_from_token(*, session: AsyncSession, signing_key: str, token: str
     if not token:
         raise AuthenticationFailed(NOT_AUTHENTICATED)
     claims = decode_access_token(signing_key=signing_key, token=token)
-    user = await session.run_sync(users.get_user, claims.username)
-    if user is None or not user.active or user.role is not claims.role:
-        raise AuthenticationFailed(INVALID_TOKEN)
+    return await _account(session, username=claims.username, role=claims.role, denied=INVALID_TOKEN)
+
+
+async def _account(session: AsyncSession, *, username: str, role: Role, denied: str) -> User:
+    # The account check every credential passes: the user exists, is active, keeps the role.
+    user = await session.run_sync(users.get_user, username)
+    if user is None or not user.active or user.role is not role:
+        raise AuthenticationFailed(denied)
     return user
+
+
+@dataclass(frozen=True)
+class StreamCredential:
+    """How an SSE caller authenticated: a bearer token, or a verified stream ticket."""
+
+    token: str | None = None
+    ticket: TicketClaims | None = None
+
+
+def stream_credential(
+    *, signing_key: str, token: str | None, ticket: str | None
+) -> StreamCredential:
+    """The credential a stream request presents; a ``?ticket=`` must be valid when given."""
+    if ticket is not None:
+        return StreamCredential(ticket=decode_stream_ticket(signing_key=signing_key, ticket=ticket))
+    return StreamCredential(token=token)
+
+
+async def user_from_stream_credential(
+    *,
+    session: AsyncSession,
+    signing_key: str,
+    credential: StreamCredential,
+    now: datetime | None = None,
+) -> User:
+    """The active user behind a stream's credential, checked on open and again while open.
+
+    A ticket only opens a stream; once open, the stream lasts as long as the access token
+    the ticket was issued for, like a stream opened with that token itself.
+    """
+    claims = credential.ticket
+    if claims is None:
+        return await user_from_token(
+            session=session, signing_key=signing_key, token=credential.token
+        )
+    if (now or datetime.now(UTC)) >= claims.session_expires_at:
+        raise AuthenticationFailed(INVALID_TICKET)
+    return await _account(
+        session, username=claims.username, role=claims.role, denied=INVALID_TICKET
+    )
+
+
+async def issue_ticket(
+    *, session: AsyncSession, signing_key: str, token: str | None, now: datetime | None = None
+) -> IssuedToken:
+    """A stream ticket for the bearer of ``token`` (an active account), ending with it."""
+    if not token:
+        raise AuthenticationFailed(NOT_AUTHENTICATED)
+    claims = decode_access_token(signing_key=signing_key, token=token)
+    user = await _account(session, username=claims.username, role=claims.role, denied=INVALID_TOKEN)
+    return issue_stream_ticket(
+        signing_key=signing_key,
+        username=user.username,
+        role=user.role,
+        session_expires_at=claims.expires_at or (now or datetime.now(UTC)),
+        now=now,
+    )

@@ -28,6 +28,7 @@ class TokenClaims:
 
     username: str
     role: Role
+    expires_at: datetime | None = None
 
 
 def issue_access_token(
@@ -51,6 +52,10 @@ def decode_access_token(*, signing_key: str, token: str) -> TokenClaims:
         claims = jwt.decode(
             token, signing_key, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "role"]}
         )
-        return TokenClaims(username=str(claims["sub"]), role=Role(claims["role"]))
+        return TokenClaims(
+            username=str(claims["sub"]),
+            role=Role(claims["role"]),
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        )
     except (jwt.PyJWTError, ValueError) as exc:
         raise AuthenticationFailed(INVALID_TOKEN) from exc

@@ -2,6 +2,7 @@
 
 Authentication is attached to the router (and so to the included WADO-RS routes);
 visibility is the worklist's (``visible_study_condition``): what a user may not see is 404.
+With ``?via={study_uid}`` every route reaches that study's priors instead (``worklist.priors``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ MAX_LIMIT = 1000
 INCLUDE_ALL = "all"
 
 # Parameters that are not attribute matches.
-_CONTROL = frozenset({"limit", "offset", "includefield", "fuzzymatching", "emptymatching"})
+_CONTROL = frozenset({"limit", "offset", "includefield", "fuzzymatching", "emptymatching", "via"})
 _HEX_TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
 _UID = re.compile(r"^[0-9.]{1,64}$")
 _DATE = re.compile(r"^\d{8}$")

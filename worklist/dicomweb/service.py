@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit import repository as audit
@@ -15,7 +17,8 @@ from worklist.dicomweb.query import Matching, QidoQuery
 from worklist.dicomweb.repository import StoredInstance, VisibleStudy
 from worklist.enums import AuditAction
 from worklist.errors import NotFound
-from worklist.models import User
+from worklist.models import Study, User
+from worklist.priors import service as priors
 from worklist.studies.visibility import require_worklist_access, visible_study_condition
 
 STUDY_NOT_FOUND = "study not found"
@@ -37,11 +40,45 @@ class Scope:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who asks, from where, and the base URL their links are built on."""
+    """Who asks, from where, the base URL their links are built on, and any ``?via=``.
+
+    With ``via`` (a study the caller may see) the request reaches that study's priors
+    instead of the caller's own studies: see ``worklist.priors``.
+    """
 
     user: User
     address: str | None
     base_url: str
+    via: str | None = None
+
+    @property
+    def link_query(self) -> str:
+        """What links in responses carry so that following them keeps the same access."""
+        return f"?{urlencode({'via': self.via})}" if self.via is not None else ""
+
+
+@dataclass(frozen=True)
+class Access:
+    """The studies a request reaches, and the via study when they are its priors."""
+
+    visible: ColumnElement[bool]
+    via: Study | None = None
+
+
+async def _access(session: AsyncSession, caller: Caller) -> Access:
+    require_worklist_access(caller.user)
+    if caller.via is None:
+        return Access(visible=visible_study_condition(caller.user))
+    via = await priors.via_study(session, user=caller.user, study_uid=caller.via)
+    return Access(visible=via.priors, via=via.study)
+
+
+def _linked(caller: Caller, dataset: JsonDataset) -> JsonDataset:
+    """``dataset`` with its Retrieve URL carrying the caller's ``?via=``."""
+    url = dataset.get(dicomjson.RETRIEVE_URL, {}).get("Value")
+    if caller.via is None or not url:
+        return dataset
+    return {**dataset, dicomjson.RETRIEVE_URL: dicomjson.element("UR", url[0] + caller.link_query)}
 
 
 @dataclass(frozen=True)
@@ -66,12 +103,14 @@ def _scoped(matching: Matching, scope: Scope) -> Matching:
     return Matching(**values)
 
 
-async def _resolve_scope(session: AsyncSession, user: User, scope: Scope) -> VisibleStudy | None:
-    """The scope's study (404 when absent or not visible) and series (404 when absent)."""
+async def _resolve_scope(
+    session: AsyncSession, access: Access, scope: Scope
+) -> VisibleStudy | None:
+    """The scope's study (404 when absent or not reached) and series (404 when absent)."""
     if scope.study_uid is None:
         return None
     study = await repository.get_visible_study(
-        session, study_uid=scope.study_uid, visible=visible_study_condition(user)
+        session, study_uid=scope.study_uid, visible=access.visible
     )
     if study is None:
         raise NotFound(STUDY_NOT_FOUND)
@@ -85,15 +124,34 @@ async def _resolve_scope(session: AsyncSession, user: User, scope: Scope) -> Vis
 def _audit_query(
     session: AsyncSession,
     caller: Caller,
+    access: Access,
     *,
     level: str,
     query: QidoQuery,
     study: VisibleStudy | None,
-    study_uids: Sequence[str],
+    matched: Sequence[Study],
 ) -> None:
-    if not study_uids:
+    if not matched:
         return
-    distinct = list(dict.fromkeys(study_uids))
+    distinct = list({s.study_uid: s for s in matched}.values())
+    if access.via is not None:
+        # A prior read is recorded against each prior's own study and site.
+        for prior in distinct:
+            priors.audit_prior_read(
+                session,
+                user=caller.user,
+                action=AuditAction.PRIOR_QUERIED,
+                prior_uid=prior.study_uid,
+                prior_site_id=prior.site_id,
+                via_uid=access.via.study_uid,
+                address=caller.address,
+                detail={
+                    "channel": "dicomweb",
+                    "level": level,
+                    "matching": query.matching.as_audit_detail(),
+                },
+            )
+        return
     audit.record(
         session,
         actor=caller.user.username,
@@ -106,8 +164,8 @@ def _audit_query(
             "via": "dicomweb",
             "level": level,
             "matching": query.matching.as_audit_detail(),
-            "results": len(study_uids),
-            "study_uids": distinct[:MAX_AUDITED_STUDY_UIDS],
+            "results": len(matched),
+            "study_uids": [s.study_uid for s in distinct[:MAX_AUDITED_STUDY_UIDS]],
             "study_uids_truncated": len(distinct) > MAX_AUDITED_STUDY_UIDS,
         },
     )
@@ -116,53 +174,46 @@ def _audit_query(
 async def search_studies(
     *, session: AsyncSession, caller: Caller, query: QidoQuery
 ) -> list[JsonDataset]:
-    """QIDO-RS study search over the studies the caller may see; audited when it matches."""
-    require_worklist_access(caller.user)
+    """QIDO-RS study search over the studies the caller may see; audited when it matches.
+
+    With ``?via=`` the search covers that study's priors only.
+    """
+    access = await _access(session, caller)
     studies = await repository.search_studies(
         session,
-        visible=visible_study_condition(caller.user),
+        visible=access.visible,
         matching=query.matching,
         limit=query.limit,
         offset=query.offset,
     )
-    _audit_query(
-        session,
-        caller,
-        level="study",
-        query=query,
-        study=None,
-        study_uids=[s.study_uid for s in studies],
-    )
-    return [dicomjson.study_attributes(s, caller.base_url) for s in studies]
+    _audit_query(session, caller, access, level="study", query=query, study=None, matched=studies)
+    return [_linked(caller, dicomjson.study_attributes(s, caller.base_url)) for s in studies]
 
 
 async def search_series(
     *, session: AsyncSession, caller: Caller, query: QidoQuery, scope: Scope
 ) -> list[JsonDataset]:
     """QIDO-RS series search, network-wide or within one visible study."""
-    require_worklist_access(caller.user)
-    study = await _resolve_scope(session, caller.user, scope)
+    access = await _access(session, caller)
+    study = await _resolve_scope(session, access, scope)
     rows = await repository.search_series(
         session,
-        visible=visible_study_condition(caller.user),
+        visible=access.visible,
         matching=_scoped(query.matching, scope),
         limit=query.limit,
         offset=query.offset,
     )
-    _audit_query(
-        session,
-        caller,
-        level="series",
-        query=query,
-        study=study,
-        study_uids=[r.study.study_uid for r in rows],
-    )
+    matched = [r.study for r in rows]
+    _audit_query(session, caller, access, level="series", query=query, study=study, matched=matched)
     base = caller.base_url
     return [
-        dicomjson.compose(
-            query,
-            dicomjson.series_attributes(r.series, r.study.study_uid, base),
-            dicomjson.study_attributes(r.study, base),
+        _linked(
+            caller,
+            dicomjson.compose(
+                query,
+                dicomjson.series_attributes(r.series, r.study.study_uid, base),
+                dicomjson.study_attributes(r.study, base),
+            ),
         )
         for r in rows
     ]
@@ -172,30 +223,31 @@ async def search_instances(
     *, session: AsyncSession, caller: Caller, query: QidoQuery, scope: Scope
 ) -> list[JsonDataset]:
     """QIDO-RS instance search, network-wide, within a study or within a series."""
-    require_worklist_access(caller.user)
-    study = await _resolve_scope(session, caller.user, scope)
+    access = await _access(session, caller)
+    study = await _resolve_scope(session, access, scope)
     rows = await repository.search_instances(
         session,
-        visible=visible_study_condition(caller.user),
+        visible=access.visible,
         matching=_scoped(query.matching, scope),
         limit=query.limit,
         offset=query.offset,
     )
+    matched = [r.study for r in rows]
     _audit_query(
-        session,
-        caller,
-        level="instance",
-        query=query,
-        study=study,
-        study_uids=[r.study.study_uid for r in rows],
+        session, caller, access, level="instance", query=query, study=study, matched=matched
     )
     base = caller.base_url
     return [
-        dicomjson.compose(
-            query,
-            dicomjson.instance_attributes(r.instance, r.series.series_uid, r.study.study_uid, base),
-            dicomjson.series_attributes(r.series, r.study.study_uid, base),
-            dicomjson.study_attributes(r.study, base),
+        _linked(
+            caller,
+            dicomjson.compose(
+                query,
+                dicomjson.instance_attributes(
+                    r.instance, r.series.series_uid, r.study.study_uid, base
+                ),
+                dicomjson.series_attributes(r.series, r.study.study_uid, base),
+                dicomjson.study_attributes(r.study, base),
+            ),
         )
         for r in rows
     ]
@@ -208,10 +260,10 @@ async def prepare_retrieval(
 
     ``what`` names the resource for the audit row: ``instances``, ``metadata``, ``frames``.
     """
-    require_worklist_access(caller.user)
     if scope.study_uid is None:  # pragma: no cover - every WADO-RS route names a study
         raise NotFound(STUDY_NOT_FOUND)
-    study = await _resolve_scope(session, caller.user, scope)
+    access = await _access(session, caller)
+    study = await _resolve_scope(session, access, scope)
     assert study is not None
     instances = await repository.list_stored_instances(
         session,
@@ -222,21 +274,33 @@ async def prepare_retrieval(
     if not instances:
         raise NotFound(INSTANCE_NOT_FOUND if scope.sop_instance_uid else NO_INSTANCES)
     level = "instance" if scope.sop_instance_uid else "series" if scope.series_uid else "study"
-    audit.record(
-        session,
-        actor=caller.user.username,
-        actor_kind=audit.ActorKind.USER,
-        action=AuditAction.STUDY_RETRIEVED,
-        study_uid=study.study_uid,
-        site_id=study.site_id,
-        address=caller.address,
-        detail={
-            "via": "dicomweb",
-            "level": level,
-            "resource": what,
-            "series_uid": scope.series_uid,
-            "sop_instance_uid": scope.sop_instance_uid,
-            "instances": len(instances),
-        },
-    )
+    detail = {
+        "level": level,
+        "resource": what,
+        "series_uid": scope.series_uid,
+        "sop_instance_uid": scope.sop_instance_uid,
+        "instances": len(instances),
+    }
+    if access.via is not None:
+        priors.audit_prior_read(
+            session,
+            user=caller.user,
+            action=AuditAction.PRIOR_RETRIEVED,
+            prior_uid=study.study_uid,
+            prior_site_id=study.site_id,
+            via_uid=access.via.study_uid,
+            address=caller.address,
+            detail={"channel": "dicomweb", **detail},
+        )
+    else:
+        audit.record(
+            session,
+            actor=caller.user.username,
+            actor_kind=audit.ActorKind.USER,
+            action=AuditAction.STUDY_RETRIEVED,
+            study_uid=study.study_uid,
+            site_id=study.site_id,
+            address=caller.address,
+            detail={"via": "dicomweb", **detail},
+        )
     return Retrieval(study=study, instances=instances)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep
@@ -37,12 +37,25 @@ NOT_ACCEPTABLE: dict[int | str, dict[str, Any]] = {
 }
 RETRIEVE_RESPONSES: dict[int | str, dict[str, Any]] = {**NOT_VISIBLE, **NOT_ACCEPTABLE}
 MAX_FRAMES_PER_REQUEST = 1000
+MAX_UID_LENGTH = 64
 Accept = Header(default=None, alias="accept")
 
 
-async def dicomweb_caller(request: Request, user: CurrentUser, address: ClientAddress) -> Caller:
+async def dicomweb_caller(
+    request: Request,
+    user: CurrentUser,
+    address: ClientAddress,
+    via: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_UID_LENGTH,
+            description="A study the caller may see: reach its priors (and only those) "
+            "instead of the caller's own studies",
+        ),
+    ] = None,
+) -> Caller:
     """The caller of a DICOMweb request, with the base URL links are built on."""
-    return Caller(user=user, address=address, base_url=str(request.base_url).rstrip("/"))
+    return Caller(user=user, address=address, base_url=str(request.base_url).rstrip("/"), via=via)
 
 
 CallerDep = Annotated[Caller, Depends(dicomweb_caller)]
@@ -127,15 +140,21 @@ async def retrieve_instance(
 # --- metadata -------------------------------------------------------------------------
 
 
+def _bulk_data_url(instance: str, link_query: str, tag: str) -> str:
+    return f"{instance}/bulkdata/{tag}{link_query}"
+
+
 def _metadata_body(
-    dicom_dir: Path, base_url: str, study_uid: str, instances: list[StoredInstance]
+    dicom_dir: Path,
+    caller: Caller,
+    study_uid: str,
+    instances: list[StoredInstance],
 ) -> Iterator[bytes]:
     yield b"["
     for index, stored in enumerate(instances):
-        url = instance_url(base_url, study_uid, stored.series_uid, stored.sop_instance_uid)
-        header = files.instance_metadata(
-            dicom_dir / stored.path, bulk_data_url=partial("{}/bulkdata/{}".format, url)
-        )
+        url = instance_url(caller.base_url, study_uid, stored.series_uid, stored.sop_instance_uid)
+        bulk_data_url = partial(_bulk_data_url, url, caller.link_query)
+        header = files.instance_metadata(dicom_dir / stored.path, bulk_data_url=bulk_data_url)
         yield (b"," if index else b"") + json.dumps(header, separators=(",", ":")).encode()
     yield b"]"
 
@@ -151,9 +170,7 @@ async def _metadata(
     retrieval = await service.prepare_retrieval(
         session=session, caller=caller, scope=scope, what="metadata"
     )
-    body = _metadata_body(
-        dicom_dir, caller.base_url, retrieval.study.study_uid, retrieval.instances
-    )
+    body = _metadata_body(dicom_dir, caller, retrieval.study.study_uid, retrieval.instances)
     return StreamingResponse(body, media_type=media.DICOM_JSON)
 
 

@@ -9,14 +9,14 @@ from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
 from worklist.api.deps import (
-    CurrentUser,
     RedisDep,
     SessionDep,
     SessionMakerDep,
     SettingsDep,
     SigningKey,
-    current_user,
-    oauth2_scheme,
+    StreamCredentialDep,
+    StreamUser,
+    stream_user,
 )
 from worklist.auth import service as auth_service
 from worklist.errors import AuthenticationFailed, DomainError, Forbidden, InvalidInput
@@ -34,7 +34,8 @@ EVENT_STREAM = "text/event-stream"
 EVENTS_UNAVAILABLE = "the event stream is unavailable (Redis unreachable); retry shortly"
 INVALID_EVENT_ID = "Last-Event-ID must be an event id of this stream (e.g. 1712345678901-0)"
 
-router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=[Depends(current_user)])
+# A bearer token or a ``?ticket=`` (a browser's EventSource cannot send headers).
+router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=[Depends(stream_user)])
 
 
 class EventsUnavailable(DomainError):
@@ -52,6 +53,7 @@ class EventsUnavailable(DomainError):
             "description": "SSE: `id:` stream id, `event:` type, `data:` JSON "
             "`{study_uid, site, at, data}`; `: keep-alive` comments every 15 s",
         },
+        401: {"description": "Missing or invalid bearer token or stream ticket"},
         403: {"description": "The account has no worklist (alert clients)"},
         422: {"description": "Last-Event-ID is not an id of this stream"},
         503: {"description": "Redis is unreachable"},
@@ -59,12 +61,12 @@ class EventsUnavailable(DomainError):
 )
 async def get_events(
     session: SessionDep,
-    user: CurrentUser,
+    user: StreamUser,
     redis: RedisDep,
     settings: SettingsDep,
     sessionmaker: SessionMakerDep,
     signing_key: SigningKey,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
+    credential: StreamCredentialDep,
     last_event_id_header: Annotated[
         str | None,
         Header(alias="Last-Event-ID", max_length=64, description="Resume after this event id"),
@@ -97,8 +99,8 @@ async def get_events(
         # The request's session is gone by now: each check has its own.
         async with sessionmaker() as check:
             try:
-                again = await auth_service.user_from_token(
-                    session=check, signing_key=signing_key, token=token
+                again = await auth_service.user_from_stream_credential(
+                    session=check, signing_key=signing_key, credential=credential
                 )
                 return await service.load_access(check, again)
             except (AuthenticationFailed, Forbidden):

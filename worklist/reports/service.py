@@ -33,6 +33,7 @@ from worklist.studies.service import STUDY_NOT_FOUND
 from worklist.studies.visibility import visible_study_condition
 
 REPORT_NOT_FOUND = "report not found"
+NO_SIGNED_REPORT = "the study has no signed report"
 REPORT_IS_SIGNED = "the report is signed: its text cannot change (add an addendum)"
 REPORT_NOT_SIGNED = "the report is a draft: addenda are added to signed reports"
 NOT_CLAIM_HOLDER = "only the radiologist holding the claim on this study may do this"
@@ -108,6 +109,18 @@ async def get_report(
         address=address,
         detail={"version": report.version},
     )
+    return await _report_out(session, report)
+
+
+async def signed_report(session: AsyncSession, *, study: Study) -> ReportOut:
+    """The study's signed report with its addenda (NotFound for none or a draft); not audited.
+
+    For readers outside the study's own reporting (a prior read through another study):
+    a draft is the author's work in progress, not a result anyone else should act on.
+    """
+    report = await _require_report(session, study=study)
+    if report.status is ReportStatus.DRAFT:
+        raise NotFound(NO_SIGNED_REPORT)
     return await _report_out(session, report)
 
 

@@ -14,7 +14,13 @@ from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDe
 from worklist.claims.endpoints import router as claims_router
 from worklist.studies import service, triage
 from worklist.studies.filters import WorklistFiltersDep, worklist_filters
-from worklist.studies.schemas import StudyDetail, TriageRequest, WorklistItem, WorklistPage
+from worklist.studies.schemas import (
+    PriorLinks,
+    StudyDetail,
+    TriageRequest,
+    WorklistItem,
+    WorklistPage,
+)
 
 __all__ = ["WorklistFiltersDep", "router", "worklist_filters"]
 
@@ -63,6 +69,10 @@ async def get_study(
     )
     base_url = str(request.base_url).rstrip("/")
     detail.dicomweb_url = f"{base_url}/dicomweb/studies/{detail.study_uid}"
+    for prior in detail.priors:
+        prior.links = PriorLinks.build(
+            base_url=base_url, study_uid=detail.study_uid, prior_uid=prior.study_uid
+        )
     return detail
 
 

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -223,19 +224,42 @@ async def list_series(session: AsyncSession, *, study_id: int) -> Sequence[Serie
     return (await session.scalars(stmt)).all()
 
 
-async def list_priors(
-    session: AsyncSession, *, study: Study, nhs_number: str | None
-) -> list[WorklistRow]:
-    """The patient's other studies at any site (same patient row or NHS number), newest first."""
-    same_patient: ColumnElement[bool] = Study.patient_id == study.patient_id
+def _prior_order(study: type[Study] | AliasedClass[Study]) -> tuple[ColumnElement[Any], ...]:
+    return (
+        study.study_datetime.desc().nulls_last(),
+        study.received_at.desc(),
+        study.id.desc(),
+    )
+
+
+def prior_condition(study: Study) -> ColumnElement[bool]:
+    """True for ``study``'s priors: the definition the detail lists and prior reads check.
+
+    The patient's other studies at any site (same patient row, or the same valid NHS
+    number), the newest ``MAX_PRIORS`` of them. ``study`` must have its patient loaded.
+    The subquery has its own aliases, so it never correlates with an outer ``Study``.
+    """
+    prior, patient = aliased(Study), aliased(Patient)
+    same_patient: ColumnElement[bool] = prior.patient_id == study.patient_id
+    nhs_number = normalise_nhs_number(study.patient.nhs_number)
     if nhs_number is not None:
-        same_patient = or_(same_patient, Patient.nhs_number == nhs_number)
-    stmt = (
-        _worklist_rows()
-        .where(Study.id != study.id, same_patient)
-        .order_by(
-            Study.study_datetime.desc().nulls_last(), Study.received_at.desc(), Study.id.desc()
-        )
+        same_patient = or_(same_patient, patient.nhs_number == nhs_number)
+    newest = (
+        select(prior.id)
+        .join(patient, prior.patient_id == patient.id)
+        .where(prior.id != study.id, same_patient)
+        .order_by(*_prior_order(prior))
         .limit(MAX_PRIORS)
     )
+    return Study.id.in_(newest)
+
+
+async def list_priors(session: AsyncSession, *, study: Study) -> list[WorklistRow]:
+    """``study``'s priors (``prior_condition``), newest first."""
+    stmt = _worklist_rows().where(prior_condition(study)).order_by(*_prior_order(Study))
     return await _rows(session, stmt)
+
+
+async def get_prior(session: AsyncSession, *, study: Study, prior_uid: str) -> WorklistRow | None:
+    """The prior of ``study`` with this UID, if it is one of the priors its detail lists."""
+    return await get_visible_study(session, study_uid=prior_uid, visible=prior_condition(study))

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote, urlencode
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from worklist.dicomweb.dicomjson import study_url
 from worklist.enums import DEFAULT_STATUS_FILTER, Priority, StudyFlag, StudyStatus
 from worklist.models import Patient, Series, Site, Study
 
@@ -175,6 +177,28 @@ class SeriesOut(BaseModel):
         )
 
 
+PRIOR_PATH = "/api/v1/studies/{study_uid}/priors/{prior_uid}"
+
+
+class PriorLinks(BaseModel):
+    """Where to open a prior through the study it is listed on (the ``via`` study)."""
+
+    detail: str = Field(description="API path of the prior's detail")
+    report: str = Field(description="API path of the prior's signed report")
+    dicomweb: str = Field(description="The prior's WADO-RS URL, with ``?via=`` the study")
+
+    @classmethod
+    def build(cls, *, base_url: str, study_uid: str, prior_uid: str) -> PriorLinks:
+        """The links of ``prior_uid`` reached through ``study_uid``."""
+        detail = PRIOR_PATH.format(study_uid=quote(study_uid), prior_uid=quote(prior_uid))
+        via = urlencode({"via": study_uid})
+        return cls(
+            detail=detail,
+            report=f"{detail}/report",
+            dicomweb=f"{study_url(base_url, quote(prior_uid))}?{via}",
+        )
+
+
 class PriorStudy(BaseModel):
     """Another study of the same patient, at any trust of the network."""
 
@@ -186,6 +210,7 @@ class PriorStudy(BaseModel):
     accession_number: str | None
     status: StudyStatus
     report_status: ReportStatus | None = None
+    links: PriorLinks | None = None
 
     @classmethod
     def from_row(cls, row: WorklistRow) -> PriorStudy:
@@ -237,6 +262,17 @@ class StudyDetail(WorklistItem):
         description="Where to fetch the images: the study's WADO-RS URL (its QIDO-RS and "
         "metadata resources hang off the same ``/dicomweb`` root), same bearer token.",
     )
+
+
+class PriorDetail(WorklistItem):
+    """A prior opened through a study it is listed on: a study's detail without priors."""
+
+    via: str = Field(description="The study the prior was reached through")
+    series: list[SeriesOut]
+    dicomweb_url: str | None = Field(
+        default=None, description="The prior's WADO-RS URL; ``?via=`` is part of it"
+    )
+    links: PriorLinks | None = None
 
 
 class TriageRequest(BaseModel):

@@ -10,7 +10,6 @@ from worklist import pagination
 from worklist.audit import repository as audit
 from worklist.enums import AuditAction, Priority
 from worklist.errors import NotFound
-from worklist.identity import normalise_nhs_number
 from worklist.models import User
 from worklist.studies import repository
 from worklist.studies.repository import WorklistKey
@@ -91,9 +90,7 @@ async def get_study_detail(
     study = row.study
     series = await repository.list_series(session, study_id=study.id)
     # Priors ignore visibility on purpose: a report needs the patient's whole history.
-    priors = await repository.list_priors(
-        session, study=study, nhs_number=normalise_nhs_number(study.patient.nhs_number)
-    )
+    priors = await repository.list_priors(session, study=study)
     audit.record(
         session,
         actor=user.username,
