@@ -118,7 +118,8 @@ def apply_window(values: NDArray[np.float32], window: Window) -> NDArray[np.uint
     """Modality values to 8-bit grey levels, by the VOI LUT function of PS3.3 C.11.2.1.2."""
     c, w = window.center, window.width
     if window.function is WindowFunction.SIGMOID:
-        scaled = MAX_GREY / (1 + np.exp(-4 * (values - c) / max(w, 1e-6)))
+        with np.errstate(over="ignore"):  # exp overflows to inf far below c: grey 0
+            scaled = MAX_GREY / (1 + np.exp(-4 * (values - c) / max(w, 1e-6)))
     elif window.function is WindowFunction.LINEAR_EXACT:
         if w <= 0:
             scaled = np.where(values > c, MAX_GREY, 0).astype(np.float32)
