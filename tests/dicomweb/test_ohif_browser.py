@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,12 +89,10 @@ class _Handler(SimpleHTTPRequestHandler):
 def ohif_site() -> Iterator[OhifSite]:
     """OHIF served on a free loopback port."""
     dist = _dist()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    host, port = sock.getsockname()
-    sock.close()
-    site = OhifSite(origin=f"http://{host}:{port}")
-    server = ThreadingHTTPServer((host, port), partial(_Handler, site=site, dist=dist))
+    site = OhifSite(origin="")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, site=site, dist=dist))
+    host, port = server.server_address[:2]
+    site.origin = f"http://{host!s}:{port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
