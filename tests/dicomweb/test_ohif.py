@@ -87,7 +87,7 @@ def test_ohif_stock_config_thumbnails_are_jpeg_images(
     series = head_ct.spec.series[0].series_uid
     sop = next(s for s, p in head_ct.files.items() if dcmread(p).SeriesInstanceUID == series)
     root = f"{live_api.base_url}/dicomweb/studies/{study}/series/{series}"
-    with httpx.Client(headers=headers) as http:
+    with httpx.Client(headers=headers, timeout=30) as http:
         for url in (f"{root}/instances/{sop}/thumbnail", f"{root}/thumbnail"):
             response = http.get(f"{url}?{OHIF_THUMBNAIL_QUERY}")
             assert response.status_code == 200, url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,9 @@ RAW = [0, 1000, 1250, 1750, 2000, 4000]  # HU: -1024, -24, 226, 726, 976, 2976
 INTERCEPT = -1024
 ROWS = 2
 JPEG2000_PART2 = "1.2.840.10008.1.2.4.92"  # no decoder here for it
+# A first render loads the decoders; a loaded machine can take a while.
+TIMEOUT_SECONDS = 30
+_get = partial(httpx.get, timeout=TIMEOUT_SECONDS)
 
 
 def _known_study(gateway: Gateway, directory: Path, **attributes: object) -> tuple[str, str, str]:
@@ -84,7 +88,7 @@ def test_a_window_maps_modality_values_to_the_grey_levels_of_its_function(
     png = {**bearer(live_api.settings, users[DR_A]), "Accept": "image/png"}
 
     def grey(params: dict[str, str] | None = None) -> list[int]:
-        return [int(v) for v in _grey(httpx.get(url, params=params, headers=png))]
+        return [int(v) for v in _grey(_get(url, params=params, headers=png))]
 
     # The instance's own window (centre 476, width 1000, linear), on HU not stored values.
     assert grey() == [0, 0, 64, 191, 255, 255]
@@ -94,7 +98,7 @@ def test_a_window_maps_modality_values_to_the_grey_levels_of_its_function(
     assert grey({"window": "226,500,linear-exact"}) == [0, 0, 128, 255, 255, 255]
     assert grey({"window": "226,500,sigmoid"}) == [0, 30, 128, 250, 254, 255]
     for bad in ("476", "a,b", "476,0", "476,1000,gamma", "nan,1000"):
-        response = httpx.get(url, params={"window": bad}, headers=png)
+        response = _get(url, params={"window": bad}, headers=png)
         assert response.status_code == 422, bad
 
 
@@ -107,7 +111,7 @@ def test_without_a_window_the_value_range_is_used_and_monochrome1_is_inverted(
     study, series, sop = _known_study(gateway, tmp_path / "range")
     url = f"{root}/{study}/series/{series}/instances/{sop}/rendered"
     # HU -1024..2976: centre 976, width 4000.
-    assert _grey(httpx.get(url, headers=png)).tolist() == [0, 64, 80, 112, 128, 255]
+    assert _grey(_get(url, headers=png)).tolist() == [0, 64, 80, 112, 128, 255]
 
     study, series, sop = _known_study(
         gateway,
@@ -117,8 +121,8 @@ def test_without_a_window_the_value_range_is_used_and_monochrome1_is_inverted(
         WindowWidth=1000,
     )
     url = f"{root}/{study}/series/{series}/instances/{sop}/rendered"
-    assert _grey(httpx.get(url, headers=png)).tolist() == [255, 255, 191, 64, 0, 0]
-    thumbnail = httpx.get(url.replace("/rendered", "/thumbnail"), headers=png)
+    assert _grey(_get(url, headers=png)).tolist() == [255, 255, 191, 64, 0, 0]
+    thumbnail = _get(url.replace("/rendered", "/thumbnail"), headers=png)
     assert _grey(thumbnail).tolist() == [255, 255, 191, 64, 0, 0]
 
 
@@ -135,24 +139,24 @@ def test_instances_and_frames_render_as_jpeg_and_png_of_their_size(
     sop = _ordered(head_ct, axial)[0]
     url = f"{live_api.base_url}/dicomweb/studies/{study}/series/{axial}/instances/{sop}"
 
-    jpeg = httpx.get(f"{url}/rendered", headers=headers)
+    jpeg = _get(f"{url}/rendered", headers=headers)
     assert _image(jpeg).size == (64, 64)
     assert _image(jpeg).mode == "L"
     assert "private" in jpeg.headers["cache-control"]
-    png = httpx.get(f"{url}/frames/1/rendered", headers={**headers, "Accept": "image/png"})
+    png = _get(f"{url}/frames/1/rendered", headers={**headers, "Accept": "image/png"})
     assert _image(png, "image/png").size == (64, 64)
     # PNG is lossless: the instance and its only frame are the same picture.
-    same = httpx.get(f"{url}/rendered", headers={**headers, "Accept": "image/png"})
+    same = _get(f"{url}/rendered", headers={**headers, "Accept": "image/png"})
     assert same.content == png.content
-    scaled = httpx.get(f"{url}/rendered", params={"viewport": "32,16"}, headers=headers)
+    scaled = _get(f"{url}/rendered", params={"viewport": "32,16"}, headers=headers)
     assert _image(scaled).size == (16, 16)
-    poor = httpx.get(f"{url}/rendered", params={"quality": "5"}, headers=headers)
+    poor = _get(f"{url}/rendered", params={"quality": "5"}, headers=headers)
     assert len(_image(poor).tobytes()) == 64 * 64
     assert len(poor.content) < len(jpeg.content)
-    assert httpx.get(f"{url}/frames/2/rendered", headers=headers).status_code == 404
-    assert httpx.get(f"{url}/frames/1,1/rendered", headers=headers).status_code == 406
+    assert _get(f"{url}/frames/2/rendered", headers=headers).status_code == 404
+    assert _get(f"{url}/frames/1,1/rendered", headers=headers).status_code == 406
     for params in ({"viewport": "0,10"}, {"viewport": "1e9,10"}, {"quality": "0"}):
-        assert httpx.get(f"{url}/rendered", params=params, headers=headers).status_code == 422
+        assert _get(f"{url}/rendered", params=params, headers=headers).status_code == 422
 
     # A multi-frame image: frame n is frame n (frames of 0, 2000 and 4000).
     series = SeriesSpec(modality="CT", count=1, rows=4, columns=4)
@@ -165,11 +169,11 @@ def test_instances_and_frames_render_as_jpeg_and_png_of_their_size(
     frames += f"/instances/{ds.SOPInstanceUID}/frames"
     window = {"window": "2000,4000,linear-exact"}
     for number, level in ((1, 0), (2, 128), (3, 255)):
-        response = httpx.get(
+        response = _get(
             f"{frames}/{number}/rendered", params=window, headers={**headers, "Accept": "image/png"}
         )
         assert set(np.asarray(_image(response, "image/png")).flatten().tolist()) == {level}
-    assert httpx.get(f"{frames}/4/rendered", headers=headers).status_code == 404
+    assert _get(f"{frames}/4/rendered", headers=headers).status_code == 404
 
 
 def test_compressed_and_colour_images_render(
@@ -188,7 +192,7 @@ def test_compressed_and_colour_images_render(
         path = push_sample(gateway.port, sample, study, tmp_path / sample, series_uid=series)
         sop = dcmread(path, stop_before_pixels=True).SOPInstanceUID
         url = f"{root}/{series}/instances/{sop}/frames/{frame}/rendered"
-        return _image(httpx.get(url, headers=headers), "image/png")
+        return _image(_get(url, headers=headers), "image/png")
 
     plain = rendered("MR_small.dcm")
     # JPEG 2000 and JPEG-LS lossless hold the same pixels: the same picture comes out.
@@ -223,12 +227,12 @@ def test_an_image_that_cannot_be_decoded_is_406_and_not_audited(
         f"/series/{series.series_uid}/instances/{ds.SOPInstanceUID}"
     )
     for resource in ("rendered", "thumbnail", "frames/1/rendered"):
-        response = httpx.get(f"{url}/{resource}", headers=headers)
+        response = _get(f"{url}/{resource}", headers=headers)
         assert response.status_code == 406, resource
         assert JPEG2000_PART2 in response.json()["detail"]
     assert audit_rows(db, AuditAction.STUDY_RETRIEVED) == []
     # A study thumbnail passes over it to a series that renders.
-    study = httpx.get(
+    study = _get(
         f"{live_api.base_url}/dicomweb/studies/{head_ct.spec.study_uid}/thumbnail", headers=headers
     )
     assert _image(study).size == (64, 64)
@@ -243,7 +247,7 @@ def test_thumbnails_of_study_series_instance_and_frame_fit_the_viewport(
     root = f"{live_api.base_url}/dicomweb/studies/{study}"
 
     def thumbnail(path: str, **params: str) -> httpx.Response:
-        return httpx.get(f"{root}{path}/thumbnail", params=params, headers=headers)
+        return _get(f"{root}{path}/thumbnail", params=params, headers=headers)
 
     middle_axial = _ordered(head_ct, axial)[1]
     middle_coronal = _ordered(head_ct, coronal)[1]
@@ -265,8 +269,8 @@ def test_thumbnails_of_study_series_instance_and_frame_fit_the_viewport(
     spec = StudySpec(patient=PatientSpec("RXA-WIDE"), series=[wide])
     push(gateway.port, spec, tmp_path / "wide")
     wide_root = f"{live_api.base_url}/dicomweb/studies/{spec.study_uid}"
-    assert _image(httpx.get(f"{wide_root}/thumbnail", headers=headers)).size == (128, 85)
-    big = httpx.get(f"{wide_root}/thumbnail", params={"viewport": "600,600"}, headers=headers)
+    assert _image(_get(f"{wide_root}/thumbnail", headers=headers)).size == (128, 85)
+    big = _get(f"{wide_root}/thumbnail", params={"viewport": "600,600"}, headers=headers)
     assert _image(big).size == (600, 400)
     assert thumbnail("/series/1.2.3").status_code == 404
 
@@ -295,7 +299,7 @@ def test_accept_chooses_jpeg_or_png_and_anything_else_is_406(
         if accept is not None:
             headers["Accept"] = accept
         params = {"accept": parameter} if parameter else None
-        response = httpx.get(url, params=params, headers=headers)
+        response = _get(url, params=params, headers=headers)
         if served is None:
             assert response.status_code == 406, (accept, parameter)
             assert "image/jpeg or image/png" in response.json()["detail"]
@@ -320,8 +324,8 @@ def test_another_trusts_radiologist_gets_404_everywhere_and_nothing_is_audited(
         f"/studies/{study}/series/{axial}/thumbnail",
         f"/studies/{study}/thumbnail",
     ):
-        assert httpx.get(f"{root}{path}", headers=outsider).status_code == 404, path
-        assert httpx.get(f"{root}{path}").status_code == 401, path
+        assert _get(f"{root}{path}", headers=outsider).status_code == 404, path
+        assert _get(f"{root}{path}").status_code == 401, path
     assert audit_rows(db, AuditAction.STUDY_RETRIEVED) == []
 
 
@@ -339,7 +343,7 @@ def test_rendered_and_thumbnail_retrievals_are_audited(
         f"/series/{axial}/thumbnail",
         "/thumbnail",
     ):
-        assert httpx.get(f"{root}{path}", headers=headers).status_code == 200, path
+        assert _get(f"{root}{path}", headers=headers).status_code == 200, path
     rows = audit_rows(db, AuditAction.STUDY_RETRIEVED)
     summary = [
         (

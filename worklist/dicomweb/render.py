@@ -42,7 +42,7 @@ MAX_GREY = 255
 DEFAULT_JPEG_QUALITY = 90
 # A frame larger than this (rows x columns) is refused rather than decoded: rendering
 # holds a few float copies of it, and a request must not be able to take gigabytes.
-MAX_RENDERED_PIXELS = 64 * 1024 * 1024
+MAX_RENDERED_PIXELS = 32 * 1024 * 1024
 MONOCHROME1 = "MONOCHROME1"
 PALETTE_COLOR = "PALETTE COLOR"
 INVERSE = "INVERSE"
@@ -114,23 +114,30 @@ def default_window(ds: Dataset, values: NDArray[np.float32]) -> Window:
     return Window((low + high) / 2, max(high - low, 0.0), WindowFunction.LINEAR_EXACT)
 
 
+def _ramp(values: NDArray[np.float32], low: float, span: float) -> NDArray[np.float32]:
+    """``(values - low) / span`` scaled to 0..255, computed in place on one copy."""
+    scaled = values - np.float32(low)
+    scaled *= np.float32(MAX_GREY / span)
+    return scaled
+
+
 def apply_window(values: NDArray[np.float32], window: Window) -> NDArray[np.uint8]:
     """Modality values to 8-bit grey levels, by the VOI LUT function of PS3.3 C.11.2.1.2."""
     c, w = window.center, window.width
     if window.function is WindowFunction.SIGMOID:
         with np.errstate(over="ignore"):  # exp overflows to inf far below c: grey 0
             scaled = MAX_GREY / (1 + np.exp(-4 * (values - c) / max(w, 1e-6)))
-    elif window.function is WindowFunction.LINEAR_EXACT:
-        if w <= 0:
-            scaled = np.where(values > c, MAX_GREY, 0).astype(np.float32)
-        else:
-            scaled = ((values - c) / w + 0.5) * MAX_GREY
-    else:
-        w = max(w, 1.0)
-        scaled = ((values - (c - 0.5)) / (w - 1 if w > 1 else 1) + 0.5) * MAX_GREY
-        low, high = c - 0.5 - (w - 1) / 2, c - 0.5 + (w - 1) / 2
-        scaled = np.where(values <= low, 0, np.where(values > high, MAX_GREY, scaled))
-    grey: NDArray[np.uint8] = np.rint(np.clip(scaled, 0, MAX_GREY)).astype(np.uint8)
+    elif window.function is WindowFunction.LINEAR_EXACT and w > 0:
+        scaled = _ramp(values, c - w / 2, w)
+    elif window.function is WindowFunction.LINEAR and w > 1:
+        # y = ((x - (c - 0.5)) / (w - 1) + 0.5) * 255, clipped: a ramp from c - 0.5 - (w - 1) / 2.
+        scaled = _ramp(values, c - 0.5 - (w - 1) / 2, w - 1)
+    else:  # a linear width of 1, or a flat value range: a threshold
+        threshold = c - 0.5 if window.function is WindowFunction.LINEAR else c
+        scaled = np.where(values > threshold, np.float32(MAX_GREY), np.float32(0))
+    np.clip(scaled, 0, MAX_GREY, out=scaled)
+    np.rint(scaled, out=scaled)
+    grey: NDArray[np.uint8] = scaled.astype(np.uint8)
     return grey
 
 
