@@ -1,7 +1,8 @@
-"""A large study streams through a server process whose memory stays flat."""
+"""Large images go through a server process whose memory stays flat (streamed, or one frame)."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
+from pydicom import dcmread
 from pydicom.uid import CTImageStorage
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -115,3 +118,43 @@ def test_a_200_mb_study_streams_with_flat_server_memory(
     growth = _peak_rss(pid) - before
     assert received > study_size
     assert growth < MAX_PEAK_GROWTH, f"peak RSS grew {growth / MIB:.0f} MiB"
+
+
+FRAMES = 48
+FRAME_SIDE = 1024  # 2 MB a frame: a 96 MB multi-frame image
+# Far below the image's 96 MB: one frame is decoded, not the whole Pixel Data.
+MAX_RENDER_GROWTH = 40 * MIB
+
+
+def test_one_frame_of_a_large_multi_frame_image_renders_with_bounded_memory(
+    api_process: tuple[str, int],
+    gateway: Gateway,
+    users: dict[str, User],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    base_url, pid = api_process
+    small = SeriesSpec(modality="CT", count=1)
+    large = SeriesSpec(modality="CT", count=1, rows=FRAME_SIDE, columns=FRAME_SIDE)
+    spec = StudySpec(patient=PatientSpec("BIG-2"), series=[small, large])
+    warm = make_instance(spec, small, 0, 1)
+    ds = make_instance(spec, large, 0, 2)
+    ds.NumberOfFrames = FRAMES
+    ds.PixelData = os.urandom(FRAMES * FRAME_SIDE * FRAME_SIDE * 2)
+    paths = write_files([warm, ds], tmp_path / "sent")
+    del ds
+    assert all(r.status == 0 for r in send(gateway.port, paths))
+
+    headers = bearer(settings, users[DR_A])
+    root = f"{base_url}/dicomweb/studies/{spec.study_uid}/series"
+    # Warm up on the small image (imports, decoders, the thread pool) before the baseline.
+    warm_url = f"{root}/{small.series_uid}/instances/{warm.SOPInstanceUID}/rendered"
+    assert httpx.get(warm_url, headers=headers, timeout=30).status_code == 200
+    before = _peak_rss(pid)
+    sop = dcmread(paths[1], stop_before_pixels=True).SOPInstanceUID
+    frame = f"{root}/{large.series_uid}/instances/{sop}/frames/{FRAMES - 1}/rendered"
+    response = httpx.get(frame, headers={**headers, "Accept": "image/png"}, timeout=60)
+    assert response.status_code == 200
+    assert Image.open(io.BytesIO(response.content)).size == (FRAME_SIDE, FRAME_SIDE)
+    growth = _peak_rss(pid) - before
+    assert growth < MAX_RENDER_GROWTH, f"peak RSS grew {growth / MIB:.0f} MiB"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import httpx
+from PIL import Image
 from pydicom import dcmread
 
 from tests.api.conftest import bearer
@@ -69,3 +72,26 @@ def test_ohif_study_list_series_metadata_and_frames(
             "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1"
         )
         assert pixels == dcmread(head_ct.files[sop]).PixelData
+
+
+# OHIF 3.13's stock data source (thumbnailRendering "thumbnail", thumbnailRequestStrategy
+# "fetch"): a plain fetch of the instance's, or else the series', thumbnail at 256,256.
+OHIF_THUMBNAIL_QUERY = "viewport=256%2C256"
+
+
+def test_ohif_stock_config_thumbnails_are_jpeg_images(
+    live_api: LiveApi, head_ct: Pushed, users: dict[str, User]
+) -> None:
+    headers = {**bearer(live_api.settings, users[DR_A]), "Accept": "image/jpeg"}
+    study = head_ct.spec.study_uid
+    series = head_ct.spec.series[0].series_uid
+    sop = next(s for s, p in head_ct.files.items() if dcmread(p).SeriesInstanceUID == series)
+    root = f"{live_api.base_url}/dicomweb/studies/{study}/series/{series}"
+    with httpx.Client(headers=headers, timeout=30) as http:
+        for url in (f"{root}/instances/{sop}/thumbnail", f"{root}/thumbnail"):
+            response = http.get(f"{url}?{OHIF_THUMBNAIL_QUERY}")
+            assert response.status_code == 200, url
+            assert response.headers["content-type"] == "image/jpeg"
+            image = Image.open(io.BytesIO(response.content))
+            assert image.format == "JPEG"
+            assert image.size == (256, 256)  # 64x64 scaled to fit the viewport

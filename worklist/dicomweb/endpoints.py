@@ -1,4 +1,4 @@
-"""``/dicomweb``: QIDO-RS searches here, WADO-RS retrievals in ``wado``; bearer tokens.
+"""``/dicomweb``: QIDO-RS here, WADO-RS in ``wado`` and ``rendered``; bearer tokens.
 
 Authentication is attached to the router (and so to the included WADO-RS routes);
 visibility is the worklist's (``visible_study_condition``): what a user may not see is 404.
@@ -14,6 +14,7 @@ from worklist.api.deps import SessionDep, current_user
 from worklist.dicomweb import media, service
 from worklist.dicomweb.dicomjson import JsonDataset
 from worklist.dicomweb.query import parse_query
+from worklist.dicomweb.rendered import router as rendered_router
 from worklist.dicomweb.service import Caller, Scope
 from worklist.dicomweb.wado import NOT_VISIBLE, Accept, CallerDep
 from worklist.dicomweb.wado import router as wado_router
@@ -130,3 +131,4 @@ async def search_series_instances(
 
 
 router.include_router(wado_router)
+router.include_router(rendered_router)

@@ -14,6 +14,9 @@ DICOM_JSON = "application/dicom+json"
 DICOM = "application/dicom"
 OCTET_STREAM = "application/octet-stream"
 MULTIPART_RELATED = "multipart/related"
+JPEG = "image/jpeg"
+PNG = "image/png"
+ANY_IMAGE = "image/*"
 ANY = "*/*"
 ANY_TRANSFER_SYNTAX = "*"
 
@@ -188,3 +191,21 @@ def negotiate_frames(accept: str | None, stored_syntax: str) -> FrameMedia:
         f"frames of this instance are available only as {natural} "
         f"(transfer syntax {label}); we do not transcode"
     )
+
+
+# Rendered and thumbnail resources (PS3.18 8.3.5, 8.3.6): single-part images, JPEG first.
+RENDERED_TYPES = (JPEG, PNG)
+
+
+def negotiate_rendered(accept: str | None, accept_parameter: str | None = None) -> str:
+    """The image type a rendered resource is served as; the ``accept`` query parameter wins.
+
+    NotAcceptable unless the caller takes JPEG or PNG (``image/*`` and ``*/*`` mean JPEG).
+    """
+    wanted = accept_parameter if accept_parameter and accept_parameter.strip() else accept
+    for media in parse_accept(wanted):
+        if media.media_type in RENDERED_TYPES:
+            return media.media_type
+        if media.media_type in (ANY, ANY_IMAGE):
+            return JPEG
+    raise NotAcceptable(f"rendered images are served as {' or '.join(RENDERED_TYPES)}")
