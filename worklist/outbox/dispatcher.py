@@ -32,6 +32,7 @@ from worklist.outbox import repository
 from worklist.outbox.repository import ClaimedDelivery
 from worklist.outbox.retry import parse_retry_after, retry_delay
 from worklist.outbox.sender import AttemptResult, make_client, post_webhook
+from worklist.outbox.targets import TargetPolicy
 from worklist.outbox.wakeups import listen_for_wakeups, wait_for_event
 
 log = logging.getLogger(__name__)
@@ -343,7 +344,7 @@ async def serve(settings: Settings, stop: threading.Event) -> None:
         connect_args={"application_name": "worklist-dispatcher", "connect_timeout": 5},
     )
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    client = make_client(concurrency=concurrency)
+    client = make_client(concurrency=concurrency, policy=TargetPolicy.from_settings(settings))
     dispatcher = Dispatcher(settings, sessions, client)
     stopping = asyncio.Event()
     helpers = [asyncio.create_task(_watch_stop(stop, stopping, dispatcher.kick))]
@@ -369,6 +370,8 @@ def run_dispatcher(settings: Settings, stop: threading.Event) -> None:
             "concurrency": settings.webhook_concurrency,
             "timeout_s": settings.webhook_timeout_seconds,
             "poll_s": settings.worker_interval_seconds,
+            "allow_private": settings.webhook_allow_private,
+            "allowed_networks": [str(n) for n in settings.webhook_allowed_networks],
         },
     )
     try:
