@@ -68,6 +68,17 @@ def describe_status(status: int) -> str:
     return text
 
 
+def shown_error(status_code: int | None, error: str | None) -> str | None:
+    """An attempt's error as the API shows it: for an answer, its status only.
+
+    Rows recorded before reply bodies were dropped may still hold one; they are
+    append-only, so they are not rewritten but never shown.
+    """
+    if error is None or status_code is None:
+        return error
+    return describe_status(status_code)
+
+
 def describe_failure(exc: Exception, *, timeout: float) -> tuple[str, str]:
     """The outcome and our own error text for a POST that got no answer."""
     if isinstance(exc, TargetRefused):

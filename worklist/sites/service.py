@@ -25,6 +25,7 @@ from worklist.enums import AuditAction, Priority, Role
 from worklist.errors import Conflict, Forbidden, InvalidInput, NotFound
 from worklist.models import DicomNode, Site, User
 from worklist.outbox import stage_wakeup
+from worklist.outbox.sender import shown_error
 from worklist.outbox.targets import PUBLIC_ONLY, TargetPolicy
 from worklist.sites import repository
 from worklist.sites.schemas import (
@@ -206,7 +207,10 @@ def _status(session: Session, site: Site) -> WebhookStatusOut:
         ),
         pending_deliveries=pending,
         oldest_pending_at=oldest,
-        recent_attempts=[WebhookAttemptOut(**vars(a)) for a in attempts],
+        recent_attempts=[
+            WebhookAttemptOut(**{**vars(a), "error": shown_error(a.status_code, a.error)})
+            for a in attempts
+        ],
     )
 
 
