@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import ssl
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
@@ -182,3 +194,89 @@ def test_a_stored_loopback_url_is_refused_and_retried_by_the_worker_without_send
     assert all("127.0.0.1 is a loopback address" in (a.error or "") for a in attempts)
     assert webhook_receiver.requests == []
     assert webhook_deliveries(db)[webhook_id].status == "pending"
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for ``name`` only (no IP address in it) and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@contextmanager
+def tls_server(cert_file: Path, key_file: Path) -> Iterator[tuple[int, list[str], list[str]]]:
+    """An HTTPS server on loopback answering 204; yields its port, the SNI names and the
+    Host headers it saw."""
+    names: list[str] = []
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hosts.append(self.headers.get("host", ""))
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    context.sni_callback = lambda sock, name, ctx: names.append(name or "")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], names, hosts
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_over_tls_the_checked_address_is_used_with_the_name_for_sni_and_the_certificate(
+    tmp_path: Path,
+) -> None:
+    cert_file, key_file = self_signed(tmp_path, REBOUND_HOST)
+    trusted = ssl.create_default_context(cafile=str(cert_file))
+    dns = ScriptedDns({REBOUND_HOST: ["127.0.0.1"]})
+
+    async def post(port: int) -> int:
+        backend = GuardedBackend(PRIVATE_OK, dns)
+        async with httpcore.AsyncConnectionPool(
+            ssl_context=trusted, network_backend=backend
+        ) as pool:
+            response = await pool.request(
+                "POST", f"https://{REBOUND_HOST}:{port}/hooks", content=b"{}"
+            )
+            return response.status
+
+    with tls_server(cert_file, key_file) as (port, names, hosts):
+        status = asyncio.run(post(port))
+
+    assert status == 204
+    assert dns.asked == [REBOUND_HOST]
+    assert names == [REBOUND_HOST]  # SNI: the name, although we connected to 127.0.0.1
+    assert hosts == [f"{REBOUND_HOST}:{port}"]

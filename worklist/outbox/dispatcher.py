@@ -61,7 +61,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _host(url: str) -> str:
-    return urlsplit(url).netloc or url
+    # Without userinfo: a URL stored before targets were checked may carry credentials.
+    return urlsplit(url).netloc.rpartition("@")[2] or "?"
 
 
 class Dispatcher:

@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 
 import httpx
 
+from worklist.errors import InvalidInput
 from worklist.outbox import repository
 from worklist.outbox.repository import ClaimedDelivery
 from worklist.outbox.signing import InvalidSecret, webhook_headers
-from worklist.outbox.targets import TargetPolicy, TargetRefused
+from worklist.outbox.targets import TargetPolicy
 from worklist.outbox.transport import GuardedTransport, Resolver, system_resolve
 
 # A short reply is read (and dropped) so the connection can be reused; the rest is not.
@@ -24,7 +25,7 @@ class AttemptResult:
     """What one POST did: outcome as stored, status, error text and ``Retry-After``.
 
     The error is ours (a status code with its standard phrase, or the class of failure):
-    never the receiver's reply body or reason text, which are shown through the API.
+    never the receiver's reply body or reason phrase (attempts are shown through the API).
     """
 
     started_at: datetime
@@ -81,7 +82,7 @@ def shown_error(status_code: int | None, error: str | None) -> str | None:
 
 def describe_failure(exc: Exception, *, timeout: float) -> tuple[str, str]:
     """The outcome and our own error text for a POST that got no answer."""
-    if isinstance(exc, TargetRefused):
+    if isinstance(exc, InvalidInput):  # TargetRefused, or a stored URL that is no longer valid
         return repository.OUTCOME_REFUSED, f"refused by policy: {exc.detail}"
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return repository.OUTCOME_TIMEOUT, f"timeout: no answer within {timeout:g}s"
