@@ -46,12 +46,13 @@ class Received:
 
 @dataclass(frozen=True)
 class Reply:
-    """What to answer: status, extra headers, and a delay before answering (timeouts)."""
+    """What to answer: status (and reason phrase), headers, body, a delay (timeouts)."""
 
     status: int = 204
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     body: bytes = b""
+    reason: str | None = None
 
 
 Behaviour = Callable[["Received"], Reply]
@@ -84,7 +85,7 @@ class WebhookReceiver:
                 if reply.delay:
                     time.sleep(reply.delay)
                 try:
-                    self.send_response(reply.status)
+                    self.send_response(reply.status, reply.reason)
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
                     self.send_header("content-length", str(len(reply.body)))

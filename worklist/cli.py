@@ -33,6 +33,7 @@ from worklist.db import migrate as migrate_database
 from worklist.enums import AuditAction, Role
 from worklist.errors import DomainError
 from worklist.logs import configure_logging
+from worklist.outbox.targets import TargetPolicy
 from worklist.sites import repository as site_repository
 from worklist.sites.console import print_webhook_status
 from worklist.sites.schemas import SecretRotationOut
@@ -41,6 +42,7 @@ from worklist.sites.service import (
     enable_webhook,
     grant_node,
     register_site_node,
+    remove_webhook_url,
     revoke_node,
     rotate_webhook_secret,
     set_webhook_url,
@@ -239,6 +241,7 @@ def site_add(
             hosts=host or [],
             port=port,
             webhook_url=webhook_url,
+            policy=TargetPolicy.from_settings(settings),
         )
         record(
             session,
@@ -333,6 +336,10 @@ def site_webhook(
     url: Annotated[
         str | None, typer.Option("--url", help="Set the URL alerts and reports are POSTed to.")
     ] = None,
+    remove: Annotated[
+        bool,
+        typer.Option("--remove", help="Remove the URL; deliveries are held until one is set."),
+    ] = False,
     enable: Annotated[
         bool, typer.Option("--enable", help="Re-enable an endpoint disabled by a 410 Gone.")
     ] = False,
@@ -348,9 +355,11 @@ def site_webhook(
         ),
     ] = None,
 ) -> None:
-    """Show a trust's webhook endpoint; set its URL, re-enable it, or rotate its secret."""
+    """Show a trust's webhook endpoint; set or remove its URL, re-enable it, rotate its secret."""
     if overlap is not None and not rotate_secret:
         raise ConfigError("--overlap only applies with --rotate-secret")
+    if remove and (url is not None or enable):
+        raise ConfigError("--remove cannot be combined with --url or --enable")
     settings = load_settings()
     overlap_delta = (
         parse_duration(overlap)
@@ -362,7 +371,13 @@ def site_webhook(
     rotation: SecretRotationOut | None = None
     with admin_session(settings) as session:
         if url is not None:
-            new_secret = set_webhook_url(session=session, code=code, url=url, actor=actor).secret
+            policy = TargetPolicy.from_settings(settings)
+            change = set_webhook_url(
+                session=session, code=code, url=url, actor=actor, policy=policy
+            )
+            new_secret = change.secret
+        if remove:
+            remove_webhook_url(session=session, code=code, actor=actor)
         if enable:
             enable_webhook(session=session, code=code, actor=actor)
         if rotate_secret:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from datetime import timedelta
@@ -93,6 +94,18 @@ class Settings(BaseSettings):
     # Alert streams re-read the outbox this often when no Redis wake-up arrives.
     alert_stream_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
+    # Webhook targets (SSRF): loopback/private/link-local targets only when allowed.
+    webhook_allow_private: bool = False
+    webhook_allowed_networks: Annotated[
+        list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode
+    ] = Field(default_factory=list)
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("turnaround_targets", mode="before")
     @classmethod

@@ -82,6 +82,7 @@ class AuditAction(enum.StrEnum):
     WEBHOOK_DISABLED = "webhook.disabled"
     WEBHOOK_ENABLED = "webhook.enabled"
     WEBHOOK_CHANGED = "webhook.changed"
+    WEBHOOK_REMOVED = "webhook.removed"
     WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
     NODE_GRANTED = "node.granted"
     NODE_REVOKED = "node.revoked"

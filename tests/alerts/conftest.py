@@ -82,6 +82,7 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
         webhook_retry_base_seconds=0.05,
         webhook_retry_max_seconds=0.3,
         worker_interval_seconds=0.2,
+        webhook_allow_private=True,  # the receiver listens on loopback
     )
 
 

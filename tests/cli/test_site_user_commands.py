@@ -102,7 +102,7 @@ def test_duplicate_ae_title_is_a_clear_error(invoke: Invoke, db: sessionmaker[Se
         ("RXA", "RXA_PACS", ("--port", "70000"), "invalid port 70000"),
         ("RXA", "RXA_PACS", ("--port", "0"), "invalid port 0"),
         ("rx a", "RXA_PACS", (), "invalid site code"),
-        ("RXA", "RXA_PACS", ("--webhook-url", "ftp://example.org/hook"), "http(s) URL"),
+        ("RXA", "RXA_PACS", ("--webhook-url", "ftp://example.org/hook"), "http:// or https://"),
     ],
 )
 def test_site_add_rejects_bad_input_with_a_clear_error(

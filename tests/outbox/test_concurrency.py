@@ -28,6 +28,7 @@ from worklist.models import Site
 from worklist.outbox import repository
 from worklist.outbox.dispatcher import MAX_IN_FLIGHT_PER_SITE, Dispatcher
 from worklist.outbox.sender import make_client
+from worklist.outbox.targets import TargetPolicy
 
 T = TypeVar("T")
 
@@ -127,7 +128,7 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing_to_the_delivery(
         states.append((row.status, row.attempts))
 
     async def scenario(sessions: async_sessionmaker[AsyncSession]) -> None:
-        async with make_client(concurrency=2) as client:
+        async with make_client(concurrency=2, policy=TargetPolicy.from_settings(fast)) as client:
             stalled = Dispatcher(fast, sessions, client)
             successor = Dispatcher(fast, sessions, client)
             async with sessions() as session, session.begin():

@@ -43,6 +43,7 @@ class Workers:
             "WORKLIST_WEBHOOK_RETRY_MAX_SECONDS": "0.5",
             "WORKLIST_WEBHOOK_CONCURRENCY": "8",
             "WORKLIST_WORKER_INTERVAL_SECONDS": "0.2",
+            "WORKLIST_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver listens on loopback
         }
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen[bytes]] = []

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from worklist.enums import AlertCategory, AlertStatus, DeliveryChannel, DeliveryStatus
+from worklist.outbox.sender import shown_error
 from worklist.studies.schemas import SiteRef
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ def alert_out(view: AlertView, deliveries: Sequence[DeliveryRow]) -> AlertOut:
                 event=row.event,
                 webhook_id=row.webhook_id,
                 last_status_code=row.delivery.last_status_code,
-                last_error=row.delivery.last_error,
+                last_error=shown_error(row.delivery.last_status_code, row.delivery.last_error),
             )
             for row in deliveries
         ],

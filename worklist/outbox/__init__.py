@@ -68,7 +68,8 @@ def enqueue(
     """Add a message for ``site`` to ``session``'s transaction, with its deliveries.
 
     A webhook delivery is added when the site has a webhook URL (a disabled endpoint
-    holds it until re-enabled); an ``sse`` delivery when ``sse`` (alert events: the
+    holds it until re-enabled) or had one that was removed (held until a URL is set
+    again); an ``sse`` delivery when ``sse`` (alert events: the
     alert stream marks it delivered once a client of the site received it). Nothing is
     flushed here: it works the same on sync and async sessions.
     """
@@ -82,7 +83,7 @@ def enqueue(
     )
     session.add(message)
     channels = []
-    if site.webhook_url:
+    if site.webhook_url or site.webhook_disabled_at is not None:
         channels.append(DeliveryChannel.WEBHOOK)
     if sse:
         channels.append(DeliveryChannel.SSE)

@@ -32,6 +32,7 @@ from worklist.outbox import repository
 from worklist.outbox.repository import ClaimedDelivery
 from worklist.outbox.retry import parse_retry_after, retry_delay
 from worklist.outbox.sender import AttemptResult, make_client, post_webhook
+from worklist.outbox.targets import TargetPolicy
 from worklist.outbox.wakeups import listen_for_wakeups, wait_for_event
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _host(url: str) -> str:
-    return urlsplit(url).netloc or url
+    # Without userinfo: a URL stored before targets were checked may carry credentials.
+    return urlsplit(url).netloc.rpartition("@")[2] or "?"
 
 
 class Dispatcher:
@@ -343,7 +345,7 @@ async def serve(settings: Settings, stop: threading.Event) -> None:
         connect_args={"application_name": "worklist-dispatcher", "connect_timeout": 5},
     )
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    client = make_client(concurrency=concurrency)
+    client = make_client(concurrency=concurrency, policy=TargetPolicy.from_settings(settings))
     dispatcher = Dispatcher(settings, sessions, client)
     stopping = asyncio.Event()
     helpers = [asyncio.create_task(_watch_stop(stop, stopping, dispatcher.kick))]
@@ -369,6 +371,8 @@ def run_dispatcher(settings: Settings, stop: threading.Event) -> None:
             "concurrency": settings.webhook_concurrency,
             "timeout_s": settings.webhook_timeout_seconds,
             "poll_s": settings.worker_interval_seconds,
+            "allow_private": settings.webhook_allow_private,
+            "allowed_networks": [str(n) for n in settings.webhook_allowed_networks],
         },
     )
     try:

@@ -20,6 +20,8 @@ OUTCOME_FAILED = "failed"
 OUTCOME_GONE = "gone"
 OUTCOME_TIMEOUT = "timeout"
 OUTCOME_ERROR = "error"
+# The target was refused by the webhook target policy (worklist.outbox.targets).
+OUTCOME_REFUSED = "refused"
 
 MAX_ERROR_LENGTH = 500
 # Rows examined per claim for each slot offered: leaves room to skip sites at their cap.

@@ -9,18 +9,24 @@ from datetime import UTC, datetime
 
 import httpx
 
+from worklist.errors import InvalidInput
 from worklist.outbox import repository
 from worklist.outbox.repository import ClaimedDelivery
 from worklist.outbox.signing import InvalidSecret, webhook_headers
+from worklist.outbox.targets import TargetPolicy
+from worklist.outbox.transport import GuardedTransport, Resolver, system_resolve
 
-# Enough of a reply body to explain a failure; the rest is not read.
+# A short reply is read (and dropped) so the connection can be reused; the rest is not.
 MAX_REPLY_BYTES = 64 * 1024
-_ERROR_SNIPPET = 200
 
 
 @dataclass(frozen=True)
 class AttemptResult:
-    """What one POST did: outcome as stored, status, error text and ``Retry-After``."""
+    """What one POST did: outcome as stored, status, error text and ``Retry-After``.
+
+    The error is ours (a status code with its standard phrase, or the class of failure):
+    never the receiver's reply body or reason phrase (attempts are shown through the API).
+    """
 
     started_at: datetime
     duration_ms: float
@@ -35,32 +41,59 @@ class AttemptResult:
         return self.outcome == repository.OUTCOME_DELIVERED
 
 
-def make_client(*, concurrency: int) -> httpx.AsyncClient:
-    """The HTTP client of a dispatcher: no redirects (3xx is a failure), no env proxies."""
+def make_client(
+    *, concurrency: int, policy: TargetPolicy, resolve: Resolver = system_resolve
+) -> httpx.AsyncClient:
+    """The HTTP client of a dispatcher: only ``policy``'s targets, no redirects, no env proxies."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return httpx.AsyncClient(
+        transport=GuardedTransport(policy=policy, limits=limits, resolve=resolve),
         follow_redirects=False,
         trust_env=False,
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
     )
 
 
-async def _read_some(response: httpx.Response) -> bytes:
-    chunks: list[bytes] = []
+async def _drain(response: httpx.Response) -> None:
     size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
+    async for chunk in response.aiter_raw():
         size += len(chunk)
         if size >= MAX_REPLY_BYTES:
             break
-    return b"".join(chunks)
 
 
-def _describe_status(response: httpx.Response, body: bytes) -> str:
-    text = f"HTTP {response.status_code} {response.reason_phrase}".strip()
-    if response.is_redirect:
-        text += f" (redirect to {response.headers.get('location', '?')} not followed)"
-    snippet = body[:_ERROR_SNIPPET].decode("utf-8", errors="replace").strip()
-    return f"{text}: {snippet}" if snippet else text
+def describe_status(status: int) -> str:
+    """``HTTP 503 Service Unavailable``: the code and its standard phrase (not the receiver's)."""
+    text = f"HTTP {status} {httpx.codes.get_reason_phrase(status)}".strip()
+    if 300 <= status < 400:
+        text += " (redirect not followed)"
+    return text
+
+
+def shown_error(status_code: int | None, error: str | None) -> str | None:
+    """An attempt's error as the API shows it: for an answer, its status only.
+
+    Rows recorded before reply bodies were dropped may still hold one; they are
+    append-only, so they are not rewritten but never shown.
+    """
+    if error is None or status_code is None:
+        return error
+    return describe_status(status_code)
+
+
+def describe_failure(exc: Exception, *, timeout: float) -> tuple[str, str]:
+    """The outcome and our own error text for a POST that got no answer."""
+    if isinstance(exc, InvalidInput):  # TargetRefused, or a stored URL that is no longer valid
+        return repository.OUTCOME_REFUSED, f"refused by policy: {exc.detail}"
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return repository.OUTCOME_TIMEOUT, f"timeout: no answer within {timeout:g}s"
+    if isinstance(exc, httpx.ConnectError):
+        # The text is the operating system's or the resolver's, never the receiver's.
+        return repository.OUTCOME_ERROR, f"connection failed: {exc}".strip().rstrip(":")
+    if isinstance(exc, httpx.ProtocolError):
+        return repository.OUTCOME_ERROR, "protocol error: the answer was not valid HTTP"
+    if isinstance(exc, httpx.NetworkError):
+        return repository.OUTCOME_ERROR, f"connection lost ({type(exc).__name__})"
+    return repository.OUTCOME_ERROR, f"not sent ({type(exc).__name__})"
 
 
 def _classify(status: int) -> str:
@@ -100,27 +133,18 @@ async def post_webhook(
                 timeout=timeout,
             ) as response,
         ):
-            body = await _read_some(response)
-    except (TimeoutError, httpx.TimeoutException):
-        return AttemptResult(
-            started_at,
-            elapsed_ms(),
-            repository.OUTCOME_TIMEOUT,
-            error=f"no answer within {timeout:g}s",
-        )
-    except Exception as exc:  # connection refused, DNS, TLS, bad URL: all retried
-        return AttemptResult(
-            started_at,
-            elapsed_ms(),
-            repository.OUTCOME_ERROR,
-            error=f"{type(exc).__name__}: {exc}".strip().rstrip(":"),
-        )
+            await _drain(response)
+    except Exception as exc:  # refused, connection refused, DNS, TLS, timeout: all retried
+        outcome, error = describe_failure(exc, timeout=timeout)
+        return AttemptResult(started_at, elapsed_ms(), outcome, error=error)
     outcome = _classify(response.status_code)
     return AttemptResult(
         started_at,
         elapsed_ms(),
         outcome,
         status_code=response.status_code,
-        error=None if outcome == repository.OUTCOME_DELIVERED else _describe_status(response, body),
+        error=None
+        if outcome == repository.OUTCOME_DELIVERED
+        else describe_status(response.status_code),
         retry_after=response.headers.get("retry-after"),
     )

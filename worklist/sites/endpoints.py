@@ -2,7 +2,7 @@
 
 Managers see and change their own site's endpoint (another site answers 404, as an
 unknown one does); admins any site's; other roles are refused (403). This is where a
-manager sees that a 410 disabled the endpoint, and re-enables it.
+manager sees that a 410 disabled the endpoint, and re-enables it, or removes the URL.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.outbox.targets import TargetPolicy
 from worklist.sites import service
 from worklist.sites.schemas import (
     RotateSecretIn,
@@ -49,15 +50,40 @@ async def get_webhook(
 @router.put(
     "",
     response_model=WebhookChangeOut,
-    responses={**ERRORS, 422: {"description": "Not an absolute http(s) URL"}},
+    responses={
+        **ERRORS,
+        422: {
+            "description": "Not an absolute http(s) URL, or a target the policy refuses "
+            "(credentials, fragment, loopback/private/link-local/reserved address)"
+        },
+    },
 )
 async def put_webhook(
-    code: str, body: WebhookUrlIn, session: SessionDep, user: CurrentUser, address: ClientAddress
+    code: str,
+    body: WebhookUrlIn,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    address: ClientAddress,
 ) -> WebhookChangeOut:
     """Set the endpoint URL; the first URL of a site also issues its secret (shown once)."""
     actor = Actor.for_user(user, address)
+    policy = TargetPolicy.from_settings(settings)
     return await session.run_sync(
-        lambda sync: service.set_webhook_url(session=sync, code=code, url=body.url, actor=actor)
+        lambda sync: service.set_webhook_url(
+            session=sync, code=code, url=body.url, actor=actor, policy=policy
+        )
+    )
+
+
+@router.delete("", response_model=WebhookStatusOut, responses=ERRORS)
+async def delete_webhook(
+    code: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+) -> WebhookStatusOut:
+    """Remove the endpoint URL: deliveries are held (``removed``) until a URL is set again."""
+    actor = Actor.for_user(user, address)
+    return await session.run_sync(
+        lambda sync: service.remove_webhook_url(session=sync, code=code, actor=actor)
     )
 
 

@@ -19,6 +19,8 @@ class WebhookState(enum.StrEnum):
     ACTIVE = "active"
     # It answered 410 Gone: deliveries are held until a manager re-enables it.
     DISABLED = "disabled"
+    # Its URL was removed: deliveries are held until a URL is set again.
+    REMOVED = "removed"
     NOT_CONFIGURED = "not_configured"
 
 

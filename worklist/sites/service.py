@@ -25,6 +25,8 @@ from worklist.enums import AuditAction, Priority, Role
 from worklist.errors import Conflict, Forbidden, InvalidInput, NotFound
 from worklist.models import DicomNode, Site, User
 from worklist.outbox import stage_wakeup
+from worklist.outbox.sender import shown_error
+from worklist.outbox.targets import PUBLIC_ONLY, TargetPolicy
 from worklist.sites import repository
 from worklist.sites.schemas import (
     MAX_OVERLAP_SECONDS,
@@ -40,7 +42,6 @@ from worklist.sites.schemas import (
 SITE_NOT_FOUND = "site not found"
 NOT_SITE_MANAGER = "only the site's managers and network admins manage its webhook"
 NO_WEBHOOK_URL = "the site has no webhook URL: set one first"
-INVALID_WEBHOOK_URL = "the webhook URL must be an absolute http:// or https:// URL"
 
 _CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
@@ -78,9 +79,10 @@ def register_site_node(
     hosts: list[str],
     port: int | None,
     webhook_url: str | None,
+    policy: TargetPolicy = PUBLIC_ONLY,
     default_priority: Priority | None = None,
 ) -> SiteRegistration:
-    """Register a site (if new) and one DICOM node of it."""
+    """Register a site (if new) and one DICOM node of it; ``policy`` judges the webhook URL."""
     if not _CODE.match(code):
         raise InvalidInput(f"invalid site code {code!r}: upper-case letters, digits, '-' or '_'")
     ae_title = validate_ae_title(ae_title)
@@ -91,8 +93,8 @@ def register_site_node(
             raise InvalidInput(f"--host must be an IP address, got {host!r}") from exc
     if port is not None and not 0 < port < 65536:
         raise InvalidInput(f"invalid port {port}")
-    if webhook_url is not None and not webhook_url.startswith(("http://", "https://")):
-        raise InvalidInput("--webhook-url must be an http(s) URL")
+    if webhook_url is not None:
+        webhook_url = policy.check_url(webhook_url)
     if repository.get_node_by_ae_title(session, ae_title) is not None:
         raise Conflict(f"AE title {ae_title!r} is already registered")
     site = repository.get_site_by_code(session, code)
@@ -112,6 +114,10 @@ def register_site_node(
         secret = new_webhook_secret()
         site.webhook_url = webhook_url
         site.webhook_secret = secret
+        # A new endpoint: what a 410 or a removal held goes to it.
+        site.webhook_disabled_at = None
+        site.webhook_disabled_reason = None
+        _wake_dispatchers(session, site)
     node = repository.add_node(session, site=site, ae_title=ae_title, hosts=hosts, port=port)
     return SiteRegistration(site=site, node=node, created_site=created, webhook_secret=secret)
 
@@ -148,20 +154,6 @@ def _managed_site(session: Session, *, code: str, actor: Actor, lock: bool) -> S
     return site
 
 
-def validate_webhook_url(url: str) -> str:
-    """An absolute http(s) URL with a host; InvalidInput otherwise."""
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-        has_host = bool(parts.hostname)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not one
-    except ValueError as exc:
-        raise InvalidInput(INVALID_WEBHOOK_URL) from exc
-    if parts.scheme not in ("http", "https") or not has_host or any(c.isspace() for c in url):
-        raise InvalidInput(INVALID_WEBHOOK_URL)
-    return url
-
-
 def _redacted(url: str | None) -> str | None:
     """The URL without credentials, query or fragment (they may carry tokens)."""
     if url is None:
@@ -194,7 +186,8 @@ def _audit(
 def _status(session: Session, site: Site) -> WebhookStatusOut:
     now = datetime.now(UTC)
     if not site.webhook_url:
-        state = WebhookState.NOT_CONFIGURED
+        removed = site.webhook_disabled_at is not None
+        state = WebhookState.REMOVED if removed else WebhookState.NOT_CONFIGURED
     elif site.webhook_disabled_at is not None:
         state = WebhookState.DISABLED
     else:
@@ -214,7 +207,10 @@ def _status(session: Session, site: Site) -> WebhookStatusOut:
         ),
         pending_deliveries=pending,
         oldest_pending_at=oldest,
-        recent_attempts=[WebhookAttemptOut(**vars(a)) for a in attempts],
+        recent_attempts=[
+            WebhookAttemptOut(**{**vars(a), "error": shown_error(a.status_code, a.error)})
+            for a in attempts
+        ],
     )
 
 
@@ -223,14 +219,17 @@ def webhook_status(*, session: Session, code: str, actor: Actor) -> WebhookStatu
     return _status(session, _managed_site(session, code=code, actor=actor, lock=False))
 
 
-def set_webhook_url(*, session: Session, code: str, url: str, actor: Actor) -> WebhookChangeOut:
+def set_webhook_url(
+    *, session: Session, code: str, url: str, actor: Actor, policy: TargetPolicy
+) -> WebhookChangeOut:
     """Point the site's webhook at ``url``; a secret is issued (returned once) if it had none.
 
-    A new URL is a new endpoint: a disabled state left by the old one's 410 is cleared.
-    Pending deliveries go to the new URL.
+    ``policy`` refuses targets that are not public (TargetRefused, 422). A new URL is a
+    new endpoint: a disabled state left by the old one's 410, or by a removal, is
+    cleared, and pending (held) deliveries go to the new URL.
     """
-    url = validate_webhook_url(url)
     site = _managed_site(session, code=code, actor=actor, lock=True)
+    url = policy.check_url(url)
     secret = None
     if url != site.webhook_url:
         previous = site.webhook_url
@@ -256,6 +255,23 @@ def set_webhook_url(*, session: Session, code: str, url: str, actor: Actor) -> W
         )
         _wake_dispatchers(session, site)
     return WebhookChangeOut(**_status(session, site).model_dump(), secret=secret)
+
+
+def remove_webhook_url(*, session: Session, code: str, actor: Actor) -> WebhookStatusOut:
+    """Stop sending to the site's webhook URL (idempotent); its deliveries are held, not lost.
+
+    Like a 410, removal holds the pending deliveries and those of new events until a URL
+    is set again; the secret is kept for the next URL.
+    """
+    site = _managed_site(session, code=code, actor=actor, lock=True)
+    if site.webhook_url:
+        previous = site.webhook_url
+        site.webhook_url = None
+        site.webhook_disabled_at = datetime.now(UTC)
+        site.webhook_disabled_reason = f"webhook URL removed by {actor.name}"
+        session.flush()
+        _audit(session, actor, site, AuditAction.WEBHOOK_REMOVED, {"url": _redacted(previous)})
+    return _status(session, site)
 
 
 def enable_webhook(*, session: Session, code: str, actor: Actor) -> WebhookStatusOut:
