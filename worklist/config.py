@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     # Alert streams re-read the outbox this often when no Redis wake-up arrives.
     alert_stream_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
+    # Hardening against bad input and open endpoints (docs/hardening.md).
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    # When set, GET /metrics needs "Authorization: Bearer <token>"; unset: loopback clients only.
+    metrics_token: str | None = Field(default=None, repr=False)
 
     @field_validator("turnaround_targets", mode="before")
     @classmethod
