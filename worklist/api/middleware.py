@@ -17,8 +17,10 @@ from worklist.api.errors import INTERNAL_ERROR
 from worklist.metrics import API_LATENCY
 
 UNMATCHED_ROUTE = "<unmatched>"
-# Frames of an unhandled error's traceback kept in its log line (where, never what).
-LOGGED_FRAMES = 5
+# An unhandled error's log line says where (the raising frame and a few of ours), never what.
+PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
+PLUMBING = str(Path(__file__).resolve().parent)
+OWN_FRAMES = 3
 
 access_log = logging.getLogger("worklist.access")
 error_log = logging.getLogger("worklist.api")
@@ -30,9 +32,23 @@ def route_template(scope: Scope) -> str:
     return getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
 
 
+def _is_ours(filename: str) -> bool:
+    # The project's code, not a library's nor this package's middleware.
+    return (
+        filename.startswith(PROJECT_ROOT)
+        and not filename.startswith(PLUMBING)
+        and "site-packages" not in filename
+    )
+
+
 def _where(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)[-LOGGED_FRAMES:]
-    return " < ".join(f"{Path(f.filename).name}:{f.lineno}:{f.name}" for f in reversed(frames))
+    """Where it was raised, and the innermost frames of our own code that led there."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    ours = [f for f in frames if _is_ours(f.filename)][-OWN_FRAMES:]
+    chosen = [frames[-1], *reversed([f for f in ours if f is not frames[-1]])]
+    return " < ".join(f"{Path(f.filename).name}:{f.lineno}:{f.name}" for f in chosen)
 
 
 class RequestLatencyMiddleware:
