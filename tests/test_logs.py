@@ -82,3 +82,18 @@ def test_a_connection_failure_keeps_its_message() -> None:
     assert "OperationalError" in line
     assert HIDDEN_MESSAGE not in line
     assert "127.0.0.1" in line
+
+
+def test_a_database_error_given_as_a_field_is_shown_by_type_only(database_url: str) -> None:
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        error = _database_error(engine)
+    finally:
+        engine.dispose()
+    record = logging.LogRecord("worklist.test", logging.WARNING, __file__, 1, "skipped", None, None)
+    record.error = error
+
+    line = KeyValueFormatter().format(record)
+
+    assert MARKER not in line
+    assert "sqlalchemy.exc.DataError" in line

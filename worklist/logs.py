@@ -78,6 +78,8 @@ class KeyValueFormatter(logging.Formatter):
 
 
 def _quote(value: Any) -> str:
+    if isinstance(value, BaseException):
+        value = _exception_line(value)
     text = str(value).replace("\n", "\\n")
     if not text or any(c in text for c in ' "='):
         return '"' + text.replace('"', '\\"') + '"'
