@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
+from starlette.types import ASGIApp
 
 from worklist.alerts.endpoints import router as alerts_router
 from worklist.api.errors import install_error_handlers
-from worklist.api.middleware import RequestLatencyMiddleware
+from worklist.api.limits import BodyLimitMiddleware
+from worklist.api.middleware import RequestLatencyMiddleware, RequestLogMiddleware
 from worklist.audit.endpoints import router as audit_router
 from worklist.auth.endpoints import router as auth_router
 from worklist.config import Settings
@@ -37,6 +39,14 @@ def make_redis(url: str) -> Redis:
     )
 
 
+class WorklistAPI(FastAPI):
+    """FastAPI with the request log around everything, Starlette's error middleware included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """The usual stack, wrapped so no exception (or its message) reaches the server's log."""
+        return RequestLogMiddleware(super().build_middleware_stack())
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the API; the database engine and Redis client are made when it starts."""
 
@@ -54,7 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
             await redis.aclose()
             await engine.dispose()
 
-    app = FastAPI(
+    app = WorklistAPI(
         title="Imaging network reporting worklist",
         description="One shared reporting worklist across the trusts of an imaging network.",
         version="0.1.0",
@@ -62,6 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLatencyMiddleware)
     if settings.cors_origins:
         # Bearer tokens, not cookies: no credentials mode; viewers read multipart bodies.

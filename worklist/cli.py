@@ -177,6 +177,8 @@ def api() -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
+        # Its lines carry the query string (search terms): worklist.access logs requests.
+        access_log=False,
         timeout_graceful_shutdown=5,
     )
 

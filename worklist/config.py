@@ -107,6 +107,11 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    # Hardening against bad input and open endpoints (docs/hardening.md).
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    # When set, GET /metrics needs "Authorization: Bearer <token>"; unset: loopback clients only.
+    metrics_token: str | None = Field(default=None, repr=False)
+
     @field_validator("turnaround_targets", mode="before")
     @classmethod
     def _parse_turnaround(cls, value: object) -> object:

@@ -1,4 +1,8 @@
-"""Engines and sessions. Built by factories at start-up, never at import."""
+"""Engines and sessions. Built by factories at start-up, never at import.
+
+Engines hide statement parameters from their errors: the values are search terms and
+patient demographics, and an error's message ends up in logs.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ def make_engine(url: str, *, pool_size: int = 5, application_name: str = "workli
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        hide_parameters=True,
         connect_args={"application_name": application_name},
     )
 
@@ -43,6 +48,7 @@ def make_async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        hide_parameters=True,
         connect_args={"application_name": "worklist-api"},
     )
 

@@ -23,6 +23,8 @@ from worklist.users.service import create_user
 
 PASSWORD = "correct-horse-battery"
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+# /metrics answers loopback clients only (no token configured); TestClient's default is a name.
+LOOPBACK_CLIENT = ("127.0.0.1", 50000)
 NORTH = "NORTH"
 SOUTH = "SOUTH"
 
@@ -160,6 +162,13 @@ def bearer(settings: Settings, user: User) -> dict[str, str]:
 def client(settings: Settings, db: sessionmaker[Session]) -> Iterator[TestClient]:
     """A running app (lifespan included) on a clean database."""
     with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def loopback_client(settings: Settings, db: sessionmaker[Session]) -> Iterator[TestClient]:
+    """A running app on a clean database, called from 127.0.0.1 (as a local scraper is)."""
+    with TestClient(create_app(settings), client=LOOPBACK_CLIENT) as test_client:
         yield test_client
 
 

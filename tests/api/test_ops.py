@@ -6,7 +6,15 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.api.conftest import NORTH, SOUTH, add_patient, add_study, add_user, bearer
+from tests.api.conftest import (
+    LOOPBACK_CLIENT,
+    NORTH,
+    SOUTH,
+    add_patient,
+    add_study,
+    add_user,
+    bearer,
+)
 from worklist.app import create_app
 from worklist.config import Settings
 from worklist.enums import Priority, Role, StudyStatus
@@ -46,7 +54,7 @@ def test_readyz_is_503_naming_the_database_when_it_is_unreachable(
     settings: Settings, db: sessionmaker[Session]
 ) -> None:
     no_db = settings.model_copy(update={"database_url": CLOSED_DATABASE})
-    with TestClient(create_app(no_db)) as client:
+    with TestClient(create_app(no_db), client=LOOPBACK_CLIENT) as client:
         response = client.get("/readyz")
         metrics = client.get("/metrics")
 
@@ -56,7 +64,7 @@ def test_readyz_is_503_naming_the_database_when_it_is_unreachable(
 
 
 def test_metrics_report_backlog_by_site_priority_and_status(
-    client: TestClient, db: sessionmaker[Session], sites: dict[str, Site]
+    loopback_client: TestClient, db: sessionmaker[Session], sites: dict[str, Site]
 ) -> None:
     with db() as session, session.begin():
         north = add_patient(session, sites[NORTH])
@@ -67,7 +75,7 @@ def test_metrics_report_backlog_by_site_priority_and_status(
         add_study(session, south, status=StudyStatus.IN_PROGRESS, priority=Priority.URGENT)
         add_study(session, south, status=StudyStatus.REPORTED)
 
-    response = client.get("/metrics")
+    response = loopback_client.get("/metrics")
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -85,16 +93,19 @@ def test_metrics_report_backlog_by_site_priority_and_status(
 
 
 def test_metrics_record_api_latency_by_route_template(
-    client: TestClient, db: sessionmaker[Session], sites: dict[str, Site], settings: Settings
+    loopback_client: TestClient,
+    db: sessionmaker[Session],
+    sites: dict[str, Site],
+    settings: Settings,
 ) -> None:
     with db() as session, session.begin():
         admin = add_user(session, "admin", Role.ADMIN)
         study = add_study(session, add_patient(session, sites[NORTH]))
     headers = bearer(settings, admin)
-    client.get(f"/api/v1/studies/{study.study_uid}", headers=headers)
-    client.get("/no/such/path")
+    loopback_client.get(f"/api/v1/studies/{study.study_uid}", headers=headers)
+    loopback_client.get("/no/such/path")
 
-    text = client.get("/metrics").text
+    text = loopback_client.get("/metrics").text
 
     assert 'route="/api/v1/studies/{study_uid}"' in text
     assert study.study_uid not in text

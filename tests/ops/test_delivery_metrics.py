@@ -11,7 +11,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.api.conftest import add_patient, add_site, add_study, add_user, client
+from tests.api.conftest import (
+    LOOPBACK_CLIENT,
+    add_patient,
+    add_site,
+    add_study,
+    add_user,
+    loopback_client,
+)
 from worklist.app import create_app
 from worklist.config import Settings
 from worklist.enums import (
@@ -25,7 +32,7 @@ from worklist.enums import (
 from worklist.models import Alert, AlertBreach, Delivery, Site, Study, User
 from worklist.outbox import enqueue
 
-__all__ = ["client"]
+__all__ = ["loopback_client"]
 
 CLOSED_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
 FAMILIES = {
@@ -97,7 +104,7 @@ def add_message(session: Session, site: Site, *, sse: bool, age: timedelta) -> l
 
 
 def test_alert_and_delivery_numbers_come_from_the_database(
-    client: TestClient, db: sessionmaker[Session]
+    loopback_client: TestClient, db: sessionmaker[Session]
 ) -> None:
     with db() as session, session.begin():
         north, south, east = (add_site(session, code) for code in ("NORTH", "SOUTH", "EAST"))
@@ -119,7 +126,7 @@ def test_alert_and_delivery_numbers_come_from_the_database(
         session.flush()
         del east
 
-    samples = scrape(client.get("/metrics").text)
+    samples = scrape(loopback_client.get("/metrics").text)
 
     breaches = samples["worklist_alert_ack_breaches"]
     assert breaches[("NORTH", "critical")] == 3
@@ -144,11 +151,13 @@ def test_alert_and_delivery_numbers_come_from_the_database(
     assert samples["worklist_webhook_endpoint_disabled"] == {("NORTH",): 1, ("SOUTH",): 0}
 
 
-def test_breaches_are_exposed_as_a_counter(client: TestClient, db: sessionmaker[Session]) -> None:
+def test_breaches_are_exposed_as_a_counter(
+    loopback_client: TestClient, db: sessionmaker[Session]
+) -> None:
     with db() as session, session.begin():
         add_site(session, "NORTH")
 
-    body = client.get("/metrics").text
+    body = loopback_client.get("/metrics").text
 
     assert "# TYPE worklist_alert_ack_breaches_total counter" in body
     assert 'worklist_alert_ack_breaches_total{category="critical",site="NORTH"} 0.0' in body
@@ -158,7 +167,7 @@ def test_metrics_answer_without_the_database_numbers_while_it_is_down(
     settings: Settings, db: sessionmaker[Session]
 ) -> None:
     no_db = settings.model_copy(update={"database_url": CLOSED_DATABASE})
-    with TestClient(create_app(no_db)) as down:
+    with TestClient(create_app(no_db), client=LOOPBACK_CLIENT) as down:
         response = down.get("/metrics")
 
     assert response.status_code == 200
@@ -166,14 +175,14 @@ def test_metrics_answer_without_the_database_numbers_while_it_is_down(
 
 
 def test_metrics_answer_in_bounded_time_while_the_tables_are_locked(
-    client: TestClient, db: sessionmaker[Session], engine: Engine
+    loopback_client: TestClient, db: sessionmaker[Session], engine: Engine
 ) -> None:
     with db() as session, session.begin():
         add_site(session, "NORTH")
     answered: list[httpx.Response] = []
     with engine.connect() as blocker:
         blocker.execute(text("LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE"))
-        scraper = threading.Thread(target=lambda: answered.append(client.get("/metrics")))
+        scraper = threading.Thread(target=lambda: answered.append(loopback_client.get("/metrics")))
         scraper.start()
         scraper.join(20)
         blocker.rollback()

@@ -9,9 +9,18 @@ from fastapi.responses import StreamingResponse
 
 from worklist.alerts import repository, service
 from worklist.alerts.repository import AlertFilters
-from worklist.alerts.schemas import AcknowledgeIn, AlertIn, AlertOut, AlertPage
+from worklist.alerts.schemas import (
+    MAX_FINDING_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_NOTE_LENGTH,
+    MAX_RECIPIENT_LENGTH,
+    AcknowledgeIn,
+    AlertIn,
+    AlertOut,
+    AlertPage,
+)
 from worklist.alerts.stream import InvalidEventId, StreamAccess, alert_stream, parse_event_id
-from worklist.alerts.visibility import stream_sites
+from worklist.alerts.visibility import require_acknowledger, stream_sites
 from worklist.api.deps import (
     ClientAddress,
     CurrentUser,
@@ -24,8 +33,10 @@ from worklist.api.deps import (
     current_user,
     stream_user,
 )
+from worklist.api.guards import study_access
+from worklist.api.limits import body_limited_route, json_body_bytes
 from worklist.auth import service as auth_service
-from worklist.enums import AlertCategory, AlertStatus
+from worklist.enums import AlertCategory, AlertStatus, Role
 from worklist.errors import AuthenticationFailed, Forbidden, InvalidInput
 
 DEFAULT_LIMIT = 50
@@ -33,9 +44,26 @@ MAX_LIMIT = 200
 EVENT_STREAM = "text/event-stream"
 INVALID_EVENT_ID = "Last-Event-ID must be the id of an alert event (a positive integer)"
 
-alerts_router = APIRouter(prefix="/api/v1", tags=["alerts"], dependencies=[Depends(current_user)])
+# The longest alert (finding and recipient) or acknowledgement, however its JSON spells it.
+ALERT_BODY_BYTES = json_body_bytes(
+    max(MAX_FINDING_LENGTH + MAX_RECIPIENT_LENGTH, MAX_NAME_LENGTH + MAX_NOTE_LENGTH)
+)
+
+alerts_router = APIRouter(
+    prefix="/api/v1",
+    tags=["alerts"],
+    dependencies=[Depends(current_user)],
+    route_class=body_limited_route(ALERT_BODY_BYTES),
+)
 # The stream takes a bearer token or a ``?ticket=`` (a browser's EventSource sends no headers).
 stream_router = APIRouter(prefix="/api/v1", tags=["alerts"], dependencies=[Depends(stream_user)])
+
+
+async def acknowledger_access(alert_id: str, session: SessionDep, user: CurrentUser) -> None:
+    """Guard (before the body is validated): the caller sees the alert and receives its trust's."""
+    view = await service.visible_alert(session, user, alert_id)
+    require_acknowledger(user, view.alert)
+
 
 ALERT_NOT_VISIBLE: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such alert, or not visible to the caller"}
@@ -50,6 +78,7 @@ ALERT_NOT_VISIBLE: dict[int | str, dict[str, Any]] = {
         403: {"description": "The caller sees the study but neither holds it nor wrote its report"},
         404: {"description": "No such study, or not visible to the caller"},
     },
+    dependencies=[study_access(roles=(Role.RADIOLOGIST,), detail=service.NOT_HOLDER_OR_AUTHOR)],
 )
 async def raise_alert(
     study_uid: str,
@@ -176,6 +205,7 @@ async def get_alert(
         **ALERT_NOT_VISIBLE,
         403: {"description": "The caller may see the alert but does not receive its trust's"},
     },
+    dependencies=[Depends(acknowledger_access)],
 )
 async def acknowledge_alert(
     alert_id: str,

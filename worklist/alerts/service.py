@@ -113,7 +113,7 @@ async def get_alert(
     *, session: AsyncSession, user: User, alert_id: str, address: str | None
 ) -> AlertOut:
     """One alert the user may see; reading its finding is audited."""
-    view = await _visible(session, user, alert_id)
+    view = await visible_alert(session, user, alert_id)
     _audit_view(session, user, view, address)
     return await _out(session, view)
 
@@ -174,7 +174,7 @@ async def acknowledge(
     address: str | None,
 ) -> AlertOut:
     """Acknowledge an alert for its trust; repeating it returns the first acknowledgement."""
-    view = await _visible(session, user, alert_id, lock=True)
+    view = await visible_alert(session, user, alert_id, lock=True)
     require_acknowledger(user, view.alert)
     acknowledged = await repository.acknowledge(
         session,
@@ -201,9 +201,10 @@ async def acknowledge(
     return await _out(session, view)
 
 
-async def _visible(
+async def visible_alert(
     session: AsyncSession, user: User, alert_id: str, *, lock: bool = False
 ) -> AlertView:
+    """The alert if ``user`` may see it; NotFound otherwise (also for a malformed id)."""
     view = await repository.get_view(
         session, alert_id=parse_alert_id(alert_id), visible=visible_alert_condition(user), lock=lock
     )

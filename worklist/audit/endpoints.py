@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, current_user
+from worklist.api.guards import require_roles
 from worklist.audit import service
 from worklist.audit.schemas import AuditPage
+from worklist.enums import Role
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -21,6 +23,7 @@ router = APIRouter(prefix="/api/v1", tags=["audit"], dependencies=[Depends(curre
     "/audit",
     response_model=AuditPage,
     responses={403: {"description": "Only admins and managers read the audit log"}},
+    dependencies=[require_roles(Role.ADMIN, Role.MANAGER, detail=service.NO_AUDIT_ACCESS)],
 )
 async def get_audit(
     session: SessionDep,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Depends, Form, Response
 
 from worklist.api.deps import (
     ClientAddress,
@@ -17,11 +16,14 @@ from worklist.api.deps import (
     SigningKey,
     oauth2_scheme,
 )
+from worklist.api.limits import SMALL_BODY_BYTES, body_limited_route
 from worklist.auth import service
 from worklist.auth.ratelimit import LoginRateLimiter
-from worklist.auth.schemas import StreamTicketResponse, TokenResponse
+from worklist.auth.schemas import LoginForm, StreamTicketResponse, TokenResponse
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(
+    prefix="/api/v1/auth", tags=["auth"], route_class=body_limited_route(SMALL_BODY_BYTES)
+)
 
 
 @router.post(
@@ -30,7 +32,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
     responses={401: {"description": "Bad credentials"}, 429: {"description": "Too many attempts"}},
 )
 async def issue_token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Form()],
     response: Response,
     session: SessionDep,
     sessionmaker: SessionMakerDep,

@@ -5,11 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response, status
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.api.guards import require_roles
+from worklist.api.limits import SMALL_BODY_BYTES, body_limited_route
 from worklist.claims import service
 from worklist.claims.schemas import ClaimConflict, ClaimOut, NextCase
+from worklist.enums import Role
 from worklist.studies.filters import WorklistFiltersDep
 
-router = APIRouter(prefix="/api/v1", tags=["claims"], dependencies=[Depends(current_user)])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["claims"],
+    dependencies=[Depends(current_user)],
+    route_class=body_limited_route(SMALL_BODY_BYTES),
+)
 
 NOT_VISIBLE = {"description": "No such study, or not visible to the caller"}
 
@@ -67,6 +75,7 @@ async def release_claim(
         204: {"description": "No study is eligible"},
         403: {"description": "Only radiologists take studies from the worklist"},
     },
+    dependencies=[require_roles(Role.RADIOLOGIST, detail=service.ONLY_RADIOLOGISTS)],
 )
 async def next_case(
     session: SessionDep,

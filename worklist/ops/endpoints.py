@@ -1,17 +1,24 @@
-"""``/healthz`` (alive), ``/readyz`` (database and Redis reachable), ``/metrics`` (Prometheus)."""
+"""``/healthz`` (alive), ``/readyz`` (database and Redis reachable), ``/metrics`` (Prometheus).
+
+``/metrics`` tells backlogs per trust and delivery failures: with ``WORKLIST_METRICS_TOKEN``
+set it needs ``Authorization: Bearer <token>``; without one only loopback clients get it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import logging
 from collections.abc import Awaitable
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from worklist.api.deps import RedisDep, SessionMakerDep
+from worklist.api.deps import RedisDep, SessionMakerDep, SettingsDep
+from worklist.errors import AuthenticationFailed, Forbidden
 from worklist.metrics import render_process_metrics
 from worklist.ops import repository
 from worklist.ops.collectors import BacklogCollector, DeliveryCollector
@@ -22,7 +29,38 @@ CHECK_TIMEOUT_SECONDS = 2.0
 OK = "ok"
 FAILED = "failed"
 
+METRICS_TOKEN_REQUIRED = "the metrics need the token (Authorization: Bearer <token>)"
+METRICS_LOOPBACK_ONLY = (
+    "the metrics are served to loopback clients only (set WORKLIST_METRICS_TOKEN to scrape them "
+    "from elsewhere)"
+)
+
 router = APIRouter(tags=["operations"])
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for 127.0.0.0/8 and ::1 (also IPv4-mapped); a name or no address is not."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+async def require_metrics_access(request: Request, settings: SettingsDep) -> None:
+    """The scraper holds the metrics token, or (without one configured) calls from loopback."""
+    token = settings.metrics_token
+    if token:
+        scheme, _, supplied = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            supplied.strip().encode(), token.encode()
+        ):
+            raise AuthenticationFailed(METRICS_TOKEN_REQUIRED)
+        return
+    if not is_loopback(request.client.host if request.client else None):
+        raise Forbidden(METRICS_LOOPBACK_ONLY)
 
 
 async def _check(name: str, probe: Awaitable[object]) -> str:
@@ -70,7 +108,15 @@ async def _database_collectors(
     return [BacklogCollector(backlog), DeliveryCollector(deliveries)]
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    dependencies=[Depends(require_metrics_access)],
+    responses={
+        401: {"description": "WORKLIST_METRICS_TOKEN is set and the bearer token is not it"},
+        403: {"description": "No token is configured and the caller is not on loopback"},
+    },
+)
 async def metrics(sessionmaker: SessionMakerDep) -> Response:
     """Prometheus text: process metrics plus backlog, alert and delivery numbers from the database.
 

@@ -342,6 +342,7 @@ async def serve(settings: Settings, stop: threading.Event) -> None:
         pool_size=min(concurrency + 1, 8),
         max_overflow=concurrency + 1,
         pool_pre_ping=True,
+        hide_parameters=True,
         connect_args={"application_name": "worklist-dispatcher", "connect_timeout": 5},
     )
     sessions = async_sessionmaker(engine, expire_on_commit=False)

@@ -9,22 +9,32 @@ from fastapi import APIRouter, Depends, Header, Response, status
 from fastapi.responses import JSONResponse
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.api.guards import study_access
+from worklist.api.limits import body_limited_route, json_body_bytes
+from worklist.enums import Role
 from worklist.reports import results, service
 from worklist.reports.fhir import FHIR_JSON
 from worklist.reports.schemas import (
+    MAX_TEXT_LENGTH,
     AddendumIn,
     FinaliseIn,
     ReportOut,
     ReportTextIn,
     StaleVersionOut,
 )
-from worklist.reports.service import etag
+from worklist.reports.service import NOT_CLAIM_HOLDER, etag
+
+# The longest text a report or an addendum may have, however its JSON spells it.
+REPORT_BODY_BYTES = json_body_bytes(MAX_TEXT_LENGTH)
 
 router = APIRouter(
     prefix="/api/v1/studies/{study_uid}/report",
     tags=["reports"],
     dependencies=[Depends(current_user)],
+    route_class=body_limited_route(REPORT_BODY_BYTES),
 )
+# Before the body is validated: the study is visible, and only radiologists write drafts.
+WRITER = study_access(roles=(Role.RADIOLOGIST,), detail=NOT_CLAIM_HOLDER)
 
 NOT_VISIBLE: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such study or report, or the study is not visible to the caller"}
@@ -92,6 +102,7 @@ async def get_fhir_report(
         **STALE,
         428: {"description": "The report exists: If-Match is required"},
     },
+    dependencies=[WRITER],
 )
 async def save_report(
     study_uid: str,
@@ -117,7 +128,12 @@ async def save_report(
     return report
 
 
-@router.post("/finalise", response_model=ReportOut, responses={**WRITE_ERRORS, **STALE})
+@router.post(
+    "/finalise",
+    response_model=ReportOut,
+    responses={**WRITE_ERRORS, **STALE},
+    dependencies=[WRITER],
+)
 async def finalise_report(
     study_uid: str,
     body: FinaliseIn,
@@ -145,6 +161,8 @@ async def finalise_report(
     response_model=ReportOut,
     status_code=status.HTTP_201_CREATED,
     responses=WRITE_ERRORS,
+    # Whether the report is signed is told to anyone who sees the study (409 before 403).
+    dependencies=[study_access()],
 )
 async def add_addendum(
     study_uid: str,

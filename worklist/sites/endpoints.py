@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.api.limits import SMALL_BODY_BYTES, body_limited_route
 from worklist.outbox.targets import TargetPolicy
 from worklist.sites import service
 from worklist.sites.schemas import (
@@ -24,10 +25,17 @@ from worklist.sites.schemas import (
 )
 from worklist.sites.service import Actor
 
+
+async def site_manager_access(code: str, user: CurrentUser) -> None:
+    """Guard (before any body is validated): the caller manages the site in the path."""
+    service.check_site_manager(user, code)
+
+
 router = APIRouter(
     prefix="/api/v1/sites/{code}/webhook",
     tags=["sites"],
-    dependencies=[Depends(current_user)],
+    dependencies=[Depends(current_user), Depends(site_manager_access)],
+    route_class=body_limited_route(SMALL_BODY_BYTES),
 )
 
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -137,17 +137,22 @@ class Actor:
         return cls(name=user.username, kind=ActorKind.USER, address=address, user=user)
 
 
+def check_site_manager(user: User, code: str) -> None:
+    """403 for roles that manage no site; 404 for a manager asking about another site."""
+    if user.role not in (Role.ADMIN, Role.MANAGER):
+        raise Forbidden(NOT_SITE_MANAGER)
+    if user.role is Role.MANAGER and code not in {s.code for s in user.sites}:
+        raise NotFound(SITE_NOT_FOUND)
+
+
 def _managed_site(session: Session, *, code: str, actor: Actor, lock: bool) -> Site:
     """The site ``actor`` may manage: admins and operators any, managers their own.
 
     Other roles learn nothing about sites (403); a manager asking about another trust
     is told it does not exist (404), as for studies.
     """
-    user = actor.user
-    if user is not None and user.role not in (Role.ADMIN, Role.MANAGER):
-        raise Forbidden(NOT_SITE_MANAGER)
-    if user is not None and user.role is Role.MANAGER and code not in {s.code for s in user.sites}:
-        raise NotFound(SITE_NOT_FOUND)
+    if actor.user is not None:
+        check_site_manager(actor.user, code)
     site = repository.get_site_by_code(session, code, lock=lock)
     if site is None:
         raise NotFound(SITE_NOT_FOUND)

@@ -11,7 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.api.guards import require_roles, study_access
+from worklist.api.limits import SMALL_BODY_BYTES, body_limited_route
 from worklist.claims.endpoints import router as claims_router
+from worklist.enums import Role
 from worklist.studies import service, triage
 from worklist.studies.filters import WorklistFiltersDep, worklist_filters
 from worklist.studies.schemas import (
@@ -21,6 +24,7 @@ from worklist.studies.schemas import (
     WorklistItem,
     WorklistPage,
 )
+from worklist.studies.visibility import NO_WORKLIST_ACCESS
 
 __all__ = ["WorklistFiltersDep", "router", "worklist_filters"]
 
@@ -28,14 +32,19 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 worklist_router = APIRouter(
-    prefix="/api/v1", tags=["worklist"], dependencies=[Depends(current_user)]
+    prefix="/api/v1",
+    tags=["worklist"],
+    dependencies=[Depends(current_user)],
+    route_class=body_limited_route(SMALL_BODY_BYTES),
 )
+WORKLIST_ROLES = (Role.RADIOLOGIST, Role.MANAGER, Role.ADMIN)
 
 
 @worklist_router.get(
     "/worklist",
     response_model=WorklistPage,
     responses={403: {"description": "The account has no worklist (alert clients)"}},
+    dependencies=[require_roles(*WORKLIST_ROLES, detail=NO_WORKLIST_ACCESS)],
 )
 async def get_worklist(
     session: SessionDep,
@@ -83,6 +92,7 @@ async def get_study(
         403: {"description": "Only a manager of the study's site or an admin triages"},
         404: {"description": "No such study, or not visible to the caller"},
     },
+    dependencies=[study_access(roles=triage.TRIAGE_ROLES, detail=triage.ONLY_MANAGERS_TRIAGE)],
 )
 async def triage_study(
     study_uid: str,

@@ -189,6 +189,14 @@ async def get_visible_study(
     return rows[0] if rows else None
 
 
+async def visible_study_exists(
+    session: AsyncSession, *, study_uid: str, visible: ColumnElement[bool]
+) -> bool:
+    """True when a study with this UID exists and ``visible`` admits it."""
+    stmt = select(Study.id).where(Study.study_uid == study_uid, visible)
+    return (await session.scalar(stmt)) is not None
+
+
 async def get_study_row(session: AsyncSession, *, study_id: int) -> WorklistRow:
     """A study known to exist (e.g. locked in this transaction) as a worklist row."""
     rows = await _rows(session, _worklist_rows().where(Study.id == study_id))
