@@ -7,11 +7,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from redis.asyncio import Redis
 
 from worklist.alerts.endpoints import router as alerts_router
 from worklist.api.errors import install_error_handlers
+from worklist.api.guard import InputGuardMiddleware
+from worklist.api.methods import install_method_handler
 from worklist.api.middleware import RequestLatencyMiddleware
+from worklist.api.openapi import install_openapi
 from worklist.audit.endpoints import router as audit_router
 from worklist.auth.endpoints import router as auth_router
 from worklist.config import Settings
@@ -25,6 +29,7 @@ from worklist.studies.endpoints import router as studies_router
 
 # Redis is an accelerator, not a dependency of correctness: fail fast when it is away.
 REDIS_TIMEOUT_SECONDS = 1.0
+DOCS_STATIC_URL = "/docs/static"
 
 
 def make_redis(url: str) -> Redis:
@@ -53,15 +58,21 @@ def create_app(settings: Settings) -> FastAPI:
             await redis.aclose()
             await engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc from assets the package ships: they render on a network without internet.
+    app: FastAPI = FastAPIOffline(
         title="Imaging network reporting worklist",
         description="One shared reporting worklist across the trusts of an imaging network.",
         version="0.1.0",
         lifespan=lifespan,
+        static_url=DOCS_STATIC_URL,
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_method_handler(app)
+    install_openapi(app)
     app.add_middleware(RequestLatencyMiddleware)
+    app.add_middleware(InputGuardMiddleware)
     if settings.cors_origins:
         # Bearer tokens, not cookies: no credentials mode; viewers read multipart bodies.
         app.add_middleware(

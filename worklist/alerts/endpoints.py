@@ -22,6 +22,7 @@ from worklist.api.deps import (
     current_user,
     oauth2_scheme,
 )
+from worklist.api.guard import UidPath, UidQuery
 from worklist.auth import service as auth_service
 from worklist.enums import AlertCategory, AlertStatus
 from worklist.errors import AuthenticationFailed, Forbidden, InvalidInput
@@ -39,7 +40,7 @@ ALERT_NOT_VISIBLE: dict[int | str, dict[str, Any]] = {
 
 
 @router.post(
-    "/studies/{study_uid}/alerts",
+    "/studies/{study_uid:uid}/alerts",
     response_model=AlertOut,
     status_code=status.HTTP_201_CREATED,
     responses={
@@ -48,7 +49,7 @@ ALERT_NOT_VISIBLE: dict[int | str, dict[str, Any]] = {
     },
 )
 async def raise_alert(
-    study_uid: str,
+    study_uid: UidPath,
     body: AlertIn,
     session: SessionDep,
     user: CurrentUser,
@@ -76,7 +77,7 @@ async def list_alerts(
     address: ClientAddress,
     status: AlertStatus | None = None,
     category: AlertCategory | None = None,
-    study_uid: Annotated[str | None, Query(max_length=64)] = None,
+    study_uid: UidQuery = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> AlertPage:

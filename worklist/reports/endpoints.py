@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.api.guard import UidPath
 from worklist.reports import results, service
 from worklist.reports.fhir import FHIR_JSON
 from worklist.reports.schemas import (
@@ -22,7 +23,7 @@ from worklist.reports.schemas import (
 from worklist.reports.service import StaleVersion, etag
 
 router = APIRouter(
-    prefix="/api/v1/studies/{study_uid}/report",
+    prefix="/api/v1/studies/{study_uid:uid}/report",
     tags=["reports"],
     dependencies=[Depends(current_user)],
 )
@@ -55,7 +56,7 @@ async def _stale(session: AsyncSession, exc: StaleVersion) -> JSONResponse:
 
 @router.get("", response_model=ReportOut, responses=NOT_VISIBLE)
 async def get_report(
-    study_uid: str,
+    study_uid: UidPath,
     session: SessionDep,
     user: CurrentUser,
     address: ClientAddress,
@@ -81,7 +82,7 @@ async def get_report(
     },
 )
 async def get_fhir_report(
-    study_uid: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+    study_uid: UidPath, session: SessionDep, user: CurrentUser, address: ClientAddress
 ) -> JSONResponse:
     """The signed report as a FHIR R4 ``DiagnosticReport`` (what the trust's webhook got).
 
@@ -103,7 +104,7 @@ async def get_fhir_report(
     },
 )
 async def save_report(
-    study_uid: str,
+    study_uid: UidPath,
     body: ReportTextIn,
     session: SessionDep,
     user: CurrentUser,
@@ -131,7 +132,7 @@ async def save_report(
 
 @router.post("/finalise", response_model=ReportOut, responses={**WRITE_ERRORS, **STALE})
 async def finalise_report(
-    study_uid: str,
+    study_uid: UidPath,
     body: FinaliseIn,
     session: SessionDep,
     user: CurrentUser,
@@ -162,7 +163,7 @@ async def finalise_report(
     responses=WRITE_ERRORS,
 )
 async def add_addendum(
-    study_uid: str,
+    study_uid: UidPath,
     body: AddendumIn,
     session: SessionDep,
     user: CurrentUser,

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.api.guard import SiteCodePath
 from worklist.sites import service
 from worklist.sites.schemas import (
     RotateSecretIn,
@@ -24,7 +25,7 @@ from worklist.sites.schemas import (
 from worklist.sites.service import Actor
 
 router = APIRouter(
-    prefix="/api/v1/sites/{code}/webhook",
+    prefix="/api/v1/sites/{code:site}/webhook",
     tags=["sites"],
     dependencies=[Depends(current_user)],
 )
@@ -37,7 +38,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.get("", response_model=WebhookStatusOut, responses=ERRORS)
 async def get_webhook(
-    code: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+    code: SiteCodePath, session: SessionDep, user: CurrentUser, address: ClientAddress
 ) -> WebhookStatusOut:
     """The endpoint's URL and state (``disabled`` after a 410), backlog and latest attempts."""
     actor = Actor.for_user(user, address)
@@ -52,7 +53,11 @@ async def get_webhook(
     responses={**ERRORS, 422: {"description": "Not an absolute http(s) URL"}},
 )
 async def put_webhook(
-    code: str, body: WebhookUrlIn, session: SessionDep, user: CurrentUser, address: ClientAddress
+    code: SiteCodePath,
+    body: WebhookUrlIn,
+    session: SessionDep,
+    user: CurrentUser,
+    address: ClientAddress,
 ) -> WebhookChangeOut:
     """Set the endpoint URL; the first URL of a site also issues its secret (shown once)."""
     actor = Actor.for_user(user, address)
@@ -67,7 +72,7 @@ async def put_webhook(
     responses={**ERRORS, 409: {"description": "The site has no webhook URL"}},
 )
 async def enable_webhook(
-    code: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+    code: SiteCodePath, session: SessionDep, user: CurrentUser, address: ClientAddress
 ) -> WebhookStatusOut:
     """Re-enable an endpoint a 410 disabled; its held deliveries are then sent."""
     actor = Actor.for_user(user, address)
@@ -78,7 +83,7 @@ async def enable_webhook(
 
 @router.post("/rotate-secret", response_model=SecretRotationOut, responses=ERRORS)
 async def rotate_secret(
-    code: str,
+    code: SiteCodePath,
     session: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,

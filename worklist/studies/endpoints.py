@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.api.guard import UidPath
 from worklist.claims.endpoints import router as claims_router
 from worklist.studies import service, triage
 from worklist.studies.filters import WorklistFiltersDep, worklist_filters
@@ -46,12 +47,12 @@ async def get_worklist(
 
 
 @worklist_router.get(
-    "/studies/{study_uid}",
+    "/studies/{study_uid:uid}",
     response_model=StudyDetail,
     responses={404: {"description": "No such study, or not visible to the caller"}},
 )
 async def get_study(
-    study_uid: str,
+    study_uid: UidPath,
     request: Request,
     session: SessionDep,
     user: CurrentUser,
@@ -67,7 +68,7 @@ async def get_study(
 
 
 @worklist_router.patch(
-    "/studies/{study_uid}",
+    "/studies/{study_uid:uid}",
     response_model=WorklistItem,
     responses={
         403: {"description": "Only a manager of the study's site or an admin triages"},
@@ -75,7 +76,7 @@ async def get_study(
     },
 )
 async def triage_study(
-    study_uid: str,
+    study_uid: UidPath,
     body: TriageRequest,
     session: SessionDep,
     user: CurrentUser,
