@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi_offline import FastAPIOffline
 from redis.asyncio import Redis
 
 from worklist.alerts.endpoints import router as alerts_router
+from worklist.api.docs import install_docs
 from worklist.api.errors import install_error_handlers
 from worklist.api.guard import InputGuardMiddleware
 from worklist.api.methods import install_method_handler
@@ -29,7 +29,6 @@ from worklist.studies.endpoints import router as studies_router
 
 # Redis is an accelerator, not a dependency of correctness: fail fast when it is away.
 REDIS_TIMEOUT_SECONDS = 1.0
-DOCS_STATIC_URL = "/docs/static"
 
 
 def make_redis(url: str) -> Redis:
@@ -58,16 +57,17 @@ def create_app(settings: Settings) -> FastAPI:
             await redis.aclose()
             await engine.dispose()
 
-    # /docs and /redoc from assets the package ships: they render on a network without internet.
-    app: FastAPI = FastAPIOffline(
+    app = FastAPI(
         title="Imaging network reporting worklist",
         description="One shared reporting worklist across the trusts of an imaging network.",
         version="0.1.0",
         lifespan=lifespan,
-        static_url=DOCS_STATIC_URL,
-        swagger_ui_parameters={"validatorUrl": None},
+        # Served by install_docs from the package's own assets, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
+    install_docs(app)
     install_error_handlers(app)
     install_method_handler(app)
     install_openapi(app)
