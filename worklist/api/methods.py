@@ -13,19 +13,23 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 METHOD_NOT_ALLOWED = 405
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app accepts at the request's path, sorted."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        route_methods = getattr(route, "methods", None)
-        if not route_methods:
-            continue
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods.update(route_methods)
-    return sorted(methods)
+    """Every method some route of the app fully matches at the request's path, sorted.
+
+    Each method is tried against the router (included routers answer for their routes),
+    so the answer does not depend on how routes are nested.
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 async def method_aware_http_exception_handler(request: Request, exc: Exception) -> Response:
