@@ -33,6 +33,9 @@ from tests.dicomweb.conftest import (
     sites,
     users,
 )
+from worklist.api.guard import UID_PATTERN
+from worklist.app import create_app
+from worklist.config import Settings
 from worklist.enums import StudyStatus
 from worklist.models import Study, User
 
@@ -140,3 +143,49 @@ schema = schemathesis.pytest.from_fixture("api_schema").exclude(path=SSE_PATHS)
 def test_every_operation_answers_as_documented(case: Case, request: pytest.FixtureRequest) -> None:
     _loopback_only(case)
     case.call_and_validate(headers=request.node.auth_headers)
+
+
+def _operations(settings: Settings) -> list[tuple[str, str, dict[str, Any]]]:
+    document = create_app(settings).openapi()
+    return [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    ]
+
+
+def test_every_operation_declares_the_errors_its_plumbing_can_answer(settings: Settings) -> None:
+    for path, method, operation in _operations(settings):
+        responses = operation["responses"]
+        assert "400" in responses, (method, path)
+        if operation.get("security"):
+            assert "401" in responses, (method, path)
+        if "{" in path:
+            assert "404" in responses, (method, path)
+        if "requestBody" in operation:
+            assert "413" in responses, (method, path)
+        for status, response in responses.items():
+            if status.startswith("4"):
+                assert "application/json" in response["content"], (method, path, status)
+        if "422" in responses:
+            shapes = responses["422"]["content"]["application/json"]["schema"]["anyOf"]
+            assert {s["$ref"].rsplit("/", 1)[1] for s in shapes} == {"HTTPValidationError", "Error"}
+
+
+def test_dicomweb_operations_declare_their_real_media_types(settings: Settings) -> None:
+    dicomweb = [(p, o) for p, _, o in _operations(settings) if p.startswith("/dicomweb")]
+    assert dicomweb
+    for path, operation in dicomweb:
+        media = set(operation["responses"]["200"]["content"])
+        retrieves = path.endswith(("}", "/frames/{frame_list}", "/bulkdata/{tag}"))
+        expected = "multipart/related" if retrieves else "application/dicom+json"
+        assert media == {expected}, path
+        assert "406" in operation["responses"], path
+        assert all(p["name"].lower() != "accept" for p in operation.get("parameters", []))
+
+
+def test_uid_path_parameters_declare_the_uid_pattern(settings: Settings) -> None:
+    for path, method, operation in _operations(settings):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path" and parameter["name"] in {"study_uid", "study", "sop"}:
+                assert parameter["schema"]["pattern"] == UID_PATTERN, (method, path)

@@ -34,8 +34,14 @@ class RequestLatencyMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            # The router writes the matched route into the (shared) scope dict.
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+            # The router writes the matched route into the (shared) scope dict; the template
+            # without convertors ("{study_uid}", not "{study_uid:uid}"), as OpenAPI names it.
+            matched = scope.get("route")
+            route = (
+                getattr(matched, "path_format", None)
+                or getattr(matched, "path", None)
+                or UNMATCHED_ROUTE
+            )
             API_LATENCY.labels(
                 method=scope["method"], route=route, status=f"{status // 100}xx"
             ).observe(time.perf_counter() - started)
