@@ -53,7 +53,8 @@ def multipart(description: str) -> dict[int | str, dict[str, Any]]:
     }
 
 
-# Every DICOMweb route negotiates its media type from the Accept header.
+# Every DICOMweb route checks the caller has a worklist and negotiates from Accept.
 ROUTER_RESPONSES: dict[int | str, dict[str, Any]] = {
-    406: {"description": "None of the accepted media types can be served (we never transcode)"}
+    403: {"description": "The account has no worklist (alert clients)"},
+    406: {"description": "None of the accepted media types can be served (we never transcode)"},
 }
