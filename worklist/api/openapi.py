@@ -18,6 +18,7 @@ so a schema-valid request is one the API can accept.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -117,7 +118,8 @@ def install_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = declare_errors(generate())
+            # A copy: route declarations (openapi_extra, responses) share module-level dicts.
+            app.openapi_schema = declare_errors(copy.deepcopy(generate()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -14,7 +14,16 @@ from worklist.api.guard import UidPath
 from worklist.dicomweb import media, service
 from worklist.dicomweb.dicomjson import JsonDataset
 from worklist.dicomweb.query import parse_query
-from worklist.dicomweb.responses import ROUTER_RESPONSES, DicomJsonResponse, datasets
+from worklist.dicomweb.responses import (
+    QIDO_ALL_INSTANCES,
+    QIDO_ALL_SERIES,
+    QIDO_INSTANCES,
+    QIDO_SERIES,
+    QIDO_STUDIES,
+    ROUTER_RESPONSES,
+    DicomJsonResponse,
+    datasets,
+)
 from worklist.dicomweb.service import Caller, Scope
 from worklist.dicomweb.wado import NOT_VISIBLE, Accept, CallerDep
 from worklist.dicomweb.wado import router as wado_router
@@ -37,7 +46,11 @@ def _json(found: list[JsonDataset]) -> JSONResponse:
 # --- QIDO-RS -------------------------------------------------------------------------
 
 
-@router.get("/studies", responses={**MATCHES, 422: {"description": "A query parameter is invalid"}})
+@router.get(
+    "/studies",
+    responses={**MATCHES, 422: {"description": "A query parameter is invalid"}},
+    openapi_extra=QIDO_STUDIES,
+)
 async def search_studies(
     request: Request,
     session: SessionDep,
@@ -78,7 +91,7 @@ async def _instances(
     )
 
 
-@router.get("/series", responses=MATCHES)
+@router.get("/series", responses=MATCHES, openapi_extra=QIDO_ALL_SERIES)
 async def search_all_series(
     request: Request,
     session: SessionDep,
@@ -89,7 +102,7 @@ async def search_all_series(
     return await _series(request, session, caller, accept, Scope())
 
 
-@router.get("/studies/{study:uid}/series", responses=MATCHES_OF_VISIBLE)
+@router.get("/studies/{study:uid}/series", responses=MATCHES_OF_VISIBLE, openapi_extra=QIDO_SERIES)
 async def search_study_series(
     study: UidPath,
     request: Request,
@@ -101,7 +114,7 @@ async def search_study_series(
     return await _series(request, session, caller, accept, Scope(study_uid=study))
 
 
-@router.get("/instances", responses=MATCHES)
+@router.get("/instances", responses=MATCHES, openapi_extra=QIDO_ALL_INSTANCES)
 async def search_all_instances(
     request: Request,
     session: SessionDep,
@@ -112,7 +125,11 @@ async def search_all_instances(
     return await _instances(request, session, caller, accept, Scope())
 
 
-@router.get("/studies/{study:uid}/instances", responses=MATCHES_OF_VISIBLE)
+@router.get(
+    "/studies/{study:uid}/instances",
+    responses=MATCHES_OF_VISIBLE,
+    openapi_extra=QIDO_INSTANCES,
+)
 async def search_study_instances(
     study: UidPath,
     request: Request,
@@ -124,7 +141,11 @@ async def search_study_instances(
     return await _instances(request, session, caller, accept, Scope(study_uid=study))
 
 
-@router.get("/studies/{study:uid}/series/{series:uid}/instances", responses=MATCHES_OF_VISIBLE)
+@router.get(
+    "/studies/{study:uid}/series/{series:uid}/instances",
+    responses=MATCHES_OF_VISIBLE,
+    openapi_extra=QIDO_INSTANCES,
+)
 async def search_series_instances(
     study: UidPath,
     series: UidPath,
