@@ -11,9 +11,13 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp
 
 from worklist.alerts.endpoints import router as alerts_router
+from worklist.api.docs import install_docs
 from worklist.api.errors import install_error_handlers
+from worklist.api.guard import InputGuardMiddleware
 from worklist.api.limits import BodyLimitMiddleware
+from worklist.api.methods import install_method_handler
 from worklist.api.middleware import RequestLatencyMiddleware, RequestLogMiddleware
+from worklist.api.openapi import install_openapi
 from worklist.audit.endpoints import router as audit_router
 from worklist.auth.endpoints import router as auth_router
 from worklist.config import Settings
@@ -69,11 +73,18 @@ def create_app(settings: Settings) -> FastAPI:
         description="One shared reporting worklist across the trusts of an imaging network.",
         version="0.1.0",
         lifespan=lifespan,
+        # Served by install_docs from the package's own assets, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
+    install_docs(app)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_method_handler(app)
+    install_openapi(app)
     app.add_middleware(RequestLatencyMiddleware)
+    app.add_middleware(InputGuardMiddleware)
     if settings.cors_origins:
         # Bearer tokens, not cookies: no credentials mode; viewers read multipart bodies.
         app.add_middleware(

@@ -33,6 +33,7 @@ from worklist.api.deps import (
     current_user,
     stream_user,
 )
+from worklist.api.guard import UidPath, UidQuery
 from worklist.api.guards import study_access
 from worklist.api.limits import body_limited_route, json_body_bytes
 from worklist.auth import service as auth_service
@@ -71,7 +72,7 @@ ALERT_NOT_VISIBLE: dict[int | str, dict[str, Any]] = {
 
 
 @alerts_router.post(
-    "/studies/{study_uid}/alerts",
+    "/studies/{study_uid:uid}/alerts",
     response_model=AlertOut,
     status_code=status.HTTP_201_CREATED,
     responses={
@@ -81,7 +82,7 @@ ALERT_NOT_VISIBLE: dict[int | str, dict[str, Any]] = {
     dependencies=[study_access(roles=(Role.RADIOLOGIST,), detail=service.NOT_HOLDER_OR_AUTHOR)],
 )
 async def raise_alert(
-    study_uid: str,
+    study_uid: UidPath,
     body: AlertIn,
     session: SessionDep,
     user: CurrentUser,
@@ -109,7 +110,7 @@ async def list_alerts(
     address: ClientAddress,
     status: AlertStatus | None = None,
     category: AlertCategory | None = None,
-    study_uid: Annotated[str | None, Query(max_length=64)] = None,
+    study_uid: UidQuery = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> AlertPage:

@@ -28,8 +28,12 @@ error_log = logging.getLogger("worklist.api")
 
 def route_template(scope: Scope) -> str:
     """The matched route's template (``/api/v1/studies/{study_uid}``), or ``<unmatched>``."""
-    # The router writes the matched route into the (shared) scope dict.
-    return getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+    # The router writes the matched route into the (shared) scope dict; the template
+    # without convertors ("{study_uid}", not "{study_uid:uid}"), as OpenAPI names it.
+    matched = scope.get("route")
+    return str(
+        getattr(matched, "path_format", None) or getattr(matched, "path", None) or UNMATCHED_ROUTE
+    )
 
 
 def _is_ours(filename: str) -> bool:

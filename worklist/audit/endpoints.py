@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, current_user
+from worklist.api.guard import IsoDateTime, UidQuery
 from worklist.api.guards import require_roles
 from worklist.audit import service
 from worklist.audit.schemas import AuditPage
@@ -29,12 +29,12 @@ async def get_audit(
     session: SessionDep,
     user: CurrentUser,
     address: ClientAddress,
-    study_uid: Annotated[str | None, Query(max_length=64, description="One study's rows")] = None,
+    study_uid: UidQuery = None,
     username: Annotated[
         str | None, Query(max_length=128, description="Rows by this actor (user or AE title)")
     ] = None,
     since: Annotated[
-        datetime | None, Query(description="Rows at or after this time (no zone: UTC)")
+        IsoDateTime | None, Query(description="Rows at or after this time (no zone: UTC)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,

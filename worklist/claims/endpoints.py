@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response, status
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.api.guard import UidPath
 from worklist.api.guards import require_roles
 from worklist.api.limits import SMALL_BODY_BYTES, body_limited_route
 from worklist.claims import service
@@ -23,7 +24,7 @@ NOT_VISIBLE = {"description": "No such study, or not visible to the caller"}
 
 
 @router.post(
-    "/studies/{study_uid}/claim",
+    "/studies/{study_uid:uid}/claim",
     response_model=ClaimOut,
     responses={
         403: {"description": "The caller does not report studies (managers, admins)"},
@@ -35,7 +36,7 @@ NOT_VISIBLE = {"description": "No such study, or not visible to the caller"}
     },
 )
 async def claim_study(
-    study_uid: str,
+    study_uid: UidPath,
     session: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
@@ -52,7 +53,7 @@ async def claim_study(
 
 
 @router.delete(
-    "/studies/{study_uid}/claim",
+    "/studies/{study_uid:uid}/claim",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses={
@@ -62,7 +63,7 @@ async def claim_study(
     },
 )
 async def release_claim(
-    study_uid: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+    study_uid: UidPath, session: SessionDep, user: CurrentUser, address: ClientAddress
 ) -> None:
     """Release a claim: the study goes back to the worklist."""
     await service.release_claim(session=session, user=user, study_uid=study_uid, address=address)

@@ -11,25 +11,48 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from worklist.api.deps import SessionDep, current_user
+from worklist.api.guard import UidPath
 from worklist.dicomweb import media, service
 from worklist.dicomweb.dicomjson import JsonDataset
 from worklist.dicomweb.query import parse_query
 from worklist.dicomweb.rendered import router as rendered_router
+from worklist.dicomweb.responses import (
+    QIDO_ALL_INSTANCES,
+    QIDO_ALL_SERIES,
+    QIDO_INSTANCES,
+    QIDO_SERIES,
+    QIDO_STUDIES,
+    ROUTER_RESPONSES,
+    DicomJsonResponse,
+    datasets,
+)
 from worklist.dicomweb.service import Caller, Scope
 from worklist.dicomweb.wado import NOT_VISIBLE, Accept, CallerDep
 from worklist.dicomweb.wado import router as wado_router
 
-router = APIRouter(prefix="/dicomweb", tags=["dicomweb"], dependencies=[Depends(current_user)])
+router = APIRouter(
+    prefix="/dicomweb",
+    tags=["dicomweb"],
+    dependencies=[Depends(current_user)],
+    responses=ROUTER_RESPONSES,
+    default_response_class=DicomJsonResponse,
+)
+MATCHES = datasets("The matching datasets (DICOM JSON); an empty array when none match")
+MATCHES_OF_VISIBLE = {**MATCHES, **NOT_VISIBLE}
 
 
-def _json(datasets: list[JsonDataset]) -> JSONResponse:
-    return JSONResponse(datasets, media_type=media.DICOM_JSON)
+def _json(found: list[JsonDataset]) -> JSONResponse:
+    return DicomJsonResponse(found)
 
 
 # --- QIDO-RS -------------------------------------------------------------------------
 
 
-@router.get("/studies", responses={422: {"description": "A query parameter is invalid"}})
+@router.get(
+    "/studies",
+    responses={**MATCHES, 422: {"description": "A query parameter is invalid"}},
+    openapi_extra=QIDO_STUDIES,
+)
 async def search_studies(
     request: Request,
     session: SessionDep,
@@ -70,7 +93,7 @@ async def _instances(
     )
 
 
-@router.get("/series")
+@router.get("/series", responses=MATCHES, openapi_extra=QIDO_ALL_SERIES)
 async def search_all_series(
     request: Request,
     session: SessionDep,
@@ -81,9 +104,9 @@ async def search_all_series(
     return await _series(request, session, caller, accept, Scope())
 
 
-@router.get("/studies/{study}/series", responses=NOT_VISIBLE)
+@router.get("/studies/{study:uid}/series", responses=MATCHES_OF_VISIBLE, openapi_extra=QIDO_SERIES)
 async def search_study_series(
-    study: str,
+    study: UidPath,
     request: Request,
     session: SessionDep,
     caller: CallerDep,
@@ -93,7 +116,7 @@ async def search_study_series(
     return await _series(request, session, caller, accept, Scope(study_uid=study))
 
 
-@router.get("/instances")
+@router.get("/instances", responses=MATCHES, openapi_extra=QIDO_ALL_INSTANCES)
 async def search_all_instances(
     request: Request,
     session: SessionDep,
@@ -104,9 +127,13 @@ async def search_all_instances(
     return await _instances(request, session, caller, accept, Scope())
 
 
-@router.get("/studies/{study}/instances", responses=NOT_VISIBLE)
+@router.get(
+    "/studies/{study:uid}/instances",
+    responses=MATCHES_OF_VISIBLE,
+    openapi_extra=QIDO_INSTANCES,
+)
 async def search_study_instances(
-    study: str,
+    study: UidPath,
     request: Request,
     session: SessionDep,
     caller: CallerDep,
@@ -116,10 +143,14 @@ async def search_study_instances(
     return await _instances(request, session, caller, accept, Scope(study_uid=study))
 
 
-@router.get("/studies/{study}/series/{series}/instances", responses=NOT_VISIBLE)
+@router.get(
+    "/studies/{study:uid}/series/{series:uid}/instances",
+    responses=MATCHES_OF_VISIBLE,
+    openapi_extra=QIDO_INSTANCES,
+)
 async def search_series_instances(
-    study: str,
-    series: str,
+    study: UidPath,
+    series: UidPath,
     request: Request,
     session: SessionDep,
     caller: CallerDep,

@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 from pydicom.datadict import dictionary_has_tag, keyword_for_tag, tag_for_keyword
 
+from worklist.api.guard import MAX_DB_INT
 from worklist.errors import InvalidInput
 
 DEFAULT_LIMIT = 1000
@@ -19,7 +20,8 @@ INCLUDE_ALL = "all"
 _CONTROL = frozenset({"limit", "offset", "includefield", "fuzzymatching", "emptymatching", "via"})
 _HEX_TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
 _UID = re.compile(r"^[0-9.]{1,64}$")
-_DATE = re.compile(r"^\d{8}$")
+_DATE = re.compile(r"^[0-9]{8}$")
+_INTEGER = re.compile(r"^-?[0-9]{1,10}$")
 
 
 @dataclass(frozen=True)
@@ -118,14 +120,13 @@ def _date_range(name: str, value: str) -> tuple[date | None, date | None]:
     return low, high
 
 
-def _integer(name: str, value: str, *, minimum: int, maximum: int | None = None) -> int:
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise InvalidInput(f"{name}: {value!r} is not an integer") from exc
-    if number < minimum or (maximum is not None and number > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise InvalidInput(f"{name} must be {bound}")
+def _integer(name: str, value: str, *, minimum: int, maximum: int) -> int:
+    # ASCII digits only, and few of them: int() would also take "١٢", "1_000" or 4,300 digits.
+    if not _INTEGER.match(value):
+        raise InvalidInput(f"{name}: not an integer")
+    number = int(value)
+    if number < minimum or number > maximum:
+        raise InvalidInput(f"{name} must be between {minimum} and {maximum}")
     return number
 
 
@@ -161,7 +162,7 @@ def parse_query(params: Iterable[tuple[str, str]]) -> QidoQuery:
         elif name == "limit":
             limit = _integer("limit", value, minimum=1, maximum=MAX_LIMIT)
         elif name == "offset":
-            offset = _integer("offset", value, minimum=0)
+            offset = _integer("offset", value, minimum=0, maximum=MAX_DB_INT)
         elif name not in _CONTROL and value != "":
             values[name] = value
     include_all, include_tags = _include_tags(includes)
@@ -175,7 +176,9 @@ def parse_query(params: Iterable[tuple[str, str]]) -> QidoQuery:
 
     def number(keyword: str) -> int | None:
         value = values.get(keyword)
-        return _integer(keyword, value, minimum=-(2**31)) if value is not None else None
+        if value is None:
+            return None
+        return _integer(keyword, value, minimum=-MAX_DB_INT - 1, maximum=MAX_DB_INT)
 
     matching = Matching(
         study_uids=_uid_list("StudyInstanceUID", values.get("StudyInstanceUID", "")),

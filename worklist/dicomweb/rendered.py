@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from worklist.api.deps import SessionDep, SettingsDep
+from worklist.api.guard import UidPath
 from worklist.dicomweb import media, render, service
 from worklist.dicomweb.render import RenderOptions, Viewport, Window, WindowFunction
 from worklist.dicomweb.repository import StoredInstance
@@ -194,14 +195,14 @@ def _thumbnail(options: RenderOptions) -> RenderOptions:
     return replace(options, viewport=box, shrink_only=True)
 
 
-INSTANCE = "/studies/{study}/series/{series}/instances/{sop}"
+INSTANCE = "/studies/{study:uid}/series/{series:uid}/instances/{sop:uid}"
 
 
 @router.get(f"{INSTANCE}/rendered", response_class=Response, responses=RENDERED_RESPONSES)
 async def retrieve_rendered_instance(
-    study: str,
-    series: str,
-    sop: str,
+    study: UidPath,
+    series: UidPath,
+    sop: UidPath,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
@@ -223,9 +224,9 @@ async def retrieve_rendered_instance(
     responses=RENDERED_RESPONSES,
 )
 async def retrieve_rendered_frame(
-    study: str,
-    series: str,
-    sop: str,
+    study: UidPath,
+    series: UidPath,
+    sop: UidPath,
     frame_list: str,
     session: SessionDep,
     caller: CallerDep,
@@ -242,9 +243,9 @@ async def retrieve_rendered_frame(
     )
 
 
-@router.get("/studies/{study}/thumbnail", response_class=Response, responses=RENDERED_RESPONSES)
+@router.get("/studies/{study:uid}/thumbnail", response_class=Response, responses=RENDERED_RESPONSES)
 async def retrieve_study_thumbnail(
-    study: str,
+    study: UidPath,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
@@ -266,13 +267,13 @@ async def retrieve_study_thumbnail(
 
 
 @router.get(
-    "/studies/{study}/series/{series}/thumbnail",
+    "/studies/{study:uid}/series/{series:uid}/thumbnail",
     response_class=Response,
     responses=RENDERED_RESPONSES,
 )
 async def retrieve_series_thumbnail(
-    study: str,
-    series: str,
+    study: UidPath,
+    series: UidPath,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
@@ -295,9 +296,9 @@ async def retrieve_series_thumbnail(
 
 @router.get(f"{INSTANCE}/thumbnail", response_class=Response, responses=RENDERED_RESPONSES)
 async def retrieve_instance_thumbnail(
-    study: str,
-    series: str,
-    sop: str,
+    study: UidPath,
+    series: UidPath,
+    sop: UidPath,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
@@ -319,9 +320,9 @@ async def retrieve_instance_thumbnail(
     responses=RENDERED_RESPONSES,
 )
 async def retrieve_frame_thumbnail(
-    study: str,
-    series: str,
-    sop: str,
+    study: UidPath,
+    series: UidPath,
+    sop: UidPath,
     frame_list: str,
     session: SessionDep,
     caller: CallerDep,

@@ -17,13 +17,16 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep
+from worklist.api.guard import UidPath
 from worklist.dicomweb import files, media, service
 from worklist.dicomweb.dicomjson import instance_url
 from worklist.dicomweb.multipart import Part, content_type, new_boundary, stream_parts
 from worklist.dicomweb.repository import StoredInstance
+from worklist.dicomweb.responses import DicomJsonStream, MultipartRelated, datasets, multipart
 from worklist.dicomweb.service import Caller, Scope
 from worklist.errors import InvalidInput, NotFound
 
@@ -36,9 +39,25 @@ NOT_ACCEPTABLE: dict[int | str, dict[str, Any]] = {
     406: {"description": "The stored transfer syntax is not among those accepted"}
 }
 RETRIEVE_RESPONSES: dict[int | str, dict[str, Any]] = {**NOT_VISIBLE, **NOT_ACCEPTABLE}
+INSTANCES = {
+    **RETRIEVE_RESPONSES,
+    **multipart('Part 10 instances as stored: multipart/related; type="application/dicom"'),
+}
+METADATA = {**NOT_VISIBLE, **datasets("The DICOM JSON header of each instance (bulk data by URI)")}
+FRAMES = {
+    **RETRIEVE_RESPONSES,
+    **multipart("Frames (raw pixels or as encapsulated) or a bulk value, one part each"),
+}
+FRAME_LIST_PATTERN = "^[0-9]+(,[0-9]+)*$"
+TAG_PATTERN = "^[0-9A-Fa-f]{8}$"
+FrameListPath = Annotated[
+    str, PathParam(pattern=FRAME_LIST_PATTERN, description="1-based frame numbers: 1 or 1,3,5")
+]
+TagPath = Annotated[str, PathParam(pattern=TAG_PATTERN, description="An 8-digit hexadecimal tag")]
 MAX_FRAMES_PER_REQUEST = 1000
 MAX_UID_LENGTH = 64
-Accept = Header(default=None, alias="accept")
+# Negotiation reads Accept; OpenAPI declares it through each response's media types.
+Accept = Header(default=None, alias="accept", include_in_schema=False)
 
 
 async def dicomweb_caller(
@@ -95,9 +114,13 @@ async def _instances(
     )
 
 
-@router.get("/studies/{study}", responses=RETRIEVE_RESPONSES)
+@router.get(
+    "/studies/{study:uid}",
+    response_class=MultipartRelated,
+    responses=INSTANCES,
+)
 async def retrieve_study(
-    study: str,
+    study: UidPath,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
@@ -108,10 +131,14 @@ async def retrieve_study(
     return await _instances(session, caller, accept, settings.dicom_dir, scope)
 
 
-@router.get("/studies/{study}/series/{series}", responses=RETRIEVE_RESPONSES)
+@router.get(
+    "/studies/{study:uid}/series/{series:uid}",
+    response_class=MultipartRelated,
+    responses=INSTANCES,
+)
 async def retrieve_series(
-    study: str,
-    series: str,
+    study: UidPath,
+    series: UidPath,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
@@ -122,11 +149,15 @@ async def retrieve_series(
     return await _instances(session, caller, accept, settings.dicom_dir, scope)
 
 
-@router.get("/studies/{study}/series/{series}/instances/{sop}", responses=RETRIEVE_RESPONSES)
+@router.get(
+    "/studies/{study:uid}/series/{series:uid}/instances/{sop:uid}",
+    response_class=MultipartRelated,
+    responses=INSTANCES,
+)
 async def retrieve_instance(
-    study: str,
-    series: str,
-    sop: str,
+    study: UidPath,
+    series: UidPath,
+    sop: UidPath,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
@@ -174,9 +205,13 @@ async def _metadata(
     return StreamingResponse(body, media_type=media.DICOM_JSON)
 
 
-@router.get("/studies/{study}/metadata", responses=NOT_VISIBLE)
+@router.get(
+    "/studies/{study:uid}/metadata",
+    response_class=DicomJsonStream,
+    responses=METADATA,
+)
 async def retrieve_study_metadata(
-    study: str,
+    study: UidPath,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
@@ -187,10 +222,14 @@ async def retrieve_study_metadata(
     return await _metadata(session, caller, accept, settings.dicom_dir, scope)
 
 
-@router.get("/studies/{study}/series/{series}/metadata", responses=NOT_VISIBLE)
+@router.get(
+    "/studies/{study:uid}/series/{series:uid}/metadata",
+    response_class=DicomJsonStream,
+    responses=METADATA,
+)
 async def retrieve_series_metadata(
-    study: str,
-    series: str,
+    study: UidPath,
+    series: UidPath,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
@@ -201,11 +240,15 @@ async def retrieve_series_metadata(
     return await _metadata(session, caller, accept, settings.dicom_dir, scope)
 
 
-@router.get("/studies/{study}/series/{series}/instances/{sop}/metadata", responses=NOT_VISIBLE)
+@router.get(
+    "/studies/{study:uid}/series/{series:uid}/instances/{sop:uid}/metadata",
+    response_class=DicomJsonStream,
+    responses=METADATA,
+)
 async def retrieve_instance_metadata(
-    study: str,
-    series: str,
-    sop: str,
+    study: UidPath,
+    series: UidPath,
+    sop: UidPath,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
@@ -222,7 +265,11 @@ async def retrieve_instance_metadata(
 def parse_frame_list(text: str) -> list[int]:
     """``1,3,5`` as frame numbers; InvalidInput unless every item is a positive integer."""
     items = [item.strip() for item in text.split(",")]
-    if not items or len(items) > MAX_FRAMES_PER_REQUEST or not all(i.isdigit() for i in items):
+    if (
+        not items
+        or len(items) > MAX_FRAMES_PER_REQUEST
+        or not all(i.isascii() and i.isdigit() for i in items)
+    ):
         raise InvalidInput(
             f"frames: expected a comma-separated list of at most {MAX_FRAMES_PER_REQUEST} "
             "frame numbers (1-based)"
@@ -242,14 +289,15 @@ def _multipart(parts: Iterable[tuple[str, bytes]], chosen: media.FrameMedia) -> 
 
 
 @router.get(
-    "/studies/{study}/series/{series}/instances/{sop}/frames/{frame_list}",
-    responses=RETRIEVE_RESPONSES,
+    "/studies/{study:uid}/series/{series:uid}/instances/{sop:uid}/frames/{frame_list}",
+    response_class=MultipartRelated,
+    responses=FRAMES,
 )
 async def retrieve_frames(
-    study: str,
-    series: str,
-    sop: str,
-    frame_list: str,
+    study: UidPath,
+    series: UidPath,
+    sop: UidPath,
+    frame_list: FrameListPath,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
@@ -271,14 +319,15 @@ async def retrieve_frames(
 
 
 @router.get(
-    "/studies/{study}/series/{series}/instances/{sop}/bulkdata/{tag}",
-    responses=RETRIEVE_RESPONSES,
+    "/studies/{study:uid}/series/{series:uid}/instances/{sop:uid}/bulkdata/{tag}",
+    response_class=MultipartRelated,
+    responses=FRAMES,
 )
 async def retrieve_bulk_data(
-    study: str,
-    series: str,
-    sop: str,
-    tag: str,
+    study: UidPath,
+    series: UidPath,
+    sop: UidPath,
+    tag: TagPath,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,

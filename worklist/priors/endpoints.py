@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, current_user
+from worklist.api.guard import UidPath
 from worklist.priors import service
 from worklist.reports.schemas import ReportOut
 from worklist.reports.service import etag
 from worklist.studies.schemas import PriorDetail, PriorLinks
 
 router = APIRouter(
-    prefix="/api/v1/studies/{study_uid}/priors/{prior_uid}",
+    prefix="/api/v1/studies/{study_uid:uid}/priors/{prior_uid:uid}",
     tags=["priors"],
     dependencies=[Depends(current_user)],
 )
@@ -28,8 +29,8 @@ NOT_LISTED: dict[int | str, dict[str, Any]] = {
 
 @router.get("", response_model=PriorDetail, responses=NOT_LISTED)
 async def get_prior(
-    study_uid: str,
-    prior_uid: str,
+    study_uid: UidPath,
+    prior_uid: UidPath,
     request: Request,
     session: SessionDep,
     user: CurrentUser,
@@ -57,8 +58,8 @@ async def get_prior(
     },
 )
 async def get_prior_report(
-    study_uid: str,
-    prior_uid: str,
+    study_uid: UidPath,
+    prior_uid: UidPath,
     session: SessionDep,
     user: CurrentUser,
     address: ClientAddress,

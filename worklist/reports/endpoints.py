@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Response, status
 from fastapi.responses import JSONResponse
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.api.guard import UidPath
 from worklist.api.guards import study_access
 from worklist.api.limits import body_limited_route, json_body_bytes
 from worklist.enums import Role
@@ -28,7 +29,7 @@ from worklist.reports.service import NOT_CLAIM_HOLDER, etag
 REPORT_BODY_BYTES = json_body_bytes(MAX_TEXT_LENGTH)
 
 router = APIRouter(
-    prefix="/api/v1/studies/{study_uid}/report",
+    prefix="/api/v1/studies/{study_uid:uid}/report",
     tags=["reports"],
     dependencies=[Depends(current_user)],
     route_class=body_limited_route(REPORT_BODY_BYTES),
@@ -56,7 +57,7 @@ IfMatch = Annotated[
 
 @router.get("", response_model=ReportOut, responses=NOT_VISIBLE)
 async def get_report(
-    study_uid: str,
+    study_uid: UidPath,
     session: SessionDep,
     user: CurrentUser,
     address: ClientAddress,
@@ -82,7 +83,7 @@ async def get_report(
     },
 )
 async def get_fhir_report(
-    study_uid: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+    study_uid: UidPath, session: SessionDep, user: CurrentUser, address: ClientAddress
 ) -> JSONResponse:
     """The signed report as a FHIR R4 ``DiagnosticReport`` (what the trust's webhook got).
 
@@ -105,7 +106,7 @@ async def get_fhir_report(
     dependencies=[WRITER],
 )
 async def save_report(
-    study_uid: str,
+    study_uid: UidPath,
     body: ReportTextIn,
     session: SessionDep,
     user: CurrentUser,
@@ -135,7 +136,7 @@ async def save_report(
     dependencies=[WRITER],
 )
 async def finalise_report(
-    study_uid: str,
+    study_uid: UidPath,
     body: FinaliseIn,
     session: SessionDep,
     user: CurrentUser,
@@ -165,7 +166,7 @@ async def finalise_report(
     dependencies=[study_access()],
 )
 async def add_addendum(
-    study_uid: str,
+    study_uid: UidPath,
     body: AddendumIn,
     session: SessionDep,
     user: CurrentUser,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
+from worklist.api.guard import MAX_DB_INT
 from worklist.enums import ReportStatus
 
 MAX_TEXT_LENGTH = 100_000
@@ -36,7 +37,7 @@ class AddendumIn(BaseModel):
 class FinaliseIn(BaseModel):
     """Sign the report as it stands at ``version`` (the version the signer has read)."""
 
-    version: Annotated[int, Field(ge=1, strict=True)]
+    version: Annotated[int, Field(ge=1, le=MAX_DB_INT, strict=True)]
 
 
 class AddendumOut(BaseModel):

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.api.guard import SiteCodePath
 from worklist.api.limits import SMALL_BODY_BYTES, body_limited_route
 from worklist.outbox.targets import TargetPolicy
 from worklist.sites import service
@@ -32,7 +33,7 @@ async def site_manager_access(code: str, user: CurrentUser) -> None:
 
 
 router = APIRouter(
-    prefix="/api/v1/sites/{code}/webhook",
+    prefix="/api/v1/sites/{code:site}/webhook",
     tags=["sites"],
     dependencies=[Depends(current_user), Depends(site_manager_access)],
     route_class=body_limited_route(SMALL_BODY_BYTES),
@@ -46,7 +47,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.get("", response_model=WebhookStatusOut, responses=ERRORS)
 async def get_webhook(
-    code: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+    code: SiteCodePath, session: SessionDep, user: CurrentUser, address: ClientAddress
 ) -> WebhookStatusOut:
     """The endpoint's URL and state (``disabled`` after a 410), backlog and latest attempts."""
     actor = Actor.for_user(user, address)
@@ -67,7 +68,7 @@ async def get_webhook(
     },
 )
 async def put_webhook(
-    code: str,
+    code: SiteCodePath,
     body: WebhookUrlIn,
     session: SessionDep,
     user: CurrentUser,
@@ -101,7 +102,7 @@ async def delete_webhook(
     responses={**ERRORS, 409: {"description": "The site has no webhook URL"}},
 )
 async def enable_webhook(
-    code: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+    code: SiteCodePath, session: SessionDep, user: CurrentUser, address: ClientAddress
 ) -> WebhookStatusOut:
     """Re-enable an endpoint a 410 disabled; its held deliveries are then sent."""
     actor = Actor.for_user(user, address)
@@ -112,7 +113,7 @@ async def enable_webhook(
 
 @router.post("/rotate-secret", response_model=SecretRotationOut, responses=ERRORS)
 async def rotate_secret(
-    code: str,
+    code: SiteCodePath,
     session: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.api.guard import UidPath
 from worklist.api.guards import require_roles, study_access
 from worklist.api.limits import SMALL_BODY_BYTES, body_limited_route
 from worklist.claims.endpoints import router as claims_router
@@ -61,12 +62,12 @@ async def get_worklist(
 
 
 @worklist_router.get(
-    "/studies/{study_uid}",
+    "/studies/{study_uid:uid}",
     response_model=StudyDetail,
     responses={404: {"description": "No such study, or not visible to the caller"}},
 )
 async def get_study(
-    study_uid: str,
+    study_uid: UidPath,
     request: Request,
     session: SessionDep,
     user: CurrentUser,
@@ -86,7 +87,7 @@ async def get_study(
 
 
 @worklist_router.patch(
-    "/studies/{study_uid}",
+    "/studies/{study_uid:uid}",
     response_model=WorklistItem,
     responses={
         403: {"description": "Only a manager of the study's site or an admin triages"},
@@ -95,7 +96,7 @@ async def get_study(
     dependencies=[study_access(roles=triage.TRIAGE_ROLES, detail=triage.ONLY_MANAGERS_TRIAGE)],
 )
 async def triage_study(
-    study_uid: str,
+    study_uid: UidPath,
     body: TriageRequest,
     session: SessionDep,
     user: CurrentUser,
