@@ -34,8 +34,8 @@ from worklist.api.deps import (
     stream_user,
 )
 from worklist.api.guard import UidPath, UidQuery
-from worklist.api.guards import study_access
 from worklist.api.limits import body_limited_route, json_body_bytes
+from worklist.api.permissions import study_access
 from worklist.auth import service as auth_service
 from worklist.enums import AlertCategory, AlertStatus, Role
 from worklist.errors import AuthenticationFailed, Forbidden, InvalidInput

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, current_user
 from worklist.api.guard import IsoDateTime, UidQuery
-from worklist.api.guards import require_roles
+from worklist.api.permissions import require_roles
 from worklist.audit import service
 from worklist.audit.schemas import AuditPage
 from worklist.enums import Role

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Response, status
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
 from worklist.api.guard import UidPath
-from worklist.api.guards import require_roles
 from worklist.api.limits import SMALL_BODY_BYTES, body_limited_route
+from worklist.api.permissions import require_roles
 from worklist.claims import service
 from worklist.claims.schemas import ClaimConflict, ClaimOut, NextCase
 from worklist.enums import Role

@@ -58,6 +58,7 @@ def multipart(description: str) -> dict[int | str, dict[str, Any]]:
 # Every DICOMweb route checks the caller has a worklist and negotiates from Accept.
 ROUTER_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "The account has no worklist (alert clients)"},
+    404: {"description": "The study named by ?via= (or in the path) is not visible"},
     406: {"description": "None of the accepted media types can be served (we never transcode)"},
 }
 

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
 from worklist.api.guard import UidPath
-from worklist.api.guards import study_access
 from worklist.api.limits import body_limited_route, json_body_bytes
+from worklist.api.permissions import study_access
 from worklist.enums import Role
 from worklist.reports import results, service
 from worklist.reports.fhir import FHIR_JSON

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
 from worklist.api.guard import UidPath
-from worklist.api.guards import require_roles, study_access
 from worklist.api.limits import SMALL_BODY_BYTES, body_limited_route
+from worklist.api.permissions import require_roles, study_access
 from worklist.claims.endpoints import router as claims_router
 from worklist.enums import Role
 from worklist.studies import service, triage

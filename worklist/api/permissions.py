@@ -16,6 +16,7 @@ from __future__ import annotations
 from fastapi import Depends, params
 
 from worklist.api.deps import CurrentUser, SessionDep
+from worklist.api.guard import UidPath
 from worklist.enums import Role
 from worklist.errors import Forbidden, NotFound
 from worklist.studies import repository as studies
@@ -41,7 +42,7 @@ def study_access(*, roles: tuple[Role, ...] | None = None, detail: str = "") -> 
     forbidden, exactly as the services answer.
     """
 
-    async def check_study(study_uid: str, user: CurrentUser, session: SessionDep) -> None:
+    async def check_study(study_uid: UidPath, user: CurrentUser, session: SessionDep) -> None:
         visible = visible_study_condition(user)
         if not await studies.visible_study_exists(session, study_uid=study_uid, visible=visible):
             raise NotFound(STUDY_NOT_FOUND)
