@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     # Alert streams re-read the outbox this often when no Redis wake-up arrives.
     alert_stream_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
+    # Accounts: login throttling across addresses (docs/accounts.md). The per-user limit
+    # refuses only addresses the user has not logged in from within the known-address days;
+    # WORKLIST_LOGIN_MAX_FAILURES / _FAILURE_WINDOW_SECONDS now count per (user, address).
+    login_max_failures_per_user: int = Field(default=100, ge=1)
+    login_user_window_seconds: int = Field(default=3600, ge=1)
+    login_known_address_days: int = Field(default=30, ge=1)
 
     @field_validator("turnaround_targets", mode="before")
     @classmethod

@@ -51,11 +51,11 @@ async def login(
         verify_password, user.password_hash if user else None, password
     )
     if user is None or not matches or not user.active:
-        await limiter.record_failure(username=username)
+        await limiter.record_failure(username=username, address=address)
         reason = "inactive" if user is not None and matches else "bad_credentials"
         await _audit_failure(sessionmaker, username=username, address=address, reason=reason)
         raise AuthenticationFailed(BAD_CREDENTIALS)
-    await limiter.clear_failures(username=username)
+    await limiter.record_success(username=username, address=address)
     audit.record(
         session,
         actor=user.username,
@@ -65,7 +65,11 @@ async def login(
     )
     log.info("login", extra={"username": user.username, "address": address})
     return issue_access_token(
-        signing_key=signing_key, username=user.username, role=user.role, lifetime=token_lifetime
+        signing_key=signing_key,
+        username=user.username,
+        role=user.role,
+        lifetime=token_lifetime,
+        version=user.token_version,
     )
 
 
@@ -92,11 +96,20 @@ async def _audit_failure(
 
 
 async def user_from_token(*, session: AsyncSession, signing_key: str, token: str | None) -> User:
-    """The active user a bearer token names; its role must still be theirs."""
+    """The active user a bearer token names, loaded afresh for every request.
+
+    A disabled account, a changed role or a bumped token version (password reset,
+    account disabled) refuses the token at once; privileges are read from this load.
+    """
     if not token:
         raise AuthenticationFailed(NOT_AUTHENTICATED)
     claims = decode_access_token(signing_key=signing_key, token=token)
     user = await session.run_sync(users.get_user, claims.username)
-    if user is None or not user.active or user.role is not claims.role:
+    if (
+        user is None
+        or not user.active
+        or user.role is not claims.role
+        or user.token_version != claims.version
+    ):
         raise AuthenticationFailed(INVALID_TOKEN)
     return user
