@@ -210,7 +210,9 @@ def assert_valid_diagnostic_report(resource: dict[str, Any]) -> DiagnosticReport
     assert contained["ImagingStudy"]["id"] == "study"
     assert contained["ImagingStudy"]["subject"] == {"reference": "#patient"}
     assert contained["ImagingStudy"]["status"] == "available"
-    practitioners = {r["id"]: r for r in resource["contained"] if r["resourceType"] == "Practitioner"}
+    practitioners = {
+        r["id"]: r for r in resource["contained"] if r["resourceType"] == "Practitioner"
+    }
     people = [*resource["resultsInterpreter"], *resource.get("performer", [])]
     assert people, "the report must say who interpreted it"
     for person in people:

@@ -72,11 +72,7 @@ class LoginRateLimiter:
                 pair_raw, pair_ttl, user_raw, user_ttl, known = await pipe.execute()
             if pair_raw is not None and int(pair_raw) >= self._max_pair_failures:
                 raise TooManyAttempts(TOO_MANY_ATTEMPTS, retry_after=max(int(pair_ttl), 1))
-            if (
-                not known
-                and user_raw is not None
-                and int(user_raw) >= self._max_user_failures
-            ):
+            if not known and user_raw is not None and int(user_raw) >= self._max_user_failures:
                 raise TooManyAttempts(TOO_MANY_ATTEMPTS, retry_after=max(int(user_ttl), 1))
         except (RedisError, OSError) as exc:
             self._warn("check", exc)

@@ -168,7 +168,8 @@ def update_account(*, session: Session, actor: Actor, username: str, patch: User
     if new_codes != old_codes:
         _change_sites(session, actor, target, site, sorted(new_codes))
     if role != target.role:
-        _audit(session, actor, target, site, AuditAction.USER_ROLE_CHANGED, _diff(target.role, role))
+        change = _diff(target.role, role)
+        _audit(session, actor, target, site, AuditAction.USER_ROLE_CHANGED, change)
         target.role = role
         target.token_version += 1
     if profile:

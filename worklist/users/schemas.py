@@ -65,9 +65,7 @@ class UserPatch(BaseModel):
     name: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
     registration: str | None = Field(default=None, max_length=MAX_REGISTRATION_INPUT)
     home_site: SiteCode | None = None
-    subspecialties: list[Subspecialty] | None = Field(
-        default=None, max_length=len(Subspecialty)
-    )
+    subspecialties: list[Subspecialty] | None = Field(default=None, max_length=len(Subspecialty))
 
 
 class PasswordIn(BaseModel):
