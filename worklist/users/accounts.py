@@ -277,3 +277,28 @@ def _audit(
         address=actor.address,
         detail=details,
     )
+
+
+def set_disabled(*, session: Session, actor: Actor, username: str, disabled: bool) -> bool:
+    """Disable or re-enable an account; False when it already was."""
+    target = get_account(session=session, actor=actor, username=username)
+    if target.active is not disabled:
+        return False
+    update_account(
+        session=session, actor=actor, username=username, patch=UserPatch(disabled=disabled)
+    )
+    return True
+
+
+def change_privilege(
+    *, session: Session, actor: Actor, username: str, site_code: str, grant: bool
+) -> bool:
+    """Grant or revoke the privilege at one site; False when nothing changes."""
+    target = get_account(session=session, actor=actor, username=username)
+    codes = {s.code for s in target.sites}
+    wanted = codes | {site_code} if grant else codes - {site_code}
+    if wanted == codes:
+        return False
+    patch = UserPatch(sites=sorted(wanted))
+    update_account(session=session, actor=actor, username=username, patch=patch)
+    return True
