@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import PASSWORD, add_site, bearer, client
+from worklist.auth.passwords import hash_password
 from worklist.config import Settings
 from worklist.enums import Role
 from worklist.models import Site, User
-from worklist.auth.passwords import hash_password
 from worklist.users import repository
 
 __all__ = ["client"]
