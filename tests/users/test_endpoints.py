@@ -96,6 +96,9 @@ def test_radiologists_and_alert_clients_may_not_manage_accounts(network: Network
     assert network.send("GET", who, user_url("nobody")).status_code == 403
     patch = network.send("PATCH", who, user_url(who), json={"sites": [NORTH, SOUTH]})
     assert patch.status_code == 403
+    # Input is validated before permission: an invalid body is a 422 for anyone.
+    invalid = network.send("PATCH", who, user_url(who), json={"registration": "bad"})
+    assert invalid.status_code == 422
 
 
 def test_an_admin_changes_profile_and_privileges_and_each_change_is_audited(

@@ -147,15 +147,13 @@ def _password_target(
 
 def update_account(*, session: Session, actor: Actor, username: str, patch: UserPatch) -> User:
     """Apply a PATCH: checks who may change what, the resulting role/site rules, audits."""
-    fields = patch.model_fields_set
-    for field in NOT_NULL_FIELDS:
-        if field in fields and getattr(patch, field) is None:
-            raise InvalidInput(f"{field} cannot be null")
+    requested = _requested_profile(session, patch)  # values are checked before permissions
+    requested_sites = sites_by_code(session, patch.sites) if patch.sites is not None else None
     target, site = _load(session, actor, username, lock=True)
     role = patch.role if patch.role is not None else target.role
     old_codes = {s.code for s in target.sites}
-    new_codes = set(patch.sites) if patch.sites is not None else old_codes
-    profile = _profile_changes(session, target, patch, fields)
+    new_codes = {s.code for s in requested_sites} if requested_sites is not None else old_codes
+    profile = _profile_changes(target, requested)
     disabled = patch.disabled if patch.disabled is not None else not target.active
     disabling = disabled != (not target.active)
     if site is not None:
@@ -165,8 +163,8 @@ def update_account(*, session: Session, actor: Actor, username: str, patch: User
     if actor.user is not None and actor.user.id == target.id and (disabled or role != target.role):
         raise Conflict(NOT_YOURSELF)
     check_role_sites(role, sorted(new_codes))
-    if new_codes != old_codes:
-        _change_sites(session, actor, target, site, sorted(new_codes))
+    if requested_sites is not None and new_codes != old_codes:
+        _change_sites(session, actor, target, site, requested_sites)
     if role != target.role:
         change = _diff(target.role, role)
         _audit(session, actor, target, site, AuditAction.USER_ROLE_CHANGED, change)
@@ -200,23 +198,39 @@ def _check_manager(
         raise Forbidden(NOT_OWN_ACCOUNT)
 
 
-def _profile_changes(
-    session: Session, target: User, patch: UserPatch, fields: set[str]
-) -> dict[str, Any]:
-    """Profile fields whose value changes: {field: {"from": old, "to": new}}."""
-    changes: dict[str, Any] = {}
+def _requested_profile(session: Session, patch: UserPatch) -> dict[str, Any]:
+    """The profile values a PATCH asks for, checked and normalised (home site by code)."""
+    fields = patch.model_fields_set
+    for field in NOT_NULL_FIELDS:
+        if field in fields and getattr(patch, field) is None:
+            raise InvalidInput(f"{field} cannot be null")
+    requested: dict[str, Any] = {}
     if "name" in fields:
-        changes["name"] = _diff(target.name, check_name(patch.name))
+        requested["name"] = check_name(patch.name)
     if "registration" in fields:
-        changes["registration"] = _diff(target.registration, check_registration(patch.registration))
+        requested["registration"] = check_registration(patch.registration)
     if "home_site" in fields:
-        old = target.home_site.code if target.home_site is not None else None
-        new = sites_by_code(session, [patch.home_site])[0].code if patch.home_site else None
-        changes["home_site"] = _diff(old, new)
+        requested["home_site"] = (
+            sites_by_code(session, [patch.home_site])[0].code if patch.home_site else None
+        )
     if patch.subspecialties is not None:
-        new_codes = check_subspecialties(patch.subspecialties)
-        changes["subspecialties"] = _diff(list(target.subspecialties), new_codes)
-    return {field: change for field, change in changes.items() if change["from"] != change["to"]}
+        requested["subspecialties"] = check_subspecialties(patch.subspecialties)
+    return requested
+
+
+def _profile_changes(target: User, requested: dict[str, Any]) -> dict[str, Any]:
+    """Profile fields whose value changes: {field: {"from": old, "to": new}}."""
+    current = {
+        "name": target.name,
+        "registration": target.registration,
+        "home_site": target.home_site.code if target.home_site is not None else None,
+        "subspecialties": list(target.subspecialties),
+    }
+    return {
+        field: _diff(current[field], value)
+        for field, value in requested.items()
+        if current[field] != value
+    }
 
 
 def _apply_profile(session: Session, target: User, profile: dict[str, Any]) -> None:
@@ -232,13 +246,13 @@ def _apply_profile(session: Session, target: User, profile: dict[str, Any]) -> N
 
 
 def _change_sites(
-    session: Session, actor: Actor, target: User, site: Site | None, codes: list[str]
+    session: Session, actor: Actor, target: User, site: Site | None, new_sites: list[Site]
 ) -> None:
     old = {s.code for s in target.sites}
-    new_sites = sites_by_code(session, codes)
+    new = {s.code for s in new_sites}
     for added in (s for s in new_sites if s.code not in old):
         _audit(session, actor, target, site, AuditAction.USER_PRIVILEGE_GRANTED, {}, at=added)
-    for removed in (s for s in target.sites if s.code not in set(codes)):
+    for removed in (s for s in target.sites if s.code not in new):
         _audit(session, actor, target, site, AuditAction.USER_PRIVILEGE_REVOKED, {}, at=removed)
     target.sites = new_sites
 
