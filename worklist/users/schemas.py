@@ -14,7 +14,6 @@ MAX_NAME_LENGTH = 200
 MAX_REGISTRATION_INPUT = 32
 MAX_PASSWORD_LENGTH = 1024
 MAX_SITES = 64
-MAX_USERS_LISTED = 1000
 
 SiteCode = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 
