@@ -29,6 +29,7 @@ from worklist.priors.endpoints import router as priors_router
 from worklist.reports.endpoints import router as reports_router
 from worklist.sites.endpoints import router as sites_router
 from worklist.studies.endpoints import router as studies_router
+from worklist.users.endpoints import router as users_router
 
 # Redis is an accelerator, not a dependency of correctness: fail fast when it is away.
 REDIS_TIMEOUT_SECONDS = 1.0
@@ -105,4 +106,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(alerts_router)
     app.include_router(sites_router)
     app.include_router(dicomweb_router)
+    app.include_router(users_router)
     return app

@@ -30,7 +30,7 @@ from worklist.audit.repository import ActorKind, record
 from worklist.config import ConfigError, Settings, parse_duration
 from worklist.db import make_engine, make_sessionmaker, transaction
 from worklist.db import migrate as migrate_database
-from worklist.enums import AuditAction, Role
+from worklist.enums import AuditAction
 from worklist.errors import DomainError
 from worklist.logs import configure_logging
 from worklist.outbox.targets import TargetPolicy
@@ -48,7 +48,7 @@ from worklist.sites.service import (
     set_webhook_url,
     webhook_status,
 )
-from worklist.users.service import create_user
+from worklist.users.console import CliTools, build_user_app
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -98,13 +98,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 site_app = typer.Typer(help="Member trusts and their DICOM nodes.", no_args_is_help=True)
-user_app = typer.Typer(help="API users.", no_args_is_help=True)
 node_app = typer.Typer(
     help="What DICOM nodes may query and retrieve beyond their own site.", no_args_is_help=True
 )
 app.add_typer(site_app, name="site")
 app.add_typer(node_app, name="node")
-app.add_typer(user_app, name="user")
 
 
 def load_settings() -> Settings:
@@ -395,52 +393,6 @@ def site_webhook(
         typer.echo(f"webhook secret (shown once, store it now): {new_secret}")
 
 
-def _read_password(from_stdin: bool) -> str:
-    if from_stdin:
-        password = typer.get_text_stream("stdin").readline().rstrip("\r\n")
-        if not password:
-            raise ConfigError("--password-stdin given but no password was read from stdin")
-        return password
-    prompted: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    return prompted
-
-
-@user_app.command("add")
-@reports_errors
-def user_add(
-    username: Annotated[str, typer.Argument(help="Login name.")],
-    role: Annotated[Role, typer.Option("--role", case_sensitive=False, help="What they may do.")],
-    site: Annotated[
-        list[str] | None,
-        typer.Option("--site", help="Site code (repeatable for a radiologist's privileges)."),
-    ] = None,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
-    ] = False,
-) -> None:
-    """Create an API user: radiologist, manager, admin or alert_client."""
-    settings = load_settings()
-    settings.require_database_url()
-    password = _read_password(password_stdin)
-    with admin_session(settings) as session:
-        user = create_user(
-            session=session,
-            username=username,
-            password=password,
-            role=role,
-            site_codes=site or [],
-        )
-        record(
-            session,
-            actor=_cli_actor(),
-            actor_kind=ActorKind.SYSTEM,
-            action=AuditAction.USER_ADDED,
-            detail={"username": user.username, "role": role.value, "sites": site or []},
-        )
-    at = f" at {', '.join(dict.fromkeys(site))}" if site else ""
-    typer.echo(f"user {username} added ({role.value}{at})")
-
-
 @app.command()
 @reports_errors
 def reindex() -> None:
@@ -468,6 +420,20 @@ def reindex() -> None:
     )
     if result.errors:
         _fail(f"{result.errors} files could not be indexed (see the log above)")
+
+
+# Late-bound (lambdas), so the user commands always use this module's current helpers.
+app.add_typer(
+    build_user_app(
+        CliTools(
+            load_settings=lambda: load_settings(),
+            admin_session=lambda settings: admin_session(settings),
+            actor_name=lambda: _cli_actor(),
+            reports_errors=reports_errors,
+        )
+    ),
+    name="user",
+)
 
 
 def main() -> None:

@@ -112,6 +112,13 @@ class Settings(BaseSettings):
     # When set, GET /metrics needs "Authorization: Bearer <token>"; unset: loopback clients only.
     metrics_token: str | None = Field(default=None, repr=False)
 
+    # Accounts: login throttling across addresses (docs/accounts.md). The per-user limit
+    # refuses only addresses the user has not logged in from within the known-address days;
+    # WORKLIST_LOGIN_MAX_FAILURES / _FAILURE_WINDOW_SECONDS now count per (user, address).
+    login_max_failures_per_user: int = Field(default=100, ge=1)
+    login_user_window_seconds: int = Field(default=3600, ge=1)
+    login_known_address_days: int = Field(default=30, ge=1)
+
     @field_validator("turnaround_targets", mode="before")
     @classmethod
     def _parse_turnaround(cls, value: object) -> object:

@@ -88,8 +88,15 @@ class AuditAction(enum.StrEnum):
     NODE_REVOKED = "node.revoked"
     STUDY_RETRIEVED = "study.retrieved"
     STUDY_QUERIED = "study.queried"
-    # Written by index_instances (migrations/sql/index_instances_v3.sql).
+    # Written by index_instances (worklist/studies/sql/index_instances_v3.sql).
     STUDY_DEMOGRAPHIC_MISMATCH = "study.demographic_mismatch"
+    USER_DISABLED = "user.disabled"
+    USER_ENABLED = "user.enabled"
+    USER_ROLE_CHANGED = "user.role_changed"
+    USER_PRIVILEGE_GRANTED = "user.privilege_granted"
+    USER_PRIVILEGE_REVOKED = "user.privilege_revoked"
+    USER_PROFILE_CHANGED = "user.profile_changed"
+    USER_PASSWORD_RESET = "user.password_reset"
 
 
 class AlertCategory(enum.StrEnum):
@@ -134,3 +141,20 @@ class OutboxEventType(enum.StrEnum):
 
 DEFAULT_STATUS_FILTER = (StudyStatus.READY, StudyStatus.IN_PROGRESS)
 ROLES_WITH_SINGLE_SITE = (Role.MANAGER, Role.ALERT_CLIENT)
+
+
+class Subspecialty(enum.StrEnum):
+    """DESIGN's default reporting subspecialties (a catalogue table comes later)."""
+
+    NEURO = "neuro"
+    HEAD_NECK = "head_neck"
+    CHEST = "chest"
+    CARDIAC = "cardiac"
+    ABDOMEN = "abdomen"
+    GU = "gu"
+    MSK = "msk"
+    BREAST = "breast"
+    PAEDIATRIC = "paediatric"
+    VASCULAR_IR = "vascular_ir"
+    NUCLEAR_MEDICINE = "nuclear_medicine"
+    GENERAL = "general"

@@ -1,8 +1,9 @@
 """Every endpoint x every role x own site / other site: the status each cell must answer.
 
 State of every cell: two trusts, NORTH (the callers' own) and SOUTH (the other). Each has
-one study, claimed by ``holder`` (a radiologist at both) with a draft report, version 1.
-A study the caller may not see answers 404, never 403.
+one study, claimed by ``holder`` (a radiologist at both) with a draft report, version 1,
+and one radiologist of its own (``{code}.rad``, employed there, privileges only there).
+A study or account the caller may not see answers 404, never 403.
 """
 
 from __future__ import annotations
@@ -42,11 +43,15 @@ def _request(method: str, path: str, **kwargs: object) -> Call:
     def call(world: World, site: str, headers: dict[str, str]) -> int:
         uid = world.studies[site]
         code = NORTH if site == OWN else SOUTH
-        url = path.format(uid=uid, code=code)
+        url = path.format(uid=uid, code=code, rad=_site_radiologist(code))
         response = world.client.request(method, url, headers=headers, **kwargs)  # type: ignore[arg-type]
         return response.status_code
 
     return call
+
+
+def _site_radiologist(code: str) -> str:
+    return f"{code.lower()}.rad"
 
 
 ENDPOINTS: dict[str, Call] = {
@@ -61,6 +66,12 @@ ENDPOINTS: dict[str, Call] = {
     "POST finalise": _request("POST", "/api/v1/studies/{uid}/report/finalise", json={"version": 1}),
     "POST addenda": _request("POST", "/api/v1/studies/{uid}/report/addenda", json={"text": "Add."}),
     "GET audit": _request("GET", "/api/v1/audit?study_uid={uid}"),
+    "GET users": _request("GET", "/api/v1/users?site={code}"),
+    "GET user": _request("GET", "/api/v1/users/{rad}"),
+    "PATCH user": _request("PATCH", "/api/v1/users/{rad}", json={"name": "Dr Renamed"}),
+    "POST user password": _request(
+        "POST", "/api/v1/users/{rad}/password", json={"password": "a-new-password"}
+    ),
 }
 
 ROLES = ("holder", "radiologist", "manager", "admin", "alert_client")
@@ -144,6 +155,34 @@ EXPECTED: dict[str, dict[str, tuple[int, int]]] = {
         "admin": (200, 200),
         "alert_client": (403, 403),
     },
+    "GET users": {  # a manager filtering on another site gets an empty list of its own scope
+        "holder": (403, 403),
+        "radiologist": (403, 403),
+        "manager": (200, 200),
+        "admin": (200, 200),
+        "alert_client": (403, 403),
+    },
+    "GET user": {
+        "holder": (403, 403),
+        "radiologist": (403, 403),
+        "manager": (200, 404),
+        "admin": (200, 200),
+        "alert_client": (403, 403),
+    },
+    "PATCH user": {
+        "holder": (403, 403),
+        "radiologist": (403, 403),
+        "manager": (200, 404),
+        "admin": (200, 200),
+        "alert_client": (403, 403),
+    },
+    "POST user password": {
+        "holder": (403, 403),
+        "radiologist": (403, 403),
+        "manager": (204, 404),
+        "admin": (204, 204),
+        "alert_client": (403, 403),
+    },
 }
 
 CELLS = [
@@ -199,6 +238,9 @@ def world(db: sessionmaker[Session], app_settings: Settings, client: TestClient)
             "admin": _user(session, "admin", Role.ADMIN, []),
             "alert_client": _user(session, "alert_client", Role.ALERT_CLIENT, [north]),
         }
+        for site_row in (north, south):
+            own = _user(session, _site_radiologist(site_row.code), Role.RADIOLOGIST, [site_row])
+            own.home_site = site_row
         studies = {}
         for key, code in ((OWN, NORTH), (OTHER, SOUTH)):
             study = add_study(session, add_patient(session, sites[code]))

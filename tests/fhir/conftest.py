@@ -29,6 +29,8 @@ ORIGIN = "TRUSTA"
 READER_SITE = "TRUSTB"
 OTHER = "TRUSTC"
 READER = "dr.b"  # trust B radiologist with reporting privileges at trust A
+READER_NAME = "Dr Bea Reader"
+READER_GMC = "7654321"
 OTHER_RADIOLOGIST = "dr.c"
 MANAGER_A = "a.manager"
 MANAGER_C = "c.manager"
@@ -114,6 +116,8 @@ def make_result(
             ALERTS_C: add_user(session, ALERTS_C, Role.ALERT_CLIENT, OTHER),
             ADMIN: add_user(session, ADMIN, Role.ADMIN),
         }
+        users[READER].name = READER_NAME
+        users[READER].registration = f"GMC{READER_GMC}"
         patient = add_patient(
             session,
             origin,
@@ -206,6 +210,16 @@ def assert_valid_diagnostic_report(resource: dict[str, Any]) -> DiagnosticReport
     assert contained["ImagingStudy"]["id"] == "study"
     assert contained["ImagingStudy"]["subject"] == {"reference": "#patient"}
     assert contained["ImagingStudy"]["status"] == "available"
+    practitioners = {
+        r["id"]: r for r in resource["contained"] if r["resourceType"] == "Practitioner"
+    }
+    people = [*resource["resultsInterpreter"], *resource.get("performer", [])]
+    assert people, "the report must say who interpreted it"
+    for person in people:
+        assert person["reference"].removeprefix("#") in practitioners, person
+        assert person["display"]
+    for practitioner in practitioners.values():
+        assert practitioner["identifier"], "a practitioner must be identifiable"
     [form] = resource["presentedForm"]
     assert form["contentType"] == "text/plain; charset=utf-8"
     assert base64.b64decode(form["data"]).decode() == resource["conclusion"]

@@ -11,11 +11,14 @@ import pytest
 from tests.fhir.conftest import assert_valid_diagnostic_report, identifiers
 from worklist.enums import Priority, ReportStatus, StudyStatus
 from worklist.models import Patient, Report, ReportAddendum, Site, Study
-from worklist.reports.fhir import diagnostic_report, human_name
+from worklist.reports.fhir import Reader, diagnostic_report, human_name
 
 SIGNED_AT = datetime(2030, 1, 7, 9, 15, 30, 123456, tzinfo=UTC)
 RECEIVED = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
-USERS = {1: "dr.author", 2: "dr.second"}
+USERS = {
+    1: Reader(username="dr.author", name="Dr Ann Author", registration="GMC1234567"),
+    2: Reader(username="dr.second"),
+}
 
 
 def build(
@@ -27,6 +30,7 @@ def build(
     accession: str | None = "ACC1",
     status: ReportStatus = ReportStatus.FINAL,
     addenda: list[ReportAddendum] | None = None,
+    readers: dict[int, Reader] | None = None,
 ) -> dict[str, Any]:
     """A resource from in-memory rows."""
     site = Site(id=3, code="RXA", name="Trust A")
@@ -75,7 +79,7 @@ def build(
         study=study,
         patient=patient,
         site=site,
-        usernames=USERS,
+        readers=readers or USERS,
     )
 
 
@@ -155,7 +159,7 @@ def test_a_final_report_is_issued_when_signed() -> None:
     assert resource["issued"] == "2030-01-07T09:15:30.123Z"
     assert resource["conclusion"] == "Normal study."
     assert resource["code"]["text"] == "Imaging study"
-    assert resource["performer"] == [{"display": "dr.author"}]
+    assert resource["performer"] == [{"reference": "#practitioner-1", "display": "Dr Ann Author"}]
     assert_valid_diagnostic_report(resource)
 
 
@@ -173,14 +177,63 @@ def test_an_amended_report_is_issued_at_its_last_addendum_with_every_addendum_da
     assert resource["issued"] == "2030-01-07T11:15:30.123Z"
     assert resource["conclusion"] == (
         "Normal study.\n\n"
-        "--- ADDENDUM 1 (2030-01-07T10:15:30.123Z, dr.author) ---\nAddendum one.\n\n"
+        "--- ADDENDUM 1 (2030-01-07T10:15:30.123Z, Dr Ann Author) ---\nAddendum one.\n\n"
         "--- ADDENDUM 2 (2030-01-07T11:15:30.123Z, dr.second) ---\nAddendum two."
     )
     assert base64.b64decode(resource["presentedForm"][0]["data"]).decode() == resource["conclusion"]
-    assert resource["resultsInterpreter"] == [{"display": "dr.author"}, {"display": "dr.second"}]
+    assert resource["resultsInterpreter"] == [
+        {"reference": "#practitioner-1", "display": "Dr Ann Author"},
+        {"reference": "#practitioner-2", "display": "dr.second"},
+    ]
     assert_valid_diagnostic_report(resource)
 
 
 def test_a_draft_has_no_fhir_form() -> None:
     with pytest.raises(ValueError, match="draft"):
         build(status=ReportStatus.DRAFT)
+
+
+def test_the_interpreter_is_a_contained_practitioner_with_name_and_gmc_number() -> None:
+    resource = build()
+
+    assert resource["resultsInterpreter"] == [
+        {"reference": "#practitioner-1", "display": "Dr Ann Author"}
+    ]
+    [practitioner] = [r for r in resource["contained"] if r["resourceType"] == "Practitioner"]
+    assert practitioner["id"] == "practitioner-1"
+    assert practitioner["name"] == [{"use": "official", "text": "Dr Ann Author"}]
+    assert identifiers(resource, "Practitioner") == {
+        "https://fhir.hl7.org.uk/Id/gmc-number": "1234567",
+        "urn:imaging-network:user": "dr.author",
+    }
+    parsed = assert_valid_diagnostic_report(resource)
+    assert parsed.resultsInterpreter is not None
+    assert parsed.resultsInterpreter[0].reference == "#practitioner-1"
+
+
+def test_an_hcpc_registered_reporter_is_identified_by_the_hcpc_number() -> None:
+    first = ReportAddendum(author_id=2, text="Addendum.", created_at=SIGNED_AT)
+    readers = {**USERS, 2: Reader(username="rg.two", name="Ray Grapher", registration="RA12345")}
+
+    resource = build(status=ReportStatus.AMENDED, addenda=[first], readers=readers)
+
+    practitioners = [r for r in resource["contained"] if r["resourceType"] == "Practitioner"]
+    assert [p["identifier"][0] for p in practitioners] == [
+        {"system": "https://fhir.hl7.org.uk/Id/gmc-number", "value": "1234567"},
+        {"system": "https://fhir.hl7.org.uk/Id/hcpc-number", "value": "RA12345"},
+    ]
+    assert_valid_diagnostic_report(resource)
+
+
+def test_a_reader_without_a_profile_is_named_by_username() -> None:
+    resource = build(readers={1: Reader(username="dr.author")})
+
+    [practitioner] = [r for r in resource["contained"] if r["resourceType"] == "Practitioner"]
+    assert "name" not in practitioner
+    assert practitioner["identifier"] == [
+        {"system": "urn:imaging-network:user", "value": "dr.author"}
+    ]
+    assert resource["resultsInterpreter"] == [
+        {"reference": "#practitioner-1", "display": "dr.author"}
+    ]
+    assert_valid_diagnostic_report(resource)

@@ -16,6 +16,8 @@ from tests.fhir.conftest import (
     NHS_NUMBER,
     ORIGIN,
     READER,
+    READER_GMC,
+    READER_NAME,
     SIGNED_TEXT,
     Result,
     assert_valid_diagnostic_report,
@@ -59,7 +61,13 @@ def test_finalising_writes_a_report_finalised_message_with_a_webhook_delivery(
     assert resource["meta"]["versionId"] == str(signed["version"])
     assert resource["conclusion"] == SIGNED_TEXT
     assert same_instant(resource["issued"], signed["finalised_at"])
-    assert resource["resultsInterpreter"] == [{"display": READER}]
+    assert resource["resultsInterpreter"] == [
+        {"reference": "#practitioner-1", "display": READER_NAME}
+    ]
+    assert identifiers(resource, "Practitioner") == {
+        "https://fhir.hl7.org.uk/Id/gmc-number": READER_GMC,
+        "urn:imaging-network:user": READER,
+    }
     assert identifiers(resource, "Patient") == {
         "https://fhir.nhs.uk/Id/nhs-number": NHS_NUMBER,
         f"urn:imaging-network:site:{ORIGIN}:patient-id": LOCAL_ID,

@@ -58,11 +58,11 @@ async def login(
         verify_password, user.password_hash if user else None, password
     )
     if user is None or not matches or not user.active:
-        await limiter.record_failure(username=username)
+        await limiter.record_failure(username=username, address=address)
         reason = "inactive" if user is not None and matches else "bad_credentials"
         await _audit_failure(sessionmaker, username=username, address=address, reason=reason)
         raise AuthenticationFailed(BAD_CREDENTIALS)
-    await limiter.clear_failures(username=username)
+    await limiter.record_success(username=username, address=address)
     audit.record(
         session,
         actor=user.username,
@@ -72,7 +72,11 @@ async def login(
     )
     log.info("login", extra={"username": user.username, "address": address})
     return issue_access_token(
-        signing_key=signing_key, username=user.username, role=user.role, lifetime=token_lifetime
+        signing_key=signing_key,
+        username=user.username,
+        role=user.role,
+        lifetime=token_lifetime,
+        version=user.token_version,
     )
 
 
@@ -99,17 +103,30 @@ async def _audit_failure(
 
 
 async def user_from_token(*, session: AsyncSession, signing_key: str, token: str | None) -> User:
-    """The active user a bearer token names; its role must still be theirs."""
+    """The active user a bearer token names, loaded afresh for every request.
+
+    A disabled account, a changed role or a bumped token version (password reset,
+    account disabled) refuses the token at once; privileges are read from this load.
+    """
     if not token:
         raise AuthenticationFailed(NOT_AUTHENTICATED)
     claims = decode_access_token(signing_key=signing_key, token=token)
-    return await _account(session, username=claims.username, role=claims.role, denied=INVALID_TOKEN)
+    return await _account(
+        session,
+        username=claims.username,
+        role=claims.role,
+        version=claims.version,
+        denied=INVALID_TOKEN,
+    )
 
 
-async def _account(session: AsyncSession, *, username: str, role: Role, denied: str) -> User:
-    # The account check every credential passes: the user exists, is active, keeps the role.
+async def _account(
+    session: AsyncSession, *, username: str, role: Role, version: int, denied: str
+) -> User:
+    # The check every credential passes: the user exists, is active, keeps the role, and
+    # the credential was issued since the last disable, password reset or role change.
     user = await session.run_sync(users.get_user, username)
-    if user is None or not user.active or user.role is not role:
+    if user is None or not user.active or user.role is not role or user.token_version != version:
         raise AuthenticationFailed(denied)
     return user
 
@@ -151,7 +168,11 @@ async def user_from_stream_credential(
     if (now or datetime.now(UTC)) >= claims.session_expires_at:
         raise AuthenticationFailed(INVALID_TICKET)
     return await _account(
-        session, username=claims.username, role=claims.role, denied=INVALID_TICKET
+        session,
+        username=claims.username,
+        role=claims.role,
+        version=claims.version,
+        denied=INVALID_TICKET,
     )
 
 
@@ -162,11 +183,18 @@ async def issue_ticket(
     if not token:
         raise AuthenticationFailed(NOT_AUTHENTICATED)
     claims = decode_access_token(signing_key=signing_key, token=token)
-    user = await _account(session, username=claims.username, role=claims.role, denied=INVALID_TOKEN)
+    user = await _account(
+        session,
+        username=claims.username,
+        role=claims.role,
+        version=claims.version,
+        denied=INVALID_TOKEN,
+    )
     return issue_stream_ticket(
         signing_key=signing_key,
         username=user.username,
         role=user.role,
+        version=user.token_version,
         session_expires_at=claims.expires_at or (now or datetime.now(UTC)),
         now=now,
     )

@@ -36,6 +36,7 @@ class TicketClaims:
     username: str
     role: Role
     session_expires_at: datetime
+    version: int = 0
 
 
 def _ticket_key(signing_key: str) -> bytes:
@@ -48,6 +49,7 @@ def issue_stream_ticket(
     username: str,
     role: Role,
     session_expires_at: datetime,
+    version: int = 0,
     lifetime: timedelta = STREAM_TICKET_LIFETIME,
     now: datetime | None = None,
 ) -> IssuedToken:
@@ -63,6 +65,7 @@ def issue_stream_ticket(
         "iat": issued_at,
         "exp": expires_at,
         "ses": int(session_expires_at.timestamp()),
+        "ver": version,
         "jti": secrets.token_urlsafe(_NONCE_BYTES),
     }
     ticket = jwt.encode(claims, _ticket_key(signing_key), algorithm=ALGORITHM)
@@ -80,10 +83,14 @@ def decode_stream_ticket(*, signing_key: str, ticket: str) -> TicketClaims:
             audience=STREAM_TICKET_AUDIENCE,
             options={"require": ["sub", "role", "aud", "exp", "ses"]},
         )
+        version = claims.get("ver", 0)
+        if type(version) is not int:
+            raise ValueError("ticket version is not an integer")
         return TicketClaims(
             username=str(claims["sub"]),
             role=Role(claims["role"]),
             session_expires_at=datetime.fromtimestamp(int(claims["ses"]), UTC),
+            version=version,
         )
     except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
         raise AuthenticationFailed(INVALID_TICKET) from exc

@@ -1,4 +1,4 @@
-"""Access tokens: HS256 JWTs naming the user and their role."""
+"""Access tokens: HS256 JWTs naming the user, their role and their token version."""
 
 from __future__ import annotations
 
@@ -28,17 +28,29 @@ class TokenClaims:
 
     username: str
     role: Role
+    version: int
     expires_at: datetime | None = None
 
 
 def issue_access_token(
-    *, signing_key: str, username: str, role: Role, lifetime: timedelta, now: datetime | None = None
+    *,
+    signing_key: str,
+    username: str,
+    role: Role,
+    lifetime: timedelta,
+    now: datetime | None = None,
+    version: int = 0,
 ) -> IssuedToken:
-    """Sign a token for ``username`` that expires after ``lifetime``."""
+    """Sign a token for ``username`` that expires after ``lifetime``.
+
+    ``version`` is the user's token version: bumping it in the database (password reset,
+    account disabled) makes the token useless before it expires.
+    """
     issued_at = now or datetime.now(UTC)
     claims = {
         "sub": username,
         "role": role.value,
+        "ver": version,
         "iat": issued_at,
         "exp": issued_at + lifetime,
     }
@@ -52,9 +64,13 @@ def decode_access_token(*, signing_key: str, token: str) -> TokenClaims:
         claims = jwt.decode(
             token, signing_key, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "role"]}
         )
+        version = claims.get("ver", 0)
+        if type(version) is not int:
+            raise ValueError("token version is not an integer")
         return TokenClaims(
             username=str(claims["sub"]),
             role=Role(claims["role"]),
+            version=version,
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
         )
     except (jwt.PyJWTError, ValueError) as exc:

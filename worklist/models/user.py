@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, Text, text
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    Column,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from worklist.enums import Role
@@ -19,7 +29,7 @@ user_sites = Table(
 
 
 class User(CreatedAtMixin, Base):
-    """A person or system that calls the API."""
+    """A person or system that calls the API; disabled (``active`` false), never deleted."""
 
     __tablename__ = "users"
 
@@ -28,5 +38,16 @@ class User(CreatedAtMixin, Base):
     password_hash: Mapped[str] = mapped_column(Text)
     role: Mapped[Role] = mapped_column(RoleType)
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # Display name and professional registration (e.g. GMC1234567), as reports name them.
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    registration: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The employing trust (may differ from the sites they report for).
+    home_site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sites.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
+    subspecialties: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    # Tokens carry it; bumping it (password reset, disable) invalidates every issued token.
+    token_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
     sites: Mapped[list[Site]] = relationship(secondary=user_sites, lazy="raise")
+    home_site: Mapped[Site | None] = relationship(foreign_keys=[home_site_id], lazy="raise")

@@ -1,8 +1,9 @@
 """A signed report as a FHIR R4 ``DiagnosticReport``: what the originating trust receives.
 
-The resource is self-contained: the patient and the imaging study are ``contained``
-resources, because the receiving trust's systems know them under their own identifiers
-(NHS number, local patient ID, Study Instance UID, accession number), not under ours.
+The resource is self-contained: the patient, the imaging study and the radiologists are
+``contained`` resources, because the receiving trust's systems know them under their own
+identifiers (NHS number, local patient ID, Study Instance UID, accession number, GMC or
+HCPC number), not under ours.
 The same function builds the webhook payload and ``GET .../report/fhir``, so both carry
 the same resource for a given report version.
 """
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from worklist.enums import ReportStatus
 from worklist.models import Patient, Report, ReportAddendum, Site, Study
+from worklist.users.registration import registration_identifier
 
 FHIR_JSON = "application/fhir+json"
 REPORT_SYSTEM = "urn:imaging-network:report"
@@ -29,12 +32,28 @@ IMAGING_STUDY_LOINC = "18748-4"
 PATIENT_REF = "#patient"
 STUDY_REF = "#study"
 TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
+USER_SYSTEM = "urn:imaging-network:user"
+PRACTITIONER_ID = "practitioner-{number}"
 
 RADIOLOGY_CATEGORY = {
     "coding": [{"system": V2_0074, "code": "RAD", "display": "Radiology"}],
 }
 # DICOM Patient's Sex (0010,0040) to FHIR administrative gender.
 _GENDERS = {"M": "male", "F": "female", "O": "other"}
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A radiologist as a report names them: username, display name, registration."""
+
+    username: str
+    name: str | None = None
+    registration: str | None = None
+
+    @property
+    def display(self) -> str:
+        """The display name, else the username."""
+        return self.name or self.username
 
 
 def site_patient_id_system(site_code: str) -> str:
@@ -53,14 +72,14 @@ def fhir_instant(value: datetime) -> str:
 
 
 def full_text(
-    report: Report, addenda: Sequence[ReportAddendum], usernames: Mapping[int, str]
+    report: Report, addenda: Sequence[ReportAddendum], readers: Mapping[int, Reader]
 ) -> str:
     """The signed text with each addendum appended under a dated heading."""
     parts = [report.text.rstrip()]
     for number, addendum in enumerate(addenda, start=1):
         heading = (
             f"--- ADDENDUM {number} ({fhir_instant(addendum.created_at)}, "
-            f"{usernames[addendum.author_id]}) ---"
+            f"{readers[addendum.author_id].display}) ---"
         )
         parts.append(f"{heading}\n{addendum.text.rstrip()}")
     return "\n\n".join(parts)
@@ -155,11 +174,37 @@ def contained_imaging_study(study: Study, site: Site) -> dict[str, Any]:
     return resource
 
 
-def _interpreters(
-    report: Report, addenda: Sequence[ReportAddendum], usernames: Mapping[int, str]
-) -> list[dict[str, str]]:
-    names = [usernames[report.author_id], *(usernames[a.author_id] for a in addenda)]
-    return [{"display": name} for name in dict.fromkeys(names)]
+def contained_practitioner(reader: Reader, resource_id: str) -> dict[str, Any]:
+    """A radiologist by professional registration (GMC/HCPC) and by our username."""
+    identifiers: list[dict[str, Any]] = []
+    if reader.registration:
+        registration = registration_identifier(reader.registration)
+        identifiers.append({"system": registration.system, "value": registration.value})
+    identifiers.append({"system": USER_SYSTEM, "value": reader.username})
+    resource: dict[str, Any] = {
+        "resourceType": "Practitioner",
+        "id": resource_id,
+        "identifier": identifiers,
+    }
+    if reader.name:
+        resource["name"] = [{"use": "official", "text": reader.name}]
+    return resource
+
+
+def _practitioners(
+    report: Report, addenda: Sequence[ReportAddendum], readers: Mapping[int, Reader]
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, str]], list[int]]:
+    """Contained Practitioners of everyone involved, references to them by user id, and the
+    interpreters (author, then addenda authors) in order."""
+    interpreters = list(dict.fromkeys([report.author_id, *(a.author_id for a in addenda)]))
+    involved = list(dict.fromkeys([*interpreters, report.finalised_by_id]))
+    resources: list[dict[str, Any]] = []
+    references: dict[int, dict[str, str]] = {}
+    for number, user_id in enumerate((u for u in involved if u is not None), start=1):
+        resource_id = PRACTITIONER_ID.format(number=number)
+        resources.append(contained_practitioner(readers[user_id], resource_id))
+        references[user_id] = {"reference": f"#{resource_id}", "display": readers[user_id].display}
+    return resources, references, interpreters
 
 
 def diagnostic_report(
@@ -169,19 +214,24 @@ def diagnostic_report(
     study: Study,
     patient: Patient,
     site: Site,
-    usernames: Mapping[int, str],
+    readers: Mapping[int, Reader],
 ) -> dict[str, Any]:
     """The signed (or amended) report as a FHIR R4 DiagnosticReport (JSON-ready dict)."""
     if report.status is ReportStatus.DRAFT:
         raise ValueError("a draft report is not a result")
-    text = full_text(report, addenda, usernames)
+    text = full_text(report, addenda, readers)
+    practitioners, references, interpreters = _practitioners(report, addenda, readers)
     issued = fhir_instant(issued_at(report, addenda))
     description = study.description or "Imaging study"
     resource: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": f"report-{report.id}",
         "meta": {"versionId": str(report.version), "lastUpdated": fhir_instant(report.updated_at)},
-        "contained": [contained_patient(patient, site), contained_imaging_study(study, site)],
+        "contained": [
+            contained_patient(patient, site),
+            contained_imaging_study(study, site),
+            *practitioners,
+        ],
         "identifier": [{"system": REPORT_SYSTEM, "value": str(report.id)}],
         "status": report.status.value,
         "category": [RADIOLOGY_CATEGORY],
@@ -198,7 +248,7 @@ def diagnostic_report(
         "subject": {"reference": PATIENT_REF},
         "effectiveDateTime": fhir_instant(study.study_datetime or study.received_at),
         "issued": issued,
-        "resultsInterpreter": _interpreters(report, addenda, usernames),
+        "resultsInterpreter": [references[user_id] for user_id in interpreters],
         "imagingStudy": [{"reference": STUDY_REF}],
         "conclusion": text,
         "presentedForm": [
@@ -211,5 +261,5 @@ def diagnostic_report(
         ],
     }
     if report.finalised_by_id is not None:
-        resource["performer"] = [{"display": usernames[report.finalised_by_id]}]
+        resource["performer"] = [references[report.finalised_by_id]]
     return resource

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worklist.enums import ReportStatus
 from worklist.errors import Conflict
 from worklist.models import Patient, Report, ReportAddendum, ReportVersion, Site, Study, User
+from worklist.reports.fhir import Reader
 
 # Raised by the triggers of migration 0002: signed report text changed / history rewritten.
 IMMUTABLE_SQLSTATES = frozenset({"WL010", "WL011"})
@@ -179,6 +180,19 @@ async def usernames(session: AsyncSession, user_ids: Iterable[int]) -> dict[int,
         return {}
     rows = await session.execute(select(User.id, User.username).where(User.id.in_(ids)))
     return {row.id: row.username for row in rows}
+
+
+async def readers(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, Reader]:
+    """Username, display name and registration by user id (as reports name people)."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    stmt = select(User.id, User.username, User.name, User.registration).where(User.id.in_(ids))
+    rows = await session.execute(stmt)
+    return {
+        row.id: Reader(username=row.username, name=row.name, registration=row.registration)
+        for row in rows
+    }
 
 
 async def get_patient_and_site(session: AsyncSession, *, study: Study) -> tuple[Patient, Site]:

@@ -43,7 +43,7 @@ def result_visible_condition(user: User) -> ColumnElement[bool]:
 async def report_parts(
     session: AsyncSession, report: Report
 ) -> tuple[Sequence[ReportAddendum], dict[int, str]]:
-    """The report's addenda (flushing any just added) and the names of everyone involved."""
+    """The report's addenda (flushing any just added) and the usernames of everyone involved."""
     addenda = await repository.list_addenda(session, report_id=report.id)
     user_ids = {report.author_id, *(a.author_id for a in addenda)}
     if report.finalised_by_id is not None:
@@ -63,8 +63,9 @@ async def deliver_result(
 ) -> None:
     """Add the result's outbox message for the originating trust to this transaction."""
     patient, site = await repository.get_patient_and_site(session, study=study)
+    readers = await repository.readers(session, names)
     resource = diagnostic_report(
-        report=report, addenda=addenda, study=study, patient=patient, site=site, usernames=names
+        report=report, addenda=addenda, study=study, patient=patient, site=site, readers=readers
     )
     outbox.enqueue(
         session,
@@ -97,8 +98,9 @@ async def get_fhir_report(
         raise NotFound(NO_SIGNED_REPORT)
     addenda, names = await report_parts(session, report)
     patient, site = await repository.get_patient_and_site(session, study=study)
+    readers = await repository.readers(session, names)
     resource = diagnostic_report(
-        report=report, addenda=addenda, study=study, patient=patient, site=site, usernames=names
+        report=report, addenda=addenda, study=study, patient=patient, site=site, readers=readers
     )
     audit.record(
         session,

@@ -2,25 +2,84 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from worklist.enums import Role
-from worklist.models import Site, User
+from worklist.models import Site, User, user_sites
 
 
-def get_user(session: Session, username: str) -> User | None:
-    """The user with this username (sites loaded), or None."""
-    return session.scalar(
-        select(User).where(User.username == username).options(selectinload(User.sites))
+def get_user(session: Session, username: str, *, lock: bool = False) -> User | None:
+    """The user with this username (sites and home site loaded), or None.
+
+    ``lock`` takes the row lock, so concurrent changes to one account serialise.
+    """
+    stmt = (
+        select(User)
+        .where(User.username == username)
+        .options(selectinload(User.sites), joinedload(User.home_site))
     )
+    if lock:
+        stmt = stmt.with_for_update(of=User).execution_options(populate_existing=True)
+    return session.scalar(stmt)
+
+
+def list_users(
+    session: Session,
+    *,
+    scope_site_id: int | None,
+    role: Role | None = None,
+    site_id: int | None = None,
+    disabled: bool | None = None,
+) -> list[User]:
+    """Users by username (sites and home site loaded).
+
+    ``scope_site_id`` narrows to a manager's scope: non-admin users holding a privilege
+    at that site or employed by it. ``site_id`` filters on holding a privilege there.
+    """
+    stmt = select(User).options(selectinload(User.sites), joinedload(User.home_site))
+    if scope_site_id is not None:
+        stmt = stmt.where(User.role != Role.ADMIN, _in_scope(scope_site_id))
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if site_id is not None:
+        stmt = stmt.where(_holds(site_id))
+    if disabled is not None:
+        stmt = stmt.where(User.active.is_(not disabled))
+    return list(session.scalars(stmt.order_by(User.username)))
+
+
+def _holds(site_id: int) -> ColumnElement[bool]:
+    return exists().where(user_sites.c.user_id == User.id, user_sites.c.site_id == site_id)
+
+
+def _in_scope(site_id: int) -> ColumnElement[bool]:
+    return or_(_holds(site_id), User.home_site_id == site_id)
 
 
 def add_user(
-    session: Session, *, username: str, password_hash: str, role: Role, sites: list[Site]
+    session: Session,
+    *,
+    username: str,
+    password_hash: str,
+    role: Role,
+    sites: list[Site],
+    name: str | None = None,
+    registration: str | None = None,
+    home_site: Site | None = None,
+    subspecialties: list[str] | None = None,
 ) -> User:
     """Insert a user with privileges at ``sites``."""
-    user = User(username=username, password_hash=password_hash, role=role, sites=sites)
+    user = User(
+        username=username,
+        password_hash=password_hash,
+        role=role,
+        sites=sites,
+        name=name,
+        registration=registration,
+        home_site=home_site,
+        subspecialties=subspecialties or [],
+    )
     session.add(user)
     session.flush()
     return user
