@@ -29,5 +29,6 @@ def test_every_hazard_has_controls_with_tests() -> None:
     hazards = dict(zip(sections[::2], sections[1::2], strict=True))
     assert set(hazards) == {f"HAZ-{n:02d}" for n in range(1, 8)}
     for hazard, body in hazards.items():
-        assert "**Causes.**" in body and "**Controls.**" in body, hazard
+        assert "**Causes.**" in body, hazard
+        assert "**Controls.**" in body, hazard
         assert CITED.search(body), hazard
