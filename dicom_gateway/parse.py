@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -17,9 +16,9 @@ from dicom_gateway import status
 from dicom_gateway.uids import is_valid_uid
 from worklist.enums import Priority
 from worklist.identity import normalise_nhs_number
+from worklist.timezones import SITE_TIMEZONE
 
 # Study dates and times in DICOM carry no zone; member trusts are in England.
-SITE_TIMEZONE = ZoneInfo("Europe/London")
 
 REQUESTED_PRIORITY = {
     "STAT": Priority.STAT,

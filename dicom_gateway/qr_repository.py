@@ -9,9 +9,9 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
-from dicom_gateway.parse import SITE_TIMEZONE
 from dicom_gateway.qr_match import Level, Query, is_universal, like_pattern, literal_pattern
 from worklist.models import DicomNode, Instance, Patient, Series, Site, Study
+from worklist.timezones import SITE_TIMEZONE
 
 _STUDY_COLUMNS = (
     Study.study_uid,

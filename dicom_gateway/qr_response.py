@@ -10,8 +10,8 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from sqlalchemy.engine import RowMapping
 
-from dicom_gateway.parse import SITE_TIMEZONE
 from dicom_gateway.qr_match import Level, Query
+from worklist.timezones import SITE_TIMEZONE
 
 # Names and descriptions are Unicode in the index: answer in UTF-8.
 RESPONSE_CHARACTER_SET = "ISO_IR 192"

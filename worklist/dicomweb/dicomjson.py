@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from worklist.dicomweb.query import QidoQuery
 from worklist.models import Instance, Series, Study
+from worklist.timezones import SITE_TIMEZONE
 
 # Study dates in DICOM carry no zone; the gateway stores them as Europe/London times.
-SITE_TIMEZONE = ZoneInfo("Europe/London")
 UTF8_CHARSET = "ISO_IR 192"
 ONLINE = "ONLINE"
 

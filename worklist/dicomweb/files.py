@@ -16,6 +16,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import get_frame
 
+from worklist.dicomweb.dicomjson import AVAILABLE_TRANSFER_SYNTAX_UID
 from worklist.dicomweb.media import ENCAPSULATED_FRAME_TYPES, NATIVE_LITTLE_ENDIAN, NotAcceptable
 from worklist.errors import NotFound
 
@@ -24,7 +25,6 @@ PIXEL_DATA_TAG = 0x7FE00010
 # DICOM JSON: binary values longer than this become BulkDataURIs instead of inline base64.
 BULK_DATA_THRESHOLD = 1024
 SPECIFIC_CHARACTER_SET = "00080005"
-AVAILABLE_TRANSFER_SYNTAX_UID = "00083002"
 PIXEL_DATA = "7FE00010"
 UTF8_CHARSET = "ISO_IR 192"
 UNDEFINED_LENGTH = 0xFFFFFFFF

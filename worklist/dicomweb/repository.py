@@ -9,9 +9,9 @@ from sqlalchemy import ARRAY, ColumnElement, Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
-from worklist.dicomweb.dicomjson import SITE_TIMEZONE
 from worklist.dicomweb.query import Matching
 from worklist.models import Instance, Patient, Series, Study
+from worklist.timezones import SITE_TIMEZONE
 
 LIKE_ESCAPE = "\\"
 _Ts = TypeVarTuple("_Ts")

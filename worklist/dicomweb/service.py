@@ -19,9 +19,9 @@ from worklist.enums import AuditAction
 from worklist.errors import NotFound
 from worklist.models import Study, User
 from worklist.priors import service as priors
+from worklist.studies.service import STUDY_NOT_FOUND
 from worklist.studies.visibility import require_worklist_access, visible_study_condition
 
-STUDY_NOT_FOUND = "study not found"
 SERIES_NOT_FOUND = "series not found"
 INSTANCE_NOT_FOUND = "instance not found"
 NO_INSTANCES = "no instances stored"
