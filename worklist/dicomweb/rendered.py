@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.api.deps import SessionDep, SettingsDep
 from worklist.api.guard import UidPath
@@ -155,27 +156,56 @@ def render_first(paths: Sequence[Path], options: RenderOptions) -> bytes:
     raise failure
 
 
-async def _respond(
+@dataclass(frozen=True)
+class RenderRequest:
+    """What every rendered or thumbnail route needs: the caller, the files, the options."""
+
+    session: AsyncSession
+    caller: Caller
+    dicom_dir: Path
+    limiter: anyio.CapacityLimiter
+    query: RenderQuery
+    accept: str | None
+
+    async def respond(
+        self, scope: Scope, *, thumbnail: bool, frame_list: str | None = None
+    ) -> Response:
+        """Render ``scope`` (one instance, else a representative of each series)."""
+        frame = _single_frame(frame_list) if frame_list is not None else 1
+        options = _options(self.query, self.accept, frame=frame)
+        if thumbnail:
+            options = _thumbnail(options)
+        retrieval = await service.prepare_retrieval(
+            session=self.session,
+            caller=self.caller,
+            scope=scope,
+            what="thumbnail" if thumbnail else "rendered",
+        )
+        if scope.sop_instance_uid is not None:
+            paths = [self.dicom_dir / retrieval.instances[0].path]
+        else:
+            candidates = representatives(retrieval.instances)[:MAX_THUMBNAIL_CANDIDATES]
+            paths = [self.dicom_dir / i.path for i in candidates]
+        body = await anyio.to_thread.run_sync(
+            partial(render_first, paths, options), limiter=self.limiter
+        )
+        headers = {"Cache-Control": CACHE_CONTROL, "Vary": "Accept"}
+        return Response(body, media_type=options.media_type, headers=headers)
+
+
+async def render_request(
     session: SessionDep,
-    caller: Caller,
-    dicom_dir: Path,
-    limiter: anyio.CapacityLimiter,
-    *,
-    scope: Scope,
-    what: str,
-    options: RenderOptions,
-) -> Response:
-    retrieval = await service.prepare_retrieval(
-        session=session, caller=caller, scope=scope, what=what
-    )
-    if scope.sop_instance_uid is not None:
-        paths = [dicom_dir / retrieval.instances[0].path]
-    else:
-        candidates = representatives(retrieval.instances)[:MAX_THUMBNAIL_CANDIDATES]
-        paths = [dicom_dir / i.path for i in candidates]
-    body = await anyio.to_thread.run_sync(partial(render_first, paths, options), limiter=limiter)
-    headers = {"Cache-Control": CACHE_CONTROL, "Vary": "Accept"}
-    return Response(body, media_type=options.media_type, headers=headers)
+    caller: CallerDep,
+    settings: SettingsDep,
+    query: RenderQueryDep,
+    limiter: LimiterDep,
+    accept: str | None = Accept,
+) -> RenderRequest:
+    """The rendering context of a request."""
+    return RenderRequest(session, caller, settings.dicom_dir, limiter, query, accept)
+
+
+RenderDep = Annotated[RenderRequest, Depends(render_request)]
 
 
 def _options(query: RenderQuery, accept: str | None, *, frame: int = 1) -> RenderOptions:
@@ -200,22 +230,11 @@ INSTANCE = "/studies/{study:uid}/series/{series:uid}/instances/{sop:uid}"
 
 @router.get(f"{INSTANCE}/rendered", response_class=Response, responses=RENDERED_RESPONSES)
 async def retrieve_rendered_instance(
-    study: UidPath,
-    series: UidPath,
-    sop: UidPath,
-    session: SessionDep,
-    caller: CallerDep,
-    settings: SettingsDep,
-    query: RenderQueryDep,
-    limiter: LimiterDep,
-    accept: str | None = Accept,
+    study: UidPath, series: UidPath, sop: UidPath, request: RenderDep
 ) -> Response:
     """WADO-RS rendered: an instance (its first frame) as JPEG or PNG, windowed."""
     scope = Scope(study_uid=study, series_uid=series, sop_instance_uid=sop)
-    options = _options(query, accept)
-    return await _respond(
-        session, caller, settings.dicom_dir, limiter, scope=scope, what="rendered", options=options
-    )
+    return await request.respond(scope, thumbnail=False)
 
 
 @router.get(
@@ -224,46 +243,17 @@ async def retrieve_rendered_instance(
     responses=RENDERED_RESPONSES,
 )
 async def retrieve_rendered_frame(
-    study: UidPath,
-    series: UidPath,
-    sop: UidPath,
-    frame_list: str,
-    session: SessionDep,
-    caller: CallerDep,
-    settings: SettingsDep,
-    query: RenderQueryDep,
-    limiter: LimiterDep,
-    accept: str | None = Accept,
+    study: UidPath, series: UidPath, sop: UidPath, frame_list: str, request: RenderDep
 ) -> Response:
     """WADO-RS rendered: one frame (1-based) of an instance as JPEG or PNG, windowed."""
     scope = Scope(study_uid=study, series_uid=series, sop_instance_uid=sop)
-    options = _options(query, accept, frame=_single_frame(frame_list))
-    return await _respond(
-        session, caller, settings.dicom_dir, limiter, scope=scope, what="rendered", options=options
-    )
+    return await request.respond(scope, thumbnail=False, frame_list=frame_list)
 
 
 @router.get("/studies/{study:uid}/thumbnail", response_class=Response, responses=RENDERED_RESPONSES)
-async def retrieve_study_thumbnail(
-    study: UidPath,
-    session: SessionDep,
-    caller: CallerDep,
-    settings: SettingsDep,
-    query: RenderQueryDep,
-    limiter: LimiterDep,
-    accept: str | None = Accept,
-) -> Response:
+async def retrieve_study_thumbnail(study: UidPath, request: RenderDep) -> Response:
     """WADO-RS thumbnail of a study: the middle image of its first renderable series."""
-    options = _thumbnail(_options(query, accept))
-    return await _respond(
-        session,
-        caller,
-        settings.dicom_dir,
-        limiter,
-        scope=Scope(study_uid=study),
-        what="thumbnail",
-        options=options,
-    )
+    return await request.respond(Scope(study_uid=study), thumbnail=True)
 
 
 @router.get(
@@ -272,46 +262,19 @@ async def retrieve_study_thumbnail(
     responses=RENDERED_RESPONSES,
 )
 async def retrieve_series_thumbnail(
-    study: UidPath,
-    series: UidPath,
-    session: SessionDep,
-    caller: CallerDep,
-    settings: SettingsDep,
-    query: RenderQueryDep,
-    limiter: LimiterDep,
-    accept: str | None = Accept,
+    study: UidPath, series: UidPath, request: RenderDep
 ) -> Response:
     """WADO-RS thumbnail of a series: its middle image."""
-    options = _thumbnail(_options(query, accept))
-    return await _respond(
-        session,
-        caller,
-        settings.dicom_dir,
-        limiter,
-        scope=Scope(study_uid=study, series_uid=series),
-        what="thumbnail",
-        options=options,
-    )
+    return await request.respond(Scope(study_uid=study, series_uid=series), thumbnail=True)
 
 
 @router.get(f"{INSTANCE}/thumbnail", response_class=Response, responses=RENDERED_RESPONSES)
 async def retrieve_instance_thumbnail(
-    study: UidPath,
-    series: UidPath,
-    sop: UidPath,
-    session: SessionDep,
-    caller: CallerDep,
-    settings: SettingsDep,
-    query: RenderQueryDep,
-    limiter: LimiterDep,
-    accept: str | None = Accept,
+    study: UidPath, series: UidPath, sop: UidPath, request: RenderDep
 ) -> Response:
     """WADO-RS thumbnail of an instance (its first frame)."""
     scope = Scope(study_uid=study, series_uid=series, sop_instance_uid=sop)
-    options = _thumbnail(_options(query, accept))
-    return await _respond(
-        session, caller, settings.dicom_dir, limiter, scope=scope, what="thumbnail", options=options
-    )
+    return await request.respond(scope, thumbnail=True)
 
 
 @router.get(
@@ -320,20 +283,8 @@ async def retrieve_instance_thumbnail(
     responses=RENDERED_RESPONSES,
 )
 async def retrieve_frame_thumbnail(
-    study: UidPath,
-    series: UidPath,
-    sop: UidPath,
-    frame_list: str,
-    session: SessionDep,
-    caller: CallerDep,
-    settings: SettingsDep,
-    query: RenderQueryDep,
-    limiter: LimiterDep,
-    accept: str | None = Accept,
+    study: UidPath, series: UidPath, sop: UidPath, frame_list: str, request: RenderDep
 ) -> Response:
     """WADO-RS thumbnail of one frame of an instance."""
     scope = Scope(study_uid=study, series_uid=series, sop_instance_uid=sop)
-    options = _thumbnail(_options(query, accept, frame=_single_frame(frame_list)))
-    return await _respond(
-        session, caller, settings.dicom_dir, limiter, scope=scope, what="thumbnail", options=options
-    )
+    return await request.respond(scope, thumbnail=True, frame_list=frame_list)
