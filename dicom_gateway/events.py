@@ -112,5 +112,5 @@ class StudyReceivedPublisher:
         except (redis.RedisError, OSError) as exc:
             log.warning(
                 "redis unavailable, study.received events dropped",
-                extra={"events": len(events), "error": repr(exc)},
+                extra={"events": len(events), "error": exc},
             )

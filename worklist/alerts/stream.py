@@ -78,7 +78,7 @@ async def _mark_delivered(
             ids = [m.message_id for m in messages]
             first = set(await repository.mark_sse_delivered(session, ids))
     except Exception as exc:  # the client has the events; only the bookkeeping is late
-        log.warning("alert stream could not record deliveries", extra={"error": repr(exc)})
+        log.warning("alert stream could not record deliveries", extra={"error": exc})
         return
     now = datetime.now(UTC)
     for message in messages:
@@ -103,7 +103,7 @@ class _Caller:
         try:
             self.access = await self._refresh()
         except Exception as exc:  # the database is away: keep what we knew
-            log.warning("alert stream access check failed", extra={"error": repr(exc)})
+            log.warning("alert stream access check failed", extra={"error": exc})
 
 
 async def alert_stream(
@@ -152,7 +152,7 @@ async def alert_stream(
             except Exception as exc:
                 failures += 1
                 if failures == 1:
-                    log.warning("alert stream lost the database", extra={"error": repr(exc)})
+                    log.warning("alert stream lost the database", extra={"error": exc})
                 batch = None
             if batch is not None:
                 failures = 0

@@ -123,7 +123,7 @@ def publish_sync(client: redis.Redis, events: Sequence[WorklistEvent]) -> list[s
 def _dropped(events: Sequence[WorklistEvent], exc: Exception) -> None:
     extra = {"events": len(events), "types": ",".join(sorted({e.type for e in events}))}
     if isinstance(exc, redis.RedisError | OSError):
-        log.warning("redis unavailable, events not published", extra={**extra, "error": repr(exc)})
+        log.warning("redis unavailable, events not published", extra={**extra, "error": exc})
     else:
         log.exception("events not published", extra=extra)
 
@@ -131,7 +131,7 @@ def _dropped(events: Sequence[WorklistEvent], exc: Exception) -> None:
 def _wake_dropped(site_ids: set[int], exc: Exception) -> None:
     log.warning(
         "redis unavailable, outbox wake-up not published (pollers will deliver)",
-        extra={"sites": wake_payload(site_ids), "error": repr(exc)},
+        extra={"sites": wake_payload(site_ids), "error": exc},
     )
 
 

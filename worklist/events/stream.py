@@ -166,7 +166,7 @@ class _Caller:
         try:
             self.access = await self._refresh()
         except Exception as exc:  # the database is away: keep what we knew
-            log.warning("event stream access check failed", extra={"error": repr(exc)})
+            log.warning("event stream access check failed", extra={"error": exc})
 
     async def site_code(self, site_id: int) -> str | None:
         """The code of ``site_id``, re-reading the sites once when it is new to us."""
@@ -212,7 +212,7 @@ async def sse_stream(
             except (RedisError, OSError) as exc:
                 failures += 1
                 if failures == 1:
-                    log.warning("event stream lost redis, retrying", extra={"error": repr(exc)})
+                    log.warning("event stream lost redis, retrying", extra={"error": exc})
                 await anyio.sleep(min(0.5 * 2**failures, MAX_BACKOFF_SECONDS, KEEPALIVE_SECONDS))
                 continue
             if failures:

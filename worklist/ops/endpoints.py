@@ -67,7 +67,7 @@ async def _check(name: str, probe: Awaitable[object]) -> str:
     try:
         await asyncio.wait_for(probe, CHECK_TIMEOUT_SECONDS)
     except Exception as exc:  # any failure means "not ready"; the log says which
-        log.warning("readiness check failed", extra={"check": name, "error": repr(exc)})
+        log.warning("readiness check failed", extra={"check": name, "error": exc})
         return FAILED
     return OK
 
@@ -129,7 +129,7 @@ async def metrics(sessionmaker: SessionMakerDep) -> Response:
             _database_collectors(sessionmaker), CHECK_TIMEOUT_SECONDS
         )
     except Exception as exc:  # metrics must still scrape while the database is down
-        log.warning("database metrics unavailable", extra={"error": repr(exc)})
+        log.warning("database metrics unavailable", extra={"error": exc})
     else:
         registry = CollectorRegistry(auto_describe=False)
         for collector in collectors:

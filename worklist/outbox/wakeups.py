@@ -63,7 +63,7 @@ async def listen_for_wakeups(
             if failures == 1:
                 log.warning(
                     "redis unavailable, outbox falls back on polling",
-                    extra={"error": repr(exc), "retry_in_s": delay},
+                    extra={"error": exc, "retry_in_s": delay},
                 )
             await wait_for_event(stopping, delay)
         finally:
