@@ -58,7 +58,11 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.signing_key = settings.resolved_secret_key()
-        engine = make_async_engine(settings.require_database_url())
+        engine = make_async_engine(
+            settings.require_database_url(),
+            pool_size=settings.api_db_pool_size,
+            pool_timeout=settings.api_db_pool_timeout_seconds,
+        )
         redis = make_redis(settings.require_redis_url())
         app.state.engine = engine
         app.state.sessionmaker = make_async_sessionmaker(engine)

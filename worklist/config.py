@@ -107,6 +107,11 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    # The API's database pool (docs/performance.md): connections per process (as many again
+    # may overflow), and how long a request waits for one before it is answered 503.
+    api_db_pool_size: int = Field(default=10, ge=1, le=200)
+    api_db_pool_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+
     # Hardening against bad input and open endpoints (docs/hardening.md).
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     # When set, GET /metrics needs "Authorization: Bearer <token>"; unset: loopback clients only.

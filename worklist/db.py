@@ -41,13 +41,19 @@ def make_engine(url: str, *, pool_size: int = 5, application_name: str = "workli
     )
 
 
-def make_async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An asyncio engine (API)."""
+def make_async_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 1.0) -> AsyncEngine:
+    """An asyncio engine (API).
+
+    No pre-ping: it costs every request a round trip. A connection the database dropped
+    fails its request once (answered 503, ``worklist.api.errors``), and SQLAlchemy then
+    discards every pooled connection older than the failure. A request waits at most
+    ``pool_timeout`` seconds for a connection: past capacity it is shed, not queued.
+    """
     return create_async_engine(
         normalise_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_timeout=pool_timeout,
         hide_parameters=True,
         connect_args={"application_name": "worklist-api"},
     )

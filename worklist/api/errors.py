@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from worklist.errors import DomainError
 
@@ -18,6 +20,11 @@ MAX_REPORTED_ERRORS = 20
 MAX_LOC_PART_CHARS = 64
 MAX_MESSAGE_CHARS = 200
 INTERNAL_ERROR = "internal server error"
+AT_CAPACITY = "the service is at capacity; retry shortly"
+DATABASE_UNAVAILABLE = "the database could not answer; retry shortly"
+# Seconds a shed request is asked to wait before it retries.
+RETRY_AFTER_AT_CAPACITY = 1
+RETRY_AFTER_DATABASE_DOWN = 5
 ELLIPSIS = "…"
 
 
@@ -59,8 +66,32 @@ async def internal_error_handler(request: Request, exc: Exception) -> JSONRespon
     return JSONResponse({"detail": INTERNAL_ERROR}, status_code=500)
 
 
+async def pool_timeout_handler(request: Request, exc: Exception) -> JSONResponse:
+    """503 + Retry-After when no database connection came free in time (load shedding)."""
+    return JSONResponse(
+        {"detail": AT_CAPACITY},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_AT_CAPACITY)},
+    )
+
+
+async def database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """503 when the database cannot be reached or dropped the connection; 500 otherwise."""
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError)
+    ):
+        return JSONResponse(
+            {"detail": DATABASE_UNAVAILABLE},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_DATABASE_DOWN)},
+        )
+    return await internal_error_handler(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the domain, validation and last-resort error handlers."""
+    """Register the domain, validation, capacity and last-resort error handlers."""
     app.add_exception_handler(DomainError, domain_error_handler)
+    app.add_exception_handler(PoolTimeoutError, pool_timeout_handler)
+    app.add_exception_handler(DBAPIError, database_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(Exception, internal_error_handler)

@@ -125,7 +125,7 @@ async def _account(
 ) -> User:
     # The check every credential passes: the user exists, is active, keeps the role, and
     # the credential was issued since the last disable, password reset or role change.
-    user = await session.run_sync(users.get_user, username)
+    user = await users.load_account(session, username)
     if user is None or not user.active or user.role is not role or user.token_version != version:
         raise AuthenticationFailed(denied)
     return user

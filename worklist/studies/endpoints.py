@@ -6,7 +6,7 @@ which are part of the worklist: ``/studies/{study_uid}/claim`` and ``/worklist/n
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -54,7 +54,7 @@ async def get_worklist(
     address: ClientAddress,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> WorklistPage:
+) -> dict[str, Any]:
     """The studies awaiting report that the caller may see, earliest deadline first."""
     return await service.list_worklist(
         session=session, user=user, filters=filters, limit=limit, cursor=cursor, address=address

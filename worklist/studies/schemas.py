@@ -14,6 +14,8 @@ from worklist.enums import DEFAULT_STATUS_FILTER, Priority, StudyFlag, StudyStat
 from worklist.models import Patient, Series, Site, Study
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import RowMapping
+
     from worklist.studies.repository import WorklistRow
 
 ReportStatus = Literal["draft", "final", "amended"]
@@ -127,6 +129,43 @@ class WorklistItem(BaseModel):
             "due_at": study.due_at,
             "status": study.status,
             "flags": list(study.flags),
+        }
+
+    @staticmethod
+    def fields_from_columns(row: RowMapping) -> dict[str, Any]:
+        """The item's fields from a row of ``repository.WORKLIST_COLUMNS``, unvalidated.
+
+        The response model validates them once on the way out; building models here
+        as well would validate every field twice.
+        """
+        claimed_by, expires_at = row["claimed_by"], row["claim_expires_at"]
+        return {
+            "study_uid": row["study_uid"],
+            "site": {"code": row["site_code"], "name": row["site_name"]},
+            "accession_number": row["accession_number"],
+            "patient": {
+                "name": row["patient_name"],
+                "nhs_number": row["nhs_number"],
+                "local_id": row["local_id"],
+                "birth_date": row["birth_date"],
+                "sex": row["sex"],
+            },
+            "modalities": row["modalities"],
+            "description": row["description"],
+            "study_datetime": row["study_datetime"],
+            "received_at": row["received_at"],
+            "series_count": row["series_count"],
+            "instance_count": row["instance_count"],
+            "priority": row["priority"],
+            "due_at": row["due_at"],
+            "status": row["status"],
+            "claim": (
+                {"username": claimed_by, "expires_at": expires_at}
+                if claimed_by is not None and expires_at is not None
+                else None
+            ),
+            "report_status": row["report_status"],
+            "flags": row["flags"],
         }
 
     @classmethod

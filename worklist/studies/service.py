@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +21,6 @@ from worklist.studies.schemas import (
     StudyDetail,
     WorklistFilters,
     WorklistItem,
-    WorklistPage,
 )
 from worklist.studies.visibility import require_worklist_access, visible_study_condition
 
@@ -48,8 +48,8 @@ async def list_worklist(
     limit: int,
     cursor: str | None,
     address: str | None,
-) -> WorklistPage:
-    """One page of the worklist the user may see; the read is audited."""
+) -> dict[str, Any]:
+    """One page of the worklist the user may see (a ``WorklistPage``'s fields); audited."""
     require_worklist_access(user)
     after = decode_cursor(cursor) if cursor else None
     rows = await repository.list_worklist(
@@ -61,8 +61,12 @@ async def list_worklist(
         limit=limit + 1,
     )
     page = rows[:limit]
-    next_cursor = encode_cursor(WorklistKey.of(page[-1].study)) if len(rows) > limit else None
-    items = [WorklistItem.from_row(row) for row in page]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        key = WorklistKey(last["due_at"], last["priority"], last["received_at"], last["id"])
+        next_cursor = encode_cursor(key)
+    items = [WorklistItem.fields_from_columns(row) for row in page]
     audit.record(
         session,
         actor=user.username,
@@ -72,10 +76,10 @@ async def list_worklist(
         detail={
             "filters": filters.as_audit_detail(),
             "cursor": cursor,
-            "study_uids": [item.study_uid for item in items],
+            "study_uids": [item["study_uid"] for item in items],
         },
     )
-    return WorklistPage(items=items, next_cursor=next_cursor)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 async def get_study_detail(

@@ -7,7 +7,8 @@ A study outside the rule is treated as absent (404), never as forbidden.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, false, true
+from sqlalchemy import ColumnElement, Integer, any_, bindparam, false, true
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from worklist.enums import Role
 from worklist.errors import Forbidden
@@ -22,7 +23,10 @@ def visible_study_condition(user: User) -> ColumnElement[bool]:
         return true()
     if user.role in (Role.RADIOLOGIST, Role.MANAGER):
         site_ids = sorted(site.id for site in user.sites)
-        return Study.site_id.in_(site_ids) if site_ids else false()
+        if not site_ids:
+            return false()
+        # An array, not an IN-list: one statement text however many sites, so it stays prepared.
+        return Study.site_id == any_(bindparam(None, site_ids, type_=ARRAY(Integer)))
     return false()
 
 
