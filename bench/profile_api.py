@@ -56,7 +56,9 @@ async def _log_in(http: httpx.AsyncClient, users: list[BenchUser]) -> None:
         )
         response.raise_for_status()
         user.token = response.json()["access_token"]
-        first = await http.get("/api/v1/worklist", headers={"Authorization": f"Bearer {user.token}"})
+        first = await http.get(
+            "/api/v1/worklist", headers={"Authorization": f"Bearer {user.token}"}
+        )
         first.raise_for_status()
         user.cursor = first.json().get("next_cursor")
 
@@ -68,9 +70,7 @@ def _reset_claims(claimed: list[str]) -> None:
             "AND s.study_uid = ANY(%s)",
             (claimed,),
         )
-        conn.execute(
-            "UPDATE studies SET status = 'ready' WHERE study_uid = ANY(%s)", (claimed,)
-        )
+        conn.execute("UPDATE studies SET status = 'ready' WHERE study_uid = ANY(%s)", (claimed,))
 
 
 async def _measure(

@@ -36,9 +36,7 @@ def headers(settings: Settings, db: sessionmaker[Session]) -> dict[str, str]:
 @pytest.fixture
 def small_pool(settings: Settings) -> Iterator[TestClient]:
     """An API whose pool holds one connection (plus one overflow), waiting 50 ms at most."""
-    tight = settings.model_copy(
-        update={"api_db_pool_size": 1, "api_db_pool_timeout_seconds": 0.05}
-    )
+    tight = settings.model_copy(update={"api_db_pool_size": 1, "api_db_pool_timeout_seconds": 0.05})
     with TestClient(create_app(tight)) as client:
         yield client
 
