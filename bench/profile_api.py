@@ -1,24 +1,21 @@
-"""CPU per request of the worklist API, in-process, one kind at a time (where the time goes).
+"""CPU per request of the worklist API, one request at a time, one kind at a time.
 
-``python -m bench.profile_api`` builds the app with ``create_app`` (the code and settings of
-``worklist api``) over the 1M-study ``bench_worklist`` database, logs the benchmark's users
-in through the real login, then sends each request kind of the worklist mix (and ``next``
-claims) one after another over an ASGI transport. For every kind it reports the API's CPU
-per request (this process: app and the in-process client, no HTTP parsing) and the CPU of
-the database backends serving it. ``--profile DIR`` also writes a cProfile of each kind
-(``DIR/<kind>.pstats``; read with ``python -m pstats`` or ``snakeviz``).
+``python -m bench.profile_api`` starts one ``worklist api`` process (as ``bench.worklist``
+does) over the 1M-study ``bench_worklist`` database, logs the benchmark's users in through
+the real login, then sends each request kind of the worklist mix (and ``next`` claims) one
+after another from one keep-alive client. For every kind it reports the CPU per request of
+the API process and of the database backends serving it (from ``/proc``, so the client's
+own CPU is not counted), and the wall time per request.
 
-It complements ``bench.worklist`` (real processes, open loop, latency): this one is quiet,
-single-threaded and repeatable, to see what a change saves per request.
+It complements ``bench.worklist`` (open loop, latency, saturation): with one request in
+flight there is no queueing, so it shows what a change saves per request even on a busy
+machine. To see where the API's time goes, run ``py-spy record --pid <api pid>`` meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import cProfile
 import json
-import os
 import random
 import secrets
 import time
@@ -30,35 +27,21 @@ import psycopg
 
 from bench import load_studies
 from bench.shared.dbcpu import database_cpu
-from bench.shared.worklist_api import MIX, BenchUser, pick_users, variant_query
-from worklist.app import create_app
-from worklist.config import Settings
+from bench.shared.procs import group_cpu_seconds
+from bench.shared.worklist_api import MIX, ApiCluster, BenchUser, pick_users, variant_query
 
 NEXT = "next"
 
 
-def _settings(tmp: Path) -> Settings:
-    return Settings(
-        database_url=load_studies.database_url(),
-        redis_url="redis://127.0.0.1:6379/14",
-        data_dir=tmp,
-        secret_key=secrets.token_urlsafe(48),
-        log_level="WARNING",
-        login_max_attempts_per_address=100000,
-    )
-
-
-async def _log_in(http: httpx.AsyncClient, users: list[BenchUser]) -> None:
+def _log_in(http: httpx.Client, users: list[BenchUser]) -> None:
     for user in users:
-        response = await http.post(
+        response = http.post(
             "/api/v1/auth/token",
             data={"username": user.username, "password": load_studies.BENCH_PASSWORD},
         )
         response.raise_for_status()
         user.token = response.json()["access_token"]
-        first = await http.get(
-            "/api/v1/worklist", headers={"Authorization": f"Bearer {user.token}"}
-        )
+        first = http.get("/api/v1/worklist", headers={"Authorization": f"Bearer {user.token}"})
         first.raise_for_status()
         user.cursor = first.json().get("next_cursor")
 
@@ -73,77 +56,71 @@ def _reset_claims(claimed: list[str]) -> None:
         conn.execute("UPDATE studies SET status = 'ready' WHERE study_uid = ANY(%s)", (claimed,))
 
 
-async def _measure(
-    http: httpx.AsyncClient,
-    requests: list[tuple[str, str, str]],
-    profile_to: Path | None,
-    kind: str,
+def _measure(
+    http: httpx.Client, api_pid: int, requests: list[tuple[str, str, str]], kind: str
 ) -> dict[str, Any]:
-    database = load_studies.DB_NAME
-    profiler = cProfile.Profile() if profile_to else None
     claimed: list[str] = []
-    db_before = database_cpu(database)
-    cpu_before, wall_before = time.process_time(), time.perf_counter()
-    if profiler:
-        profiler.enable()
+    db_before = database_cpu(load_studies.DB_NAME)
+    api_before, wall_before = group_cpu_seconds(api_pid), time.perf_counter()
     for method, path, token in requests:
-        response = await http.request(method, path, headers={"Authorization": f"Bearer {token}"})
+        response = http.request(method, path, headers={"Authorization": f"Bearer {token}"})
         if response.status_code >= 400:
             raise RuntimeError(f"{kind}: {method} {path} -> {response.status_code}")
         if method == "POST" and response.status_code == 200:
             claimed.append(response.json()["claim"]["study_uid"])
-    if profiler and profile_to:
-        profiler.disable()
-        profiler.dump_stats(profile_to / f"{kind}.pstats")
-    cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
-    db_after = database_cpu(database)
+    api, wall = group_cpu_seconds(api_pid) - api_before, time.perf_counter() - wall_before
+    db_after = database_cpu(load_studies.DB_NAME)
     db = sum(v - db_before.get(pid, 0.0) for pid, v in db_after.items())
     if claimed:
         _reset_claims(claimed)
     n = len(requests)
     return {
         "requests": n,
-        "api_cpu_ms": round(1000 * cpu / n, 3),
+        "api_cpu_ms": round(1000 * api / n, 3),
         "db_cpu_ms": round(1000 * db / n, 3),
         "wall_ms": round(1000 * wall / n, 3),
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+def _requests(
+    kind: str, count: int, users: list[BenchUser], rng: random.Random
+) -> list[tuple[str, str, str]]:
+    radiologists = [u for u in users if u.role == "radiologist"]
+    requests: list[tuple[str, str, str]] = []
+    for i in range(count):
+        if kind == NEXT:
+            user = radiologists[i % len(radiologists)]
+            requests.append(("POST", "/api/v1/worklist/next", user.token))
+            continue
+        while True:
+            user = users[rng.randrange(len(users))]
+            path = variant_query(user, kind, rng)
+            if path is not None:
+                break
+        requests.append(("GET", path, user.token))
+    return requests
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
     """Measure each kind; return {kind: figures}."""
-    tmp = Path(args.workdir)
-    tmp.mkdir(parents=True, exist_ok=True)
-    app = create_app(_settings(tmp))
+    cluster = ApiCluster(Path(args.workdir), 1, secrets.token_urlsafe(48))
     rng = random.Random(11)
     users = pick_users(rng)
-    profile_to = Path(args.profile) if args.profile else None
-    if profile_to:
-        profile_to.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://bench") as http,
-    ):
-        await _log_in(http, users)
-        radiologists = [u for u in users if u.role == "radiologist"]
-        kinds = [k for k in [*MIX, NEXT] if not args.only or k in args.only.split(",")]
-        for kind in kinds:
-            requests: list[tuple[str, str, str]] = []
-            for i in range(args.requests):
-                if kind == NEXT:
-                    user = radiologists[i % len(radiologists)]
-                    requests.append(("POST", "/api/v1/worklist/next", user.token))
-                    continue
-                while True:
-                    user = users[rng.randrange(len(users))]
-                    path = variant_query(user, kind, rng)
-                    if path is not None:
-                        break
-                requests.append(("GET", path, user.token))
-            await _measure(http, requests[: max(5, args.requests // 10)], None, kind)  # warm
-            results[kind] = await _measure(http, requests, profile_to, kind)
-            print(kind, json.dumps(results[kind]), flush=True)
+    cluster.start()
+    try:
+        api_pid = cluster.pids[0]
+        print(f"api pid {api_pid}", flush=True)
+        with httpx.Client(base_url=f"http://127.0.0.1:{cluster.ports[0]}", timeout=30) as http:
+            _log_in(http, users)
+            kinds = [k for k in [*MIX, NEXT] if not args.only or k in args.only.split(",")]
+            for kind in kinds:
+                requests = _requests(kind, args.requests, users, rng)
+                _measure(http, api_pid, requests[: max(5, args.requests // 10)], kind)  # warm
+                results[kind] = _measure(http, api_pid, requests, kind)
+                print(kind, json.dumps(results[kind]), flush=True)
+    finally:
+        cluster.stop()
     return results
 
 
@@ -152,9 +129,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="requests per kind")
     parser.add_argument("--only", default="", help="comma-separated kinds")
-    parser.add_argument("--profile", default="", help="write cProfile stats to this directory")
-    parser.add_argument("--workdir", default=os.path.join("/tmp", "bench-profile-api"))
-    results = asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--workdir", default="/tmp/bench-profile-api")
+    results = run(parser.parse_args())
     gets = [v for k, v in results.items() if k != NEXT]
     if gets:
         weights = [MIX[k] for k in results if k != NEXT]
