@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from pydicom.dataset import Dataset
 
 from dicom_gateway import status
-from dicom_gateway.uids import is_valid_uid
+from worklist.uids import is_valid_uid
 
 # Keys a retrieval must name at its level (Part 4 C.4.2.1.4: unique keys only).
 RETRIEVE_UNIQUE_KEY = {
