@@ -22,8 +22,8 @@ from dicom_gateway.indexer import GroupCommitter, IndexFailed, IndexRequest
 from dicom_gateway.parse import InstanceHeader, InstanceRejected, read_header
 from dicom_gateway.receive_fix import discard_partial_dataset
 from dicom_gateway.storage import Storage, sync_file
-from dicom_gateway.uids import is_valid_uid
 from worklist.metrics import ASSOCIATIONS, INGEST_BYTES, INGEST_INSTANCES, INGEST_LATENCY
+from worklist.uids import is_valid_uid
 
 log = logging.getLogger("dicom_gateway")
 

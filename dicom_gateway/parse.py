@@ -13,10 +13,10 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from dicom_gateway import status
-from dicom_gateway.uids import is_valid_uid
 from worklist.enums import Priority
 from worklist.identity import normalise_nhs_number
 from worklist.timezones import SITE_TIMEZONE
+from worklist.uids import is_valid_uid
 
 # Study dates and times in DICOM carry no zone; member trusts are in England.
 

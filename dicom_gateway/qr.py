@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dicom_gateway import status
 from dicom_gateway.associations import Peer
 from dicom_gateway.handlers import GatewayContext, on_connected
-from dicom_gateway.qr_match import InvalidIdentifier, Level, Query, parse_identifier
+from dicom_gateway.qr_match import InvalidIdentifier, parse_identifier
 from dicom_gateway.qr_repository import (
     StoredInstance,
     destination_node,
@@ -33,6 +33,7 @@ from dicom_gateway.qr_response import find_response
 from dicom_gateway.qr_send import StoredFile
 from worklist.audit.repository import ActorKind, record
 from worklist.enums import AuditAction
+from worklist.matching.values import Level, Matching
 from worklist.sites.repository import node_site_ids
 
 log = logging.getLogger("dicom_gateway")
@@ -84,7 +85,7 @@ def on_find(event: Any, ctx: GatewayContext) -> Iterator[FindResult]:
         yield status.PENDING, find_response(row, query, identifier, ctx.ae_title)
 
 
-def _find(ctx: GatewayContext, peer: Peer, query: Query) -> list[Any]:
+def _find(ctx: GatewayContext, peer: Peer, query: Matching) -> list[Any]:
     limit = MAX_FIND_MATCHES[query.level]
     with ctx.sessions() as session, session.begin():
         site_ids = node_site_ids(session, peer.node_id)
@@ -207,7 +208,7 @@ def on_get(event: Any, ctx: GatewayContext) -> Iterator[Any]:
 
 
 def _instances(
-    session: Any, peer: Peer, query: Query, *, destination_node_id: int | None = None
+    session: Any, peer: Peer, query: Matching, *, destination_node_id: int | None = None
 ) -> list[StoredInstance]:
     """What the caller may retrieve; for a C-MOVE, only what the destination may see too:
     a node cannot push a trust's studies to a node with no reason to hold them."""
@@ -221,7 +222,7 @@ def _send(
     event: Any,
     ctx: GatewayContext,
     peer: Peer,
-    query: Query,
+    query: Matching,
     instances: list[StoredInstance],
     outcomes: SubOperations,
     destination: str,
@@ -270,7 +271,7 @@ def _contexts(instances: list[StoredInstance]) -> list[Any]:
 def _audit_retrieval(
     ctx: GatewayContext,
     peer: Peer,
-    query: Query,
+    query: Matching,
     attempted: list[StoredInstance],
     outcomes: SubOperations,
     destination: str,

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
-from dicom_gateway.qr_match import Level, Query, is_universal, like_pattern, literal_pattern
+from worklist.matching.conditions import NEWEST_FIRST, matching_conditions, sites_condition
+from worklist.matching.values import Level, Matching
 from worklist.models import DicomNode, Instance, Patient, Series, Site, Study
-from worklist.timezones import SITE_TIMEZONE
 
+_Ts = TypeVarTuple("_Ts")
 _STUDY_COLUMNS = (
     Study.study_uid,
     Study.site_id,
@@ -65,30 +67,33 @@ class StoredInstance:
 
 
 def find_matches(
-    session: Session, query: Query, site_ids: Collection[int], limit: int
+    session: Session, matching: Matching, site_ids: Collection[int], limit: int
 ) -> list[RowMapping]:
     """Up to ``limit`` matches at the query's level among the studies of ``site_ids``."""
     if not site_ids:
         return []
-    columns = list(_STUDY_COLUMNS)
-    order = [Study.study_datetime.desc().nulls_last(), Study.id]
-    if query.level in (Level.SERIES, Level.IMAGE):
+    columns: list[Any] = list(_STUDY_COLUMNS)
+    order: list[Any] = list(NEWEST_FIRST)
+    if matching.level.reaches(Level.SERIES):
         columns += _SERIES_COLUMNS
         order += [Series.number.nulls_last(), Series.id]
-    if query.level is Level.IMAGE:
+    if matching.level.reaches(Level.IMAGE):
         columns += _INSTANCE_COLUMNS
         order += [Instance.instance_number.nulls_last(), Instance.id]
-    stmt = _filtered(select(*columns), query, site_ids).order_by(*order).limit(limit)
-    return list(session.execute(stmt).mappings())
+    stmt = select(*columns).select_from(Study).join(Patient, Patient.id == Study.patient_id)
+    stmt = stmt.join(Site, Site.id == Study.site_id)
+    stmt = _down_to(stmt, matching.level)
+    stmt = stmt.where(sites_condition(site_ids), *matching_conditions(matching))
+    return list(session.execute(stmt.order_by(*order).limit(limit)).mappings())
 
 
 def instances_to_retrieve(
-    session: Session, query: Query, site_ids: Collection[int], limit: int
+    session: Session, matching: Matching, site_ids: Collection[int], limit: int
 ) -> list[StoredInstance]:
     """Up to ``limit`` stored instances a retrieval names, study by study, in series order."""
     if not site_ids:
         return []
-    stmt = _filtered(
+    stmt = _down_to(
         select(
             Study.study_uid,
             Study.site_id,
@@ -96,11 +101,11 @@ def instances_to_retrieve(
             Instance.sop_class_uid,
             Instance.transfer_syntax_uid,
             Instance.path,
-        ),
-        query,
-        site_ids,
-        instances=True,
+        ).select_from(Study),
+        Level.IMAGE,
     )
+    # The matching's level decides which keys narrow: a STUDY retrieval moves all of it.
+    stmt = stmt.where(sites_condition(site_ids), *matching_conditions(matching))
     stmt = stmt.order_by(
         Study.id, Series.number.nulls_last(), Series.id, Instance.instance_number, Instance.id
     ).limit(limit)
@@ -117,55 +122,10 @@ def destination_node(session: Session, ae_title: str) -> Destination | None:
     return None if row is None else Destination(row[0], list(row[1] or []), row[2], row[3])
 
 
-def _filtered(
-    stmt: Select,  # type: ignore[type-arg]
-    query: Query,
-    site_ids: Collection[int],
-    *,
-    instances: bool = False,
-) -> Select:  # type: ignore[type-arg]
-    stmt = stmt.select_from(Study).join(Patient, Patient.id == Study.patient_id)
-    stmt = stmt.where(Study.site_id.in_(list(site_ids)))
-    # The issuer of a local patient ID is its site (as QIDO answers): join only when needed.
-    if not instances or not is_universal(query.issuer_of_patient_id):
-        stmt = stmt.join(Site, Site.id == Study.site_id)
-        stmt = _text_match(stmt, Site.code, query.issuer_of_patient_id)
-    if not is_universal(query.patient_name):
-        assert query.patient_name is not None
-        pattern = like_pattern(query.patient_name) or literal_pattern(query.patient_name)
-        stmt = stmt.where(Patient.name.ilike(pattern, escape="\\"))
-    stmt = _text_match(stmt, Patient.local_id, query.patient_id)
-    stmt = _text_match(stmt, Study.accession_number, query.accession_number)
-    if query.study_date is not None:
-        local_day = func.date(func.timezone(SITE_TIMEZONE.key, Study.study_datetime))
-        if query.study_date.start is not None:
-            stmt = stmt.where(local_day >= query.study_date.start)
-        if query.study_date.end is not None:
-            stmt = stmt.where(local_day <= query.study_date.end)
-    if query.study_uids:
-        stmt = stmt.where(Study.study_uid.in_(query.study_uids))
-    if query.modalities_in_study:
-        stmt = stmt.where(Study.modalities.op("&&")(list(query.modalities_in_study)))
-    below_study = instances or query.level is not Level.STUDY
-    if below_study:
+def _down_to(stmt: Select[*_Ts], level: Level) -> Select[*_Ts]:
+    """``stmt`` over studies joined down to the rows of ``level``."""
+    if level.reaches(Level.SERIES):
         stmt = stmt.join(Series, Series.study_id == Study.id)
-        # Series keys only narrow a SERIES or IMAGE request (a STUDY retrieval moves it all).
-        if query.level is not Level.STUDY:
-            if query.series_uids:
-                stmt = stmt.where(Series.series_uid.in_(query.series_uids))
-            stmt = _text_match(stmt, Series.modality, query.modality)
-    if instances or query.level is Level.IMAGE:
+    if level.reaches(Level.IMAGE):
         stmt = stmt.join(Instance, Instance.series_id == Series.id)
-        if query.level is Level.IMAGE and query.sop_uids:
-            stmt = stmt.where(Instance.sop_instance_uid.in_(query.sop_uids))
     return stmt
-
-
-def _text_match(stmt: Select, column: object, value: str | None) -> Select:  # type: ignore[type-arg]
-    if is_universal(value):
-        return stmt
-    assert value is not None
-    pattern = like_pattern(value)
-    if pattern is None:
-        return stmt.where(column == value)  # type: ignore[arg-type]
-    return stmt.where(column.like(pattern, escape="\\"))  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from sqlalchemy.engine import RowMapping
 
-from dicom_gateway.qr_match import Level, Query
+from worklist.matching.values import Level, Matching
 from worklist.timezones import SITE_TIMEZONE
 
 # Names and descriptions are Unicode in the index: answer in UTF-8.
@@ -51,7 +51,7 @@ _KEYS_BY_LEVEL = {
 _CONTROL_KEYS = {"SpecificCharacterSet", "QueryRetrieveLevel", "RetrieveAETitle"}
 
 
-def find_response(row: RowMapping, query: Query, identifier: Dataset, ae_title: str) -> Dataset:
+def find_response(row: RowMapping, query: Matching, identifier: Dataset, ae_title: str) -> Dataset:
     """One pending C-FIND response: unique keys, the requested keys we know, the rest empty."""
     ds = Dataset()
     ds.SpecificCharacterSet = RESPONSE_CHARACTER_SET

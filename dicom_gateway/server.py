@@ -102,7 +102,7 @@ class Gateway:
         install_receive_fix()
         self.ae.receive_dir = self.receive_area.open()
         # pydicom/pynetdicom regex-check every UID they build (PDUs, headers): a large share
-        # of ingest CPU. The gateway checks the UIDs it relies on itself (dicom_gateway.uids).
+        # of ingest CPU. The gateway checks the UIDs it relies on itself (worklist.uids).
         pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
         self.committer.start()
         if self.events is not None:

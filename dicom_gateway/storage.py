@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dicom_gateway.uids import is_valid_uid
+from worklist.uids import is_valid_uid
 
 FILE_SUFFIX = ".dcm"
 VERSION_MARK = "~"

@@ -29,6 +29,7 @@ from worklist.dicomweb.responses import (
 from worklist.dicomweb.service import Caller, Scope
 from worklist.dicomweb.wado import NOT_VISIBLE, Accept, CallerDep
 from worklist.dicomweb.wado import router as wado_router
+from worklist.matching.values import Level
 
 router = APIRouter(
     prefix="/dicomweb",
@@ -61,7 +62,7 @@ async def search_studies(
 ) -> JSONResponse:
     """QIDO-RS: the studies the caller may see matching the query (DICOM JSON)."""
     media.require_json(accept)
-    query = parse_query(request.query_params.multi_items())
+    query = parse_query(request.query_params.multi_items(), level=Level.STUDY)
     return _json(await service.search_studies(session=session, caller=caller, query=query))
 
 
@@ -73,7 +74,7 @@ async def _series(
     scope: Scope,
 ) -> JSONResponse:
     media.require_json(accept)
-    query = parse_query(request.query_params.multi_items())
+    query = parse_query(request.query_params.multi_items(), level=Level.SERIES)
     return _json(
         await service.search_series(session=session, caller=caller, query=query, scope=scope)
     )
@@ -87,7 +88,7 @@ async def _instances(
     scope: Scope,
 ) -> JSONResponse:
     media.require_json(accept)
-    query = parse_query(request.query_params.multi_items())
+    query = parse_query(request.query_params.multi_items(), level=Level.IMAGE)
     return _json(
         await service.search_instances(session=session, caller=caller, query=query, scope=scope)
     )

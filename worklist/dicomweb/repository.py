@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVarTuple
+from typing import TypeVarTuple
 
-from sqlalchemy import ARRAY, ColumnElement, Select, Text, cast, func, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
-from worklist.dicomweb.query import Matching
-from worklist.models import Instance, Patient, Series, Study
-from worklist.timezones import SITE_TIMEZONE
+from worklist.matching.conditions import NEWEST_FIRST, matching_conditions
+from worklist.matching.values import Matching
+from worklist.models import Instance, Series, Study
 
-LIKE_ESCAPE = "\\"
 _Ts = TypeVarTuple("_Ts")
 
 
@@ -55,65 +54,6 @@ class VisibleStudy:
     site_id: int
 
 
-def _text_match(
-    column: Any, pattern: str, *, case_insensitive: bool = False
-) -> ColumnElement[bool]:
-    if "%" not in pattern.replace("\\%", "") and "_" not in pattern.replace("\\_", ""):
-        literal = pattern.replace("\\%", "%").replace("\\_", "_").replace("\\\\", "\\")
-        return func.lower(column) == literal.lower() if case_insensitive else column == literal
-    if case_insensitive:
-        return column.ilike(pattern, escape=LIKE_ESCAPE)  # type: ignore[no-any-return]
-    return column.like(pattern, escape=LIKE_ESCAPE)  # type: ignore[no-any-return]
-
-
-def _study_conditions(matching: Matching) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if matching.study_uids:
-        conditions.append(Study.study_uid.in_(matching.study_uids))
-    if matching.patient_name is not None:
-        conditions.append(_text_match(Patient.name, matching.patient_name, case_insensitive=True))
-    if matching.patient_id is not None:
-        conditions.append(_text_match(Patient.local_id, matching.patient_id))
-    if matching.accession_number is not None:
-        conditions.append(_text_match(Study.accession_number, matching.accession_number))
-    if matching.study_description is not None:
-        conditions.append(
-            _text_match(Study.description, matching.study_description, case_insensitive=True)
-        )
-    if matching.date_from is not None or matching.date_to is not None:
-        local_day = func.date(func.timezone(SITE_TIMEZONE.key, Study.study_datetime))
-        if matching.date_from is not None:
-            conditions.append(local_day >= matching.date_from)
-        if matching.date_to is not None:
-            conditions.append(local_day <= matching.date_to)
-    if matching.modalities_in_study:
-        wanted = cast(list(matching.modalities_in_study), ARRAY(Text))
-        conditions.append(Study.modalities.op("&&")(wanted))
-    return conditions
-
-
-def _series_conditions(matching: Matching) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if matching.series_uids:
-        conditions.append(Series.series_uid.in_(matching.series_uids))
-    if matching.modalities:
-        conditions.append(Series.modality.in_(matching.modalities))
-    if matching.series_number is not None:
-        conditions.append(Series.number == matching.series_number)
-    return conditions
-
-
-def _instance_conditions(matching: Matching) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if matching.sop_instance_uids:
-        conditions.append(Instance.sop_instance_uid.in_(matching.sop_instance_uids))
-    if matching.sop_class_uids:
-        conditions.append(Instance.sop_class_uid.in_(matching.sop_class_uids))
-    if matching.instance_number is not None:
-        conditions.append(Instance.instance_number == matching.instance_number)
-    return conditions
-
-
 def _with_study(stmt: Select[*_Ts], visible: ColumnElement[bool]) -> Select[*_Ts]:
     return (
         stmt.join(Study.patient)
@@ -132,8 +72,8 @@ async def search_studies(
     offset: int,
 ) -> list[Study]:
     """Visible studies matching, newest first; each loaded with its patient and site."""
-    stmt = _with_study(select(Study), visible).where(*_study_conditions(matching))
-    stmt = stmt.order_by(Study.study_datetime.desc().nulls_last(), Study.id.desc())
+    stmt = _with_study(select(Study), visible).where(*matching_conditions(matching))
+    stmt = stmt.order_by(*NEWEST_FIRST)
     rows = await session.scalars(stmt.limit(limit).offset(offset))
     return list(rows.unique())
 
@@ -148,8 +88,8 @@ async def search_series(
 ) -> list[SeriesRow]:
     """Visible series matching, by study then series number."""
     stmt = _with_study(select(Series, Study).join(Study, Series.study_id == Study.id), visible)
-    conditions = _study_conditions(matching) + _series_conditions(matching)
-    stmt = stmt.where(*conditions).order_by(Study.id, Series.number.nulls_last(), Series.id)
+    stmt = stmt.where(*matching_conditions(matching))
+    stmt = stmt.order_by(Study.id, Series.number.nulls_last(), Series.id)
     rows = await session.execute(stmt.limit(limit).offset(offset))
     return [SeriesRow(series=series, study=study) for series, study in rows]
 
@@ -169,10 +109,7 @@ async def search_instances(
         .join(Study, Instance.study_id == Study.id),
         visible,
     )
-    conditions = (
-        _study_conditions(matching) + _series_conditions(matching) + _instance_conditions(matching)
-    )
-    stmt = stmt.where(*conditions).order_by(
+    stmt = stmt.where(*matching_conditions(matching)).order_by(
         Study.id,
         Series.number.nulls_last(),
         Series.id,

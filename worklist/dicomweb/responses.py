@@ -76,7 +76,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 # As lenient as the parser: items split on "," or "\\", blanks dropped; each item a UID.
 _UID_LIST = {"type": "string", "pattern": "^[0-9., \\\\]*$"}
 _TEXT = {"type": "string"}
-_DAY = "[0-9]{8}"
+_DAY = "(?:[0-9]{8}|[0-9]{4}[.][0-9]{2}[.][0-9]{2})"  # YYYYMMDD or ACR-NEMA's YYYY.MM.DD
 _DASHED_DAY = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _NUMBER = {"type": "integer", "minimum": -MAX_DB_INT - 1, "maximum": MAX_DB_INT}
 _PAGING = [
@@ -87,10 +87,11 @@ _PAGING = [
 ]
 _STUDY = [
     _query("StudyInstanceUID", _UID_LIST, "One or more UIDs (comma-separated)"),
-    _query("PatientName", _TEXT, "`*` and `?` wildcards"),
+    _query("PatientName", _TEXT, "`*` and `?` wildcards, any case"),
     _query("PatientID", _TEXT, "`*` and `?` wildcards"),
+    _query("IssuerOfPatientID", _TEXT, "The site code; `*` and `?` wildcards"),
     _query("AccessionNumber", _TEXT, "`*` and `?` wildcards"),
-    _query("StudyDescription", _TEXT, "`*` and `?` wildcards"),
+    _query("StudyDescription", _TEXT, "`*` and `?` wildcards, any case"),
     _query(
         "StudyDate",
         {
@@ -99,11 +100,11 @@ _STUDY = [
         },
         "YYYYMMDD, or a range YYYYMMDD-YYYYMMDD (either end open)",
     ),
-    _query("ModalitiesInStudy", _TEXT, "e.g. CT; comma-separated"),
+    _query("ModalitiesInStudy", _TEXT, "e.g. CT; comma-separated; `*` and `?` wildcards"),
 ]
 _SERIES = [
     _query("SeriesInstanceUID", _UID_LIST, "One or more UIDs (comma-separated)"),
-    _query("Modality", _TEXT, "e.g. CT; comma-separated"),
+    _query("Modality", _TEXT, "e.g. CT; comma-separated; `*` and `?` wildcards"),
     _query("SeriesNumber", _NUMBER, "Exact match"),
 ]
 _INSTANCES = [

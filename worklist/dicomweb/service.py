@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement
@@ -13,10 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worklist.audit import repository as audit
 from worklist.dicomweb import dicomjson, repository
 from worklist.dicomweb.dicomjson import JsonDataset
-from worklist.dicomweb.query import Matching, QidoQuery
+from worklist.dicomweb.query import QidoQuery, audit_detail
 from worklist.dicomweb.repository import StoredInstance, VisibleStudy
 from worklist.enums import AuditAction
 from worklist.errors import NotFound
+from worklist.matching.values import Matching
 from worklist.models import Study, User
 from worklist.priors import service as priors
 from worklist.studies.service import STUDY_NOT_FOUND
@@ -95,12 +95,12 @@ class Retrieval:
 
 
 def _scoped(matching: Matching, scope: Scope) -> Matching:
-    values: dict[str, Any] = dict(vars(matching))
+    """``matching`` within the study (and series) of the path, whatever the query said."""
     if scope.study_uid is not None:
-        values["study_uids"] = (scope.study_uid,)
+        matching = replace(matching, study_uids=(scope.study_uid,))
     if scope.series_uid is not None:
-        values["series_uids"] = (scope.series_uid,)
-    return Matching(**values)
+        matching = replace(matching, series_uids=(scope.series_uid,))
+    return matching
 
 
 async def _resolve_scope(
@@ -148,7 +148,7 @@ def _audit_query(
                 detail={
                     "channel": "dicomweb",
                     "level": level,
-                    "matching": query.matching.as_audit_detail(),
+                    "matching": audit_detail(query.matching),
                 },
             )
         return
@@ -163,7 +163,7 @@ def _audit_query(
         detail={
             "via": "dicomweb",
             "level": level,
-            "matching": query.matching.as_audit_detail(),
+            "matching": audit_detail(query.matching),
             "results": len(matched),
             "study_uids": [s.study_uid for s in distinct[:MAX_AUDITED_STUDY_UIDS]],
             "study_uids_truncated": len(distinct) > MAX_AUDITED_STUDY_UIDS,

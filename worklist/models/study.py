@@ -31,7 +31,16 @@ class Patient(Base):
     """A patient as known to one trust (local ID issued by that site)."""
 
     __tablename__ = "patients"
-    __table_args__ = (UniqueConstraint("site_id", "local_id"),)
+    __table_args__ = (
+        UniqueConstraint("site_id", "local_id"),
+        # Migration 0009: what C-FIND and QIDO-RS match on (worklist.matching.conditions).
+        Index(
+            "ix_patients_name_lower",
+            text("lower(name)"),
+            postgresql_ops={"lower(name)": "text_pattern_ops"},
+        ),
+        Index("ix_patients_local_id", "local_id", postgresql_ops={"local_id": "text_pattern_ops"}),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"))
@@ -76,6 +85,8 @@ class Study(Base):
             "last_instance_at",
             postgresql_where=text("status = 'receiving'"),
         ),
+        # Migration 0009: StudyDate ranges, and QIDO-RS's newest-first study list.
+        Index("ix_studies_newest", text("study_datetime DESC NULLS LAST"), text("id DESC")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
