@@ -55,7 +55,13 @@ def make_async_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 1.
         max_overflow=pool_size,
         pool_timeout=pool_timeout,
         hide_parameters=True,
-        connect_args={"application_name": "worklist-api"},
+        connect_args={
+            "application_name": "worklist-api",
+            # A request's query reads one page by an index: parallel workers (which a
+            # q= search over patients would otherwise start) cost tens of milliseconds
+            # of CPU to save a few of latency, and the machine serves many requests.
+            "options": "-c max_parallel_workers_per_gather=0",
+        },
     )
 
 
