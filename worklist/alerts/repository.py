@@ -121,22 +121,6 @@ def _view(row: Any) -> AlertView:
     return AlertView(*row)
 
 
-async def lock_visible_study(
-    session: AsyncSession, *, study_uid: str, visible: ColumnElement[bool]
-) -> tuple[Study, Site, Patient] | None:
-    """Lock the study (if ``visible`` admits it) and return it with its site and patient."""
-    stmt = (
-        select(Study, Site, Patient)
-        .join(Site, Site.id == Study.site_id)
-        .join(Patient, Patient.id == Study.patient_id)
-        .where(Study.study_uid == study_uid, visible)
-        .with_for_update(of=Study, key_share=True)
-        .execution_options(populate_existing=True)
-    )
-    row = (await session.execute(stmt)).one_or_none()
-    return (row[0], row[1], row[2]) if row else None
-
-
 async def study_writers(session: AsyncSession, *, study_id: int) -> tuple[int | None, int | None]:
     """The user ids of the study's claim holder and report author (None where there is none).
 
