@@ -20,7 +20,7 @@ from pynetdicom.dimse_messages import C_STORE_RSP
 from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_gateway import status
-from dicom_gateway.associations import Peer
+from dicom_gateway.associations import Peer, node_site_ids
 from dicom_gateway.handlers import GatewayContext, on_connected
 from dicom_gateway.qr_match import InvalidIdentifier, Level, Query, parse_identifier
 from dicom_gateway.qr_repository import (
@@ -33,7 +33,6 @@ from dicom_gateway.qr_response import find_response
 from dicom_gateway.qr_send import StoredFile
 from worklist.audit.repository import ActorKind, record
 from worklist.enums import AuditAction
-from worklist.sites.repository import node_site_ids
 
 log = logging.getLogger("dicom_gateway")
 

@@ -1,24 +1,37 @@
 """Engines and sessions. Built by factories at start-up, never at import.
 
+The domain is async (``AsyncSession``); synchronous engines serve only the edges that
+run in threads of their own (the gateway, reindexing) and the tests' fixtures.
+``run_in_transaction`` is how a synchronous entry point (the CLI, the demo seeding)
+runs one async unit of work.
+
 Engines hide statement parameters from their errors: the values are search terms and
 patient demographics, and an error's message ends up in logs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
+R = TypeVar("R")
 
 
 def normalise_url(url: str) -> str:
@@ -30,7 +43,7 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 5, application_name: str = "worklist") -> Engine:
-    """A synchronous engine (gateway, worker, CLI)."""
+    """A synchronous engine (the gateway's threads, reindexing)."""
     return create_engine(
         normalise_url(url),
         pool_size=pool_size,
@@ -41,15 +54,17 @@ def make_engine(url: str, *, pool_size: int = 5, application_name: str = "workli
     )
 
 
-def make_async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An asyncio engine (API)."""
+def make_async_engine(
+    url: str, *, pool_size: int = 10, application_name: str = "worklist-api"
+) -> AsyncEngine:
+    """An asyncio engine (API, worker, CLI)."""
     return create_async_engine(
         normalise_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         hide_parameters=True,
-        connect_args={"application_name": "worklist-api"},
+        connect_args={"application_name": application_name},
     )
 
 
@@ -68,6 +83,25 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on error."""
     with factory() as session, session.begin():
         yield session
+
+
+def run_in_transaction(
+    url: str, work: Callable[[AsyncSession], Awaitable[R]], *, application_name: str
+) -> R:
+    """Run ``work`` as one transaction on a short-lived engine (commit unless it raises).
+
+    For synchronous entry points outside any event loop: it runs its own (``asyncio.run``).
+    """
+
+    async def main() -> R:
+        engine = make_async_engine(url, pool_size=1, application_name=application_name)
+        try:
+            async with make_async_sessionmaker(engine).begin() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
 
 
 def alembic_config(url: str) -> Config:
