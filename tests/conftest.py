@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,8 +23,11 @@ from worklist.db import (
     make_sessionmaker,
     migrate,
     normalise_url,
+    run_in_transaction,
 )
+from worklist.events.bus import make_async_redis
 from worklist.models import Base
+from worklist.worker import JOBS, Job, run_jobs_once
 
 pytest_plugins = ["tests.receiver"]
 
@@ -80,6 +83,27 @@ def run_with_async_sessions(
             await engine.dispose()
 
     return asyncio.run(main())
+
+
+def run_committed(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` as one committed async transaction, as a worker job or a command does."""
+    return run_in_transaction(database_url, work, application_name="worklist-tests")
+
+
+def run_jobs(
+    settings: Settings, jobs: Sequence[Job] = JOBS, *, redis_url: str | None = None
+) -> dict[str, int]:
+    """One pass of the worker's ``jobs``, publishing to ``redis_url`` when given."""
+
+    async def scenario(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+        client = make_async_redis(redis_url) if redis_url else None
+        try:
+            return await run_jobs_once(sessions, settings, jobs, redis_client=client)
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    return run_with_async_sessions(settings.require_database_url(), scenario)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Row factories for fixtures: sites, their DICOM nodes and grants, users. They flush, never commit.
+"""Row factories for fixtures: sites, nodes, grants, users, outbox messages. Never a commit.
 
 The domain is async, but fixtures build their world in one synchronous transaction
 (sites, users, patients and studies together), so these insert the rows the registering
@@ -7,13 +7,15 @@ services would, without their checks. Tests of the checks go through the API or 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from worklist.enums import Priority, Role
-from worklist.models import DicomNode, NodeGrant, Site, User
+from worklist.enums import OutboxEventType, Priority, Role
+from worklist.models import DicomNode, NodeGrant, OutboxMessage, Site, User
+from worklist.outbox import new_message
 
 
 def new_site(
@@ -28,16 +30,22 @@ def new_site(
     webhook_secret: str | None = None,
     default_priority: Priority | None = None,
 ) -> Site:
-    """A trust with one DICOM node (``{code}_PACS`` unless named), as `site add` registers."""
-    site = Site(
-        code=code,
-        name=name or f"{code.title()} Trust",
-        webhook_url=webhook_url,
-        webhook_secret=webhook_secret,
-        default_priority=default_priority,
-    )
-    session.add(site)
-    session.flush()
+    """A trust with a DICOM node (``{code}_PACS`` unless named), as `site add` registers it.
+
+    As the command does, a code already registered gets one more node (the other
+    arguments then leave the site as it is).
+    """
+    site = session.scalars(select(Site).where(Site.code == code)).one_or_none()
+    if site is None:
+        site = Site(
+            code=code,
+            name=name or f"{code.title()} Trust",
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            default_priority=default_priority,
+        )
+        session.add(site)
+        session.flush()
     new_node(session, site, ae_title=ae_title or f"{code}_PACS", hosts=hosts, port=port)
     return site
 
@@ -96,3 +104,17 @@ def load_user(session: Session, username: str) -> User | None:
         .options(selectinload(User.sites), joinedload(User.home_site))
     )
     return session.scalar(stmt)
+
+
+def add_outbox_message(
+    session: Session,
+    site: Site,
+    *,
+    event_type: OutboxEventType = OutboxEventType.ALERT_RAISED,
+    data: Mapping[str, Any] | None = None,
+    sse: bool = False,
+) -> OutboxMessage:
+    """A message for ``site`` with the deliveries ``outbox.enqueue`` would give it."""
+    message, deliveries = new_message(site=site, event_type=event_type, data=data or {}, sse=sse)
+    session.add_all([message, *deliveries])
+    return message
