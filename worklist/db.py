@@ -12,8 +12,7 @@ patient demographics, and an error's message ends up in logs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -76,13 +75,6 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]
     """Async sessions that keep loaded objects usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on error."""
-    with factory() as session, session.begin():
-        yield session
 
 
 def run_in_transaction(
