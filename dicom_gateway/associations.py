@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_gateway.indexer import SiteRef
-from worklist.models import DicomNode, Site
+from worklist.models import DicomNode, NodeGrant, Site
 
 
 @dataclass
@@ -51,6 +51,13 @@ def find_node(sessions: sessionmaker[Session], ae_title: str, address: str) -> P
         site=SiteRef(id=site_id, code=site_code, default_priority=default_priority),
         node_id=node_id,
     )
+
+
+def node_site_ids(session: Session, node_id: int) -> set[int]:
+    """The sites whose studies a node may query and retrieve: its own and those granted."""
+    own = select(DicomNode.site_id).where(DicomNode.id == node_id)
+    granted = select(NodeGrant.site_id).where(NodeGrant.node_id == node_id)
+    return set(session.scalars(own.union(granted)))
 
 
 def _address_matches(address: str, hosts: list[str]) -> bool:

@@ -20,7 +20,7 @@ from pynetdicom.dimse_messages import C_STORE_RSP
 from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_gateway import status
-from dicom_gateway.associations import Peer
+from dicom_gateway.associations import Peer, node_site_ids
 from dicom_gateway.handlers import GatewayContext, on_connected
 from dicom_gateway.qr_match import InvalidIdentifier, parse_identifier
 from dicom_gateway.qr_repository import (
@@ -31,10 +31,9 @@ from dicom_gateway.qr_repository import (
 )
 from dicom_gateway.qr_response import find_response
 from dicom_gateway.qr_send import StoredFile
-from worklist.audit.repository import ActorKind, record
+from worklist.audit.repository import ActorKind, new_event
 from worklist.enums import AuditAction
 from worklist.matching.values import Level, Matching
-from worklist.sites.repository import node_site_ids
 
 log = logging.getLogger("dicom_gateway")
 
@@ -92,20 +91,21 @@ def _find(ctx: GatewayContext, peer: Peer, query: Matching) -> list[Any]:
         rows = find_matches(session, query, site_ids, limit)
         study_uids = list(dict.fromkeys(row["study_uid"] for row in rows))
         if study_uids:
-            record(
-                session,
-                actor=peer.ae_title,
-                actor_kind=ActorKind.NODE,
-                action=AuditAction.STUDY_QUERIED,
-                study_uid=study_uids[0] if len(study_uids) == 1 else None,
-                site_id=rows[0]["site_id"] if len({r["site_id"] for r in rows}) == 1 else None,
-                address=peer.address,
-                detail={
-                    "level": query.level.value,
-                    "matches": len(rows),
-                    "study_uids": study_uids[:AUDIT_MAX_STUDY_UIDS],
-                    "studies": len(study_uids),
-                },
+            session.add(
+                new_event(
+                    actor=peer.ae_title,
+                    actor_kind=ActorKind.NODE,
+                    action=AuditAction.STUDY_QUERIED,
+                    study_uid=study_uids[0] if len(study_uids) == 1 else None,
+                    site_id=rows[0]["site_id"] if len({r["site_id"] for r in rows}) == 1 else None,
+                    address=peer.address,
+                    detail={
+                        "level": query.level.value,
+                        "matches": len(rows),
+                        "study_uids": study_uids[:AUDIT_MAX_STUDY_UIDS],
+                        "studies": len(study_uids),
+                    },
+                )
             )
     if len(rows) == limit:
         log.warning(
@@ -290,20 +290,21 @@ def _audit_retrieval(
     try:
         with ctx.sessions() as session, session.begin():
             for study_uid, sent in by_study.items():
-                record(
-                    session,
-                    actor=peer.ae_title,
-                    actor_kind=ActorKind.NODE,
-                    action=AuditAction.STUDY_RETRIEVED,
-                    study_uid=study_uid,
-                    site_id=sent[0].site_id,
-                    address=peer.address,
-                    detail={
-                        "level": query.level.value,
-                        "destination": destination,
-                        "instances": len(sent),
-                        "failed": failed[study_uid],
-                    },
+                session.add(
+                    new_event(
+                        actor=peer.ae_title,
+                        actor_kind=ActorKind.NODE,
+                        action=AuditAction.STUDY_RETRIEVED,
+                        study_uid=study_uid,
+                        site_id=sent[0].site_id,
+                        address=peer.address,
+                        detail={
+                            "level": query.level.value,
+                            "destination": destination,
+                            "instances": len(sent),
+                            "failed": failed[study_uid],
+                        },
+                    )
                 )
     except SQLAlchemyError:
         log.exception(

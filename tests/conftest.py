@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import redis
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from worklist.config import Settings
-from worklist.db import make_engine, make_sessionmaker, migrate, normalise_url
+from worklist.db import (
+    make_async_engine,
+    make_async_sessionmaker,
+    make_engine,
+    make_sessionmaker,
+    migrate,
+    normalise_url,
+    run_in_transaction,
+)
+from worklist.events.bus import make_async_redis
 from worklist.models import Base
+from worklist.worker import JOBS, Job, run_jobs_once
 
 pytest_plugins = ["tests.receiver"]
 
@@ -23,6 +36,7 @@ ADMIN_URL = os.environ.get(
 )
 REDIS_BASE_URL = os.environ.get("WORKLIST_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 SECRET_KEY = secrets.token_urlsafe(48)
+T = TypeVar("T")
 
 
 def _worker_index(worker_id: str) -> int:
@@ -50,6 +64,46 @@ def drop_database(name: str) -> None:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def run_with_async_sessions(
+    database_url: str, scenario: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
+) -> T:
+    """Run ``scenario`` on an event loop of its own with async sessions on ``database_url``.
+
+    The domain is async (docs/architecture.md, "Database access"): tests that call it
+    directly, rather than through the API, the CLI or the worker, go through here.
+    """
+
+    async def main() -> T:
+        engine = make_async_engine(database_url, pool_size=2)
+        try:
+            return await scenario(make_async_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def run_committed(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` as one committed async transaction, as a worker job or a command does."""
+    return run_in_transaction(database_url, work, application_name="worklist-tests")
+
+
+def run_jobs(
+    settings: Settings, jobs: Sequence[Job] = JOBS, *, redis_url: str | None = None
+) -> dict[str, int]:
+    """One pass of the worker's ``jobs``, publishing to ``redis_url`` when given."""
+
+    async def scenario(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+        client = make_async_redis(redis_url) if redis_url else None
+        try:
+            return await run_jobs_once(sessions, settings, jobs, redis_client=client)
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    return run_with_async_sessions(settings.require_database_url(), scenario)
 
 
 @pytest.fixture(scope="session")

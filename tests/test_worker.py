@@ -13,14 +13,16 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.conftest import run_committed
+from tests.factories import add_outbox_message
 from tests.receiver import WebhookReceiver
 from worklist import worker as worker_module
 from worklist.config import Settings
 from worklist.enums import OutboxEventType, Priority, StudyStatus
 from worklist.models import Patient, Site, Study
-from worklist.outbox import enqueue
 from worklist.sites.service import new_webhook_secret
 from worklist.synthetic import new_uid
 from worklist.worker import Job, promote_quiet_studies, run_worker
@@ -63,7 +65,16 @@ def promoted_total() -> float:
     return REGISTRY.get_sample_value("worklist_studies_ready_total") or 0.0
 
 
-def test_promotion_waits_for_stable_seconds_of_quiet(db: sessionmaker[Session]) -> None:
+def _promote(database_url: str, *, stable_seconds: float, now: datetime | None = None) -> int:
+    return run_committed(
+        database_url,
+        lambda session: promote_quiet_studies(session, stable_seconds=stable_seconds, now=now),
+    )
+
+
+def test_promotion_waits_for_stable_seconds_of_quiet(
+    db: sessionmaker[Session], database_url: str
+) -> None:
     with db() as session, session.begin():
         quiet = add_study(
             session, status=StudyStatus.RECEIVING, last_instance_at=NOW - timedelta(seconds=31)
@@ -79,8 +90,7 @@ def test_promotion_waits_for_stable_seconds_of_quiet(db: sessionmaker[Session]) 
         )
     before = promoted_total()
 
-    with db() as session, session.begin():
-        first = promote_quiet_studies(session, stable_seconds=30, now=NOW)
+    first = _promote(database_url, stable_seconds=30, now=NOW)
 
     assert first == 1
     assert statuses(db) == {
@@ -91,15 +101,16 @@ def test_promotion_waits_for_stable_seconds_of_quiet(db: sessionmaker[Session]) 
     }
     assert promoted_total() == before + 1
 
-    with db() as session, session.begin():
-        later = promote_quiet_studies(session, stable_seconds=30, now=NOW + timedelta(seconds=2))
+    later = _promote(database_url, stable_seconds=30, now=NOW + timedelta(seconds=2))
 
     assert later == 1
     assert statuses(db)[busy] == StudyStatus.READY
     assert promoted_total() == before + 2
 
 
-def test_promotion_uses_the_database_clock_by_default(db: sessionmaker[Session]) -> None:
+def test_promotion_uses_the_database_clock_by_default(
+    db: sessionmaker[Session], database_url: str
+) -> None:
     with db() as session, session.begin():
         db_now = session.scalar(select(func.now()))
         assert db_now is not None
@@ -110,8 +121,7 @@ def test_promotion_uses_the_database_clock_by_default(db: sessionmaker[Session])
             session, status=StudyStatus.RECEIVING, last_instance_at=db_now + timedelta(seconds=5)
         )
 
-    with db() as session, session.begin():
-        promoted = promote_quiet_studies(session, stable_seconds=60)
+    promoted = _promote(database_url, stable_seconds=60)
 
     assert promoted == 1
     assert statuses(db) == {old: StudyStatus.READY, fresh: StudyStatus.RECEIVING}
@@ -149,11 +159,11 @@ def test_run_worker_backs_off_and_recovers_after_database_errors(
     calls: list[float] = []
     recovered = threading.Event()
 
-    def flaky(session: Session, _: Settings) -> int:
+    async def flaky(session: AsyncSession, _: Settings) -> int:
         calls.append(time.monotonic())
         if len(calls) <= 3:
             raise OperationalError("SELECT 1", {}, Exception("connection refused"))
-        session.execute(select(1))
+        await session.execute(select(1))
         recovered.set()
         return 0
 
@@ -220,8 +230,8 @@ def test_run_worker_delivers_webhooks_beside_the_jobs_and_stops_them_together(
         site.webhook_secret = secret
         session.add(site)
         session.flush()
-        message = enqueue(
-            session, site=site, event_type=OutboxEventType.REPORT_FINALISED, data={"x": 1}
+        message = add_outbox_message(
+            session, site, event_type=OutboxEventType.REPORT_FINALISED, data={"x": 1}
         )
     stop = threading.Event()
     fast = settings.model_copy(update={"worker_interval_seconds": 0.05})

@@ -12,8 +12,7 @@ import getpass
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from types import FrameType
 from typing import Annotated, NoReturn, ParamSpec, TypeVar
@@ -24,21 +23,23 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit.repository import ActorKind, record
 from worklist.config import ConfigError, Settings, parse_duration
-from worklist.db import make_engine, make_sessionmaker, transaction
 from worklist.db import migrate as migrate_database
+from worklist.db import run_in_transaction
 from worklist.enums import AuditAction
 from worklist.errors import DomainError
 from worklist.logs import configure_logging
+from worklist.models import Site
 from worklist.outbox.targets import TargetPolicy
 from worklist.sites import repository as site_repository
 from worklist.sites.console import print_webhook_status
-from worklist.sites.schemas import SecretRotationOut
+from worklist.sites.schemas import SecretRotationOut, WebhookStatusOut
 from worklist.sites.service import (
     Actor,
+    SiteRegistration,
     enable_webhook,
     grant_node,
     register_site_node,
@@ -112,17 +113,11 @@ def load_settings() -> Settings:
     return settings
 
 
-@contextmanager
-def admin_session(settings: Settings) -> Iterator[Session]:
-    """One transaction on the configured database for an admin command."""
-    engine = make_engine(
-        settings.require_database_url(), pool_size=1, application_name="worklist-cli"
+def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[R]]) -> R:
+    """Run ``work`` (the async domain) as one transaction on the configured database."""
+    return run_in_transaction(
+        settings.require_database_url(), work, application_name="worklist-cli"
     )
-    try:
-        with transaction(make_sessionmaker(engine)) as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 def _cli_actor() -> str:
@@ -232,8 +227,9 @@ def site_add(
 ) -> None:
     """Register a member trust and a DICOM node of it (repeat for more nodes)."""
     settings = load_settings()
-    with admin_session(settings) as session:
-        registration = register_site_node(
+
+    async def register(session: AsyncSession) -> SiteRegistration:
+        registration = await register_site_node(
             session=session,
             code=code,
             name=name,
@@ -256,6 +252,9 @@ def site_add(
                 "webhook_secret_issued": registration.webhook_secret is not None,
             },
         )
+        return registration
+
+    registration = in_transaction(settings, register)
     site = registration.site
     if registration.created_site:
         typer.echo(f"site {site.code} ({site.name}) registered")
@@ -269,10 +268,14 @@ def site_add(
 @reports_errors
 def site_list() -> None:
     """List member trusts and their DICOM nodes."""
-    settings = load_settings()
-    with admin_session(settings) as session:
-        sites = site_repository.list_sites(session)
-        grants = site_repository.granted_site_codes(session)
+
+    async def read(session: AsyncSession) -> tuple[list[Site], dict[str, list[str]]]:
+        return (
+            await site_repository.list_sites(session),
+            await site_repository.granted_site_codes(session),
+        )
+
+    sites, grants = in_transaction(load_settings(), read)
     if not sites:
         typer.echo("no sites registered")
         return
@@ -302,9 +305,12 @@ def node_grant(
 ) -> None:
     """Let a registered DICOM node (e.g. a reporting workstation) query and retrieve
     another site's studies."""
-    settings = load_settings()
-    with admin_session(settings) as session:
-        change = grant_node(session=session, ae_title=ae_title, site_code=site, actor=_cli_actor())
+    change = in_transaction(
+        load_settings(),
+        lambda session: grant_node(
+            session=session, ae_title=ae_title, site_code=site, actor=_cli_actor()
+        ),
+    )
     if change.own_site:
         typer.echo(f"{change.ae_title} belongs to {change.site_code}: it already sees its studies")
     elif change.changed:
@@ -320,9 +326,12 @@ def node_revoke(
     site: Annotated[str, typer.Option("--site", help="Code of the trust to withdraw.")],
 ) -> None:
     """Withdraw a grant made with ``node grant``."""
-    settings = load_settings()
-    with admin_session(settings) as session:
-        change = revoke_node(session=session, ae_title=ae_title, site_code=site, actor=_cli_actor())
+    change = in_transaction(
+        load_settings(),
+        lambda session: revoke_node(
+            session=session, ae_title=ae_title, site_code=site, actor=_cli_actor()
+        ),
+    )
     if change.changed:
         typer.echo(f"{change.ae_title} may no longer see {change.site_code}'s studies")
     else:
@@ -369,24 +378,27 @@ def site_webhook(
     actor = Actor(name=_cli_actor(), kind=ActorKind.SYSTEM)
     new_secret: str | None = None
     rotation: SecretRotationOut | None = None
-    with admin_session(settings) as session:
+
+    async def change(session: AsyncSession) -> WebhookStatusOut:
+        nonlocal new_secret, rotation
         if url is not None:
             policy = TargetPolicy.from_settings(settings)
-            change = set_webhook_url(
+            changed = await set_webhook_url(
                 session=session, code=code, url=url, actor=actor, policy=policy
             )
-            new_secret = change.secret
+            new_secret = changed.secret
         if remove:
-            remove_webhook_url(session=session, code=code, actor=actor)
+            await remove_webhook_url(session=session, code=code, actor=actor)
         if enable:
-            enable_webhook(session=session, code=code, actor=actor)
+            await enable_webhook(session=session, code=code, actor=actor)
         if rotate_secret:
-            rotation = rotate_webhook_secret(
+            rotation = await rotate_webhook_secret(
                 session=session, code=code, overlap=overlap_delta, actor=actor
             )
             new_secret = rotation.secret
-        status = webhook_status(session=session, code=code, actor=actor)
-    print_webhook_status(status)
+        return await webhook_status(session=session, code=code, actor=actor)
+
+    print_webhook_status(in_transaction(settings, change))
     if rotation is not None and rotation.previous_valid_until is None:
         typer.echo("previous secret retired now (no overlap)")
     if new_secret is not None:
@@ -427,7 +439,7 @@ app.add_typer(
     build_user_app(
         CliTools(
             load_settings=lambda: load_settings(),
-            admin_session=lambda settings: admin_session(settings),
+            in_transaction=lambda settings, work: in_transaction(settings, work),
             actor_name=lambda: _cli_actor(),
             reports_errors=reports_errors,
         )

@@ -1,24 +1,36 @@
 """Engines and sessions. Built by factories at start-up, never at import.
 
+The domain is async (``AsyncSession``); synchronous engines serve only the edges that
+run in threads of their own (the gateway, reindexing) and the tests' fixtures.
+``run_in_transaction`` is how a synchronous entry point (the CLI, the demo seeding)
+runs one async unit of work.
+
 Engines hide statement parameters from their errors: the values are search terms and
 patient demographics, and an error's message ends up in logs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
+R = TypeVar("R")
 
 
 def normalise_url(url: str) -> str:
@@ -30,7 +42,7 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 5, application_name: str = "worklist") -> Engine:
-    """A synchronous engine (gateway, worker, CLI)."""
+    """A synchronous engine (the gateway's threads, reindexing)."""
     return create_engine(
         normalise_url(url),
         pool_size=pool_size,
@@ -41,8 +53,14 @@ def make_engine(url: str, *, pool_size: int = 5, application_name: str = "workli
     )
 
 
-def make_async_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 1.0) -> AsyncEngine:
-    """An asyncio engine (API).
+def make_async_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 1.0,
+    application_name: str = "worklist-api",
+) -> AsyncEngine:
+    """An asyncio engine (API, worker, CLI).
 
     No pre-ping: it costs every request a round trip. A connection the database dropped
     fails its request once (answered 503, ``worklist.api.errors``), and SQLAlchemy then
@@ -56,7 +74,7 @@ def make_async_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 1.
         pool_timeout=pool_timeout,
         hide_parameters=True,
         connect_args={
-            "application_name": "worklist-api",
+            "application_name": application_name,
             # A request's query reads one page by an index: parallel workers (which a
             # q= search over patients would otherwise start) cost tens of milliseconds
             # of CPU to save a few of latency, and the machine serves many requests.
@@ -75,11 +93,23 @@ def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:  # type:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on error."""
-    with factory() as session, session.begin():
-        yield session
+def run_in_transaction(
+    url: str, work: Callable[[AsyncSession], Awaitable[R]], *, application_name: str
+) -> R:
+    """Run ``work`` as one transaction on a short-lived engine (commit unless it raises).
+
+    For synchronous entry points outside any event loop: it runs its own (``asyncio.run``).
+    """
+
+    async def main() -> R:
+        engine = make_async_engine(url, pool_size=1, application_name=application_name)
+        try:
+            async with make_async_sessionmaker(engine).begin() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
 
 
 def alembic_config(url: str) -> Config:

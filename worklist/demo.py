@@ -16,9 +16,9 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from worklist.db import make_engine, make_sessionmaker, transaction
+from worklist.db import run_in_transaction
 from worklist.enums import Role
 from worklist.errors import DomainError
 from worklist.identity import make_nhs_number
@@ -180,12 +180,12 @@ def demo_studies() -> list[DemoStudy]:
     ]  # fmt: skip
 
 
-def seed_accounts(session: Session) -> list[str]:
+async def seed_accounts(session: AsyncSession) -> list[str]:
     """Create the demo trusts, their PACS nodes and users that do not exist yet."""
     created: list[str] = []
     for site in DEMO_SITES:
-        if site_repository.get_node_by_ae_title(session, site.ae_title) is None:
-            register_site_node(
+        if await site_repository.get_node_by_ae_title(session, site.ae_title) is None:
+            await register_site_node(
                 session=session,
                 code=site.code,
                 name=site.name,
@@ -196,8 +196,8 @@ def seed_accounts(session: Session) -> list[str]:
             )
             created.append(f"site {site.code}")
     for user in DEMO_USERS:
-        if user_repository.get_user(session, user.username) is None:
-            create_user(
+        if await user_repository.get_user(session, user.username) is None:
+            await create_user(
                 session=session,
                 username=user.username,
                 password=DEMO_PASSWORD,
@@ -208,10 +208,10 @@ def seed_accounts(session: Session) -> list[str]:
     return created
 
 
-def missing_studies(session: Session, studies: list[DemoStudy]) -> list[DemoStudy]:
+async def missing_studies(session: AsyncSession, studies: list[DemoStudy]) -> list[DemoStudy]:
     """The demo studies not yet fully in the index."""
     wanted = {s.spec.study_uid: s for s in studies}
-    rows = session.execute(
+    rows = await session.execute(
         select(Study.study_uid, Study.instance_count).where(Study.study_uid.in_(wanted))
     )
     counts = dict(rows.all())
@@ -262,24 +262,18 @@ def _store(assoc: Any, instance: Dataset) -> None:
 
 def seed_demo_accounts(database_url: str) -> None:
     """Seed the demo trusts and users in their own transaction."""
-    engine = make_engine(database_url, pool_size=1, application_name="worklist-demo")
-    try:
-        with transaction(make_sessionmaker(engine)) as session:
-            created = seed_accounts(session)
-    finally:
-        engine.dispose()
+    created = run_in_transaction(database_url, seed_accounts, application_name="worklist-demo")
     if created:
         log.info("demo accounts created", extra={"accounts": ",".join(created)})
 
 
 def send_demo_studies(*, database_url: str, host: str, port: int, called_ae_title: str) -> None:
     """Send the demo studies the index does not hold yet to the running gateway."""
-    engine = make_engine(database_url, pool_size=1, application_name="worklist-demo")
-    try:
-        with make_sessionmaker(engine)() as session:
-            todo = missing_studies(session, demo_studies())
-    finally:
-        engine.dispose()
+    todo = run_in_transaction(
+        database_url,
+        lambda session: missing_studies(session, demo_studies()),
+        application_name="worklist-demo",
+    )
     sent = send_studies(todo, host=host, port=port, called_ae_title=called_ae_title)
     log.info("demo studies sent", extra={"studies": len(todo), "instances": sent})
 

@@ -1,25 +1,27 @@
 """The background worker: periodic jobs, each in its own transaction.
 
-A job is a function ``(session, settings) -> int`` returning how many things it did.
-Jobs: promoting quiet studies, claim lease expiry, alert escalation. Beside the jobs,
-the webhook dispatcher (``worklist.outbox.dispatcher``) runs in its own thread.
+A job is an async function ``(session, settings) -> int`` returning how many things it
+did; the worker runs them on its own event loop (``run_worker`` is a blocking entry
+point). Jobs: promoting quiet studies, claim lease expiry, alert escalation. Beside the
+jobs, the webhook dispatcher (``worklist.outbox.dispatcher``) runs in its own thread.
 Every job must be safe to run concurrently in several worker replicas (set-based
 UPDATEs or ``FOR UPDATE SKIP LOCKED``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import redis
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import ColumnElement, func
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from worklist.alerts.escalation import escalate_overdue
 from worklist.audit import repository as audit
@@ -27,10 +29,10 @@ from worklist.claims import repository as claims_repository
 from worklist.claims.repository import ExpiredClaim
 from worklist.claims.service import RELEASE_REASON_EXPIRED
 from worklist.config import Settings
-from worklist.db import make_engine, make_sessionmaker, transaction
+from worklist.db import make_async_engine, make_async_sessionmaker
 from worklist.enums import AuditAction
 from worklist.events import EventType, WorklistEvent, stage
-from worklist.events.bus import make_sync_redis, publish_staged_sync
+from worklist.events.bus import make_async_redis, publish_staged
 from worklist.metrics import STUDIES_PROMOTED
 from worklist.models import Study
 from worklist.outbox.dispatcher import run_dispatcher
@@ -47,13 +49,13 @@ EXPIRE_BATCH = 500
 DISPATCHER_JOIN_SECONDS = 10.0
 
 
-def promote_quiet_studies(
-    session: Session, *, stable_seconds: float, now: datetime | None = None
+async def promote_quiet_studies(
+    session: AsyncSession, *, stable_seconds: float, now: datetime | None = None
 ) -> int:
     """Mark ``receiving`` studies ``ready`` once no instance arrived for ``stable_seconds``."""
     reference: datetime | ColumnElement[datetime] = func.now() if now is None else now
     cutoff = reference - timedelta(seconds=stable_seconds)
-    result = session.execute(
+    result = await session.execute(
         lifecycle.bulk_update(StudyEvent.BECAME_QUIET, Study.last_instance_at < cutoff).returning(
             Study.study_uid, Study.site_id
         )
@@ -67,9 +69,11 @@ def promote_quiet_studies(
     return promoted
 
 
-def expire_claims(session: Session, *, now: datetime | None = None) -> list[ExpiredClaim]:
+async def expire_claims(
+    session: AsyncSession, *, now: datetime | None = None
+) -> list[ExpiredClaim]:
     """End claims whose lease ran out: their studies go back to the worklist, audited."""
-    expired = claims_repository.expire_due_claims(session, now=now, limit=EXPIRE_BATCH)
+    expired = await claims_repository.expire_due_claims(session, now=now, limit=EXPIRE_BATCH)
     for claim in expired:
         audit.record(
             session,
@@ -101,15 +105,15 @@ class Job:
     """A periodic unit of work."""
 
     name: str
-    run: Callable[[Session, Settings], int]
+    run: Callable[[AsyncSession, Settings], Awaitable[int]]
 
 
-def _promote_job(session: Session, settings: Settings) -> int:
-    return promote_quiet_studies(session, stable_seconds=settings.study_stable_seconds)
+async def _promote_job(session: AsyncSession, settings: Settings) -> int:
+    return await promote_quiet_studies(session, stable_seconds=settings.study_stable_seconds)
 
 
-def _expire_job(session: Session, settings: Settings) -> int:
-    return len(expire_claims(session))
+async def _expire_job(session: AsyncSession, settings: Settings) -> int:
+    return len(await expire_claims(session))
 
 
 JOBS: tuple[Job, ...] = (
@@ -119,12 +123,12 @@ JOBS: tuple[Job, ...] = (
 )
 
 
-def run_jobs_once(
-    factory: sessionmaker[Session],
+async def run_jobs_once(
+    sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     jobs: Sequence[Job] = JOBS,
     *,
-    redis_client: redis.Redis | None = None,
+    redis_client: AsyncRedis | None = None,
 ) -> dict[str, int]:
     """Run every job once, one transaction each; database errors propagate.
 
@@ -133,10 +137,11 @@ def run_jobs_once(
     done: dict[str, int] = {}
     for job in jobs:
         started = time.perf_counter()
-        with transaction(factory) as session:
-            count = job.run(session, settings)
-        if redis_client is not None:
-            publish_staged_sync(redis_client, session)
+        async with sessions() as session:
+            async with session.begin():
+                count = await job.run(session, settings)
+            if redis_client is not None:
+                await publish_staged(redis_client, session)
         done[job.name] = count
         if count:
             log.info(
@@ -175,17 +180,28 @@ def run_worker(
     jobs: Sequence[Job] = JOBS,
     dispatch: bool = True,
 ) -> None:
-    """Run the jobs every ``worker_interval_seconds`` until ``stop`` is set.
+    """Run the jobs every ``worker_interval_seconds`` until ``stop`` is set (blocking).
 
     With ``dispatch`` the webhook dispatcher runs beside them in its own thread and is
     stopped and joined with the worker. A database outage is logged and retried with
     exponential backoff; the worker never exits because PostgreSQL went away for a while.
     """
-    engine = make_engine(
+    asyncio.run(_work(settings, stop, jobs=jobs, dispatch=dispatch))
+
+
+async def _pause(stop: threading.Event, seconds: float) -> None:
+    # The loop runs nothing else meanwhile; a thread lets ``stop`` end the wait at once.
+    await asyncio.to_thread(stop.wait, seconds)
+
+
+async def _work(
+    settings: Settings, stop: threading.Event, *, jobs: Sequence[Job], dispatch: bool
+) -> None:
+    engine = make_async_engine(
         settings.require_database_url(), pool_size=1, application_name="worklist-worker"
     )
-    factory = make_sessionmaker(engine)
-    redis_client = make_sync_redis(settings.redis_url) if settings.redis_url else None
+    sessions = make_async_sessionmaker(engine)
+    redis_client = make_async_redis(settings.redis_url) if settings.redis_url else None
     interval = settings.worker_interval_seconds
     failures = 0
     # Its own event, so the dispatcher stops however this loop ends.
@@ -204,7 +220,7 @@ def run_worker(
             if dispatcher is not None:
                 dispatcher = _keep_dispatcher_alive(dispatcher, settings, dispatcher_stop)
             try:
-                run_jobs_once(factory, settings, jobs, redis_client=redis_client)
+                await run_jobs_once(sessions, settings, jobs, redis_client=redis_client)
             except Exception as exc:
                 failures += 1
                 delay = min(interval * 2**failures, MAX_BACKOFF_SECONDS)
@@ -217,19 +233,19 @@ def run_worker(
                     )
                 else:
                     log.exception("job failed, backing off", extra=extra)
-                stop.wait(delay)
+                await _pause(stop, delay)
                 continue
             if failures:
                 log.info("database reachable again", extra={"after_failures": failures})
                 failures = 0
-            stop.wait(interval)
+            await _pause(stop, interval)
     finally:
         dispatcher_stop.set()
         if dispatcher is not None:
-            dispatcher.join(DISPATCHER_JOIN_SECONDS)
+            await asyncio.to_thread(dispatcher.join, DISPATCHER_JOIN_SECONDS)
             if dispatcher.is_alive():
                 log.warning("webhook dispatcher did not stop in time")
         if redis_client is not None:
-            redis_client.close()
-        engine.dispose()
+            await redis_client.aclose()
+        await engine.dispose()
         log.info("worker stopped")

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +21,7 @@ from tests.alerts.conftest import (
     running_dispatcher,
     wait_until,
 )
+from tests.conftest import run_jobs
 from tests.receiver import WebhookReceiver
 from worklist.alerts import escalation
 from worklist.alerts.escalation import escalate_overdue
@@ -29,7 +29,7 @@ from worklist.config import ALERT_CATEGORIES, Settings, parse_duration_map
 from worklist.enums import DeliveryChannel
 from worklist.metrics import ALERT_ESCALATIONS
 from worklist.models import Alert, AlertBreach
-from worklist.worker import Job, run_jobs_once
+from worklist.worker import Job
 
 SHORT = "critical=1s,urgent=4h,significant_unexpected=72h,cancer=72h"
 ESCALATE = (Job("escalate_alerts", escalate_overdue),)
@@ -55,14 +55,12 @@ def _escalations(site: str, category: str) -> float:
     )
 
 
-def _escalate_when_due(
-    db: sessionmaker[Session], settings: Settings, client: redis.Redis | None = None
-) -> int:
+def _escalate_when_due(settings: Settings, redis_url: str | None = None) -> int:
     """Run the job until it escalates something (the deadline is a second away)."""
     done: list[int] = []
 
     def escalated() -> bool:
-        done.append(run_jobs_once(db, settings, ESCALATE, redis_client=client)["escalate_alerts"])
+        done.append(run_jobs(settings, ESCALATE, redis_url=redis_url)["escalate_alerts"])
         return done[-1] > 0
 
     wait_until(escalated, timeout=10.0, what="an overdue alert to escalate")
@@ -82,16 +80,14 @@ def test_a_missed_deadline_escalates_records_the_breach_and_tells_the_trust_agai
     webhook_receiver: WebhookReceiver,
 ) -> None:
     counted = _escalations(TRUST_A, "critical")
-    wake = redis.Redis.from_url(settings.require_redis_url())
     with running_dispatcher(settings), live_api.sse(network["alert_a"]) as reader:
         raised = live_api.raise_alert(network["rad_b"], network.study_uid)
         [first] = reader.events(1)
-        assert run_jobs_once(db, settings, ESCALATE)["escalate_alerts"] == 0  # not yet due
+        assert run_jobs(settings, ESCALATE)["escalate_alerts"] == 0  # not yet due
 
-        assert _escalate_when_due(db, settings, wake) == 1
+        assert _escalate_when_due(settings, settings.require_redis_url()) == 1
         [event] = reader.events(1)
         received = webhook_receiver.wait_accepted(2)
-    wake.close()
 
     assert (first.event, event.event) == ("alert.raised", "alert.escalated")
     assert event.data is not None
@@ -132,8 +128,8 @@ def test_an_alert_left_open_escalates_again_at_each_new_deadline(
 ) -> None:
     raised = live_api.raise_alert(network["rad_b"], network.study_uid)
 
-    _escalate_when_due(db, settings)
-    _escalate_when_due(db, settings)
+    _escalate_when_due(settings)
+    _escalate_when_due(settings)
 
     assert _alert(db, raised["id"]).escalation_level == 2
     with db() as session:
@@ -157,8 +153,8 @@ def test_an_alert_acknowledged_in_time_never_escalates(
     )
     assert response.status_code == 200
 
-    assert _escalate_when_due(db, settings) == 1
-    assert run_jobs_once(db, settings, ESCALATE)["escalate_alerts"] == 0
+    assert _escalate_when_due(settings) == 1
+    assert run_jobs(settings, ESCALATE)["escalate_alerts"] == 0
 
     assert _alert(db, taken["id"]).escalation_level == 0
     assert _alert(db, left["id"]).escalation_level == 1
@@ -190,7 +186,7 @@ def test_concurrent_escalation_runs_escalate_each_overdue_alert_once(
     def run() -> None:
         barrier.wait()
         try:
-            while done := run_jobs_once(db, patient, ESCALATE)["escalate_alerts"]:
+            while done := run_jobs(patient, ESCALATE)["escalate_alerts"]:
                 counts.append(done)
         except BaseException as exc:
             errors.append(exc)

@@ -6,9 +6,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import add_site
+from tests.factories import add_outbox_message
 from worklist.enums import OutboxEventType
 from worklist.models import AlertStreamEntry, Site
-from worklist.outbox import enqueue
 
 
 def _stream(db: sessionmaker[Session]) -> list[int]:
@@ -19,8 +19,8 @@ def _stream(db: sessionmaker[Session]) -> list[int]:
 
 
 def _enqueue(session: Session, site_id: int, event_type: OutboxEventType) -> int:
-    message = enqueue(
-        session, site=session.get_one(Site, site_id), event_type=event_type, data={}, sse=True
+    message = add_outbox_message(
+        session, session.get_one(Site, site_id), event_type=event_type, sse=True
     )
     session.flush()
     return message.id

@@ -12,14 +12,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import new_site, new_user
 from worklist.app import create_app
+from worklist.auth.passwords import hash_password
 from worklist.auth.tokens import issue_access_token
 from worklist.config import Settings
 from worklist.enums import Priority, Role, StudyStatus
 from worklist.models import AuditEvent, Patient, Series, Site, Study, User
-from worklist.sites.service import register_site_node
 from worklist.synthetic import UID_ROOT
-from worklist.users.service import create_user
 
 PASSWORD = "correct-horse-battery"
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
@@ -38,26 +38,12 @@ def new_uid() -> str:
 
 def add_site(session: Session, code: str) -> Site:
     """Register a trust with one PACS node."""
-    return register_site_node(
-        session=session,
-        code=code,
-        name=f"{code.title()} Trust",
-        ae_title=f"{code}_PACS",
-        hosts=[],
-        port=None,
-        webhook_url=None,
-    ).site
+    return new_site(session, code)
 
 
 def add_user(session: Session, username: str, role: Role, *site_codes: str) -> User:
     """Create a user with the shared test password."""
-    return create_user(
-        session=session,
-        username=username,
-        password=PASSWORD,
-        role=role,
-        site_codes=list(site_codes),
-    )
+    return new_user(session, username, role, *site_codes, password_hash=hash_password(PASSWORD))
 
 
 def add_patient(

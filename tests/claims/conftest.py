@@ -15,11 +15,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import NORTH, SOUTH, bearer, client, sites
+from tests.factories import new_user
 from worklist.app import create_app
 from worklist.config import Settings
 from worklist.enums import ReportStatus, Role, StudyStatus
 from worklist.models import Claim, Report, Site, Study, User
-from worklist.users.repository import add_user
 
 # Fixtures of the API tests this package uses too.
 __all__ = ["client", "sites"]
@@ -33,8 +33,7 @@ NO_PASSWORD = "!"
 
 def add_account(session: Session, username: str, role: Role, *site_codes: str) -> User:
     """A user with privileges at ``site_codes`` who cannot log in with a password."""
-    sites = list(session.scalars(select(Site).where(Site.code.in_(site_codes))))
-    return add_user(session, username=username, password_hash=NO_PASSWORD, role=role, sites=sites)
+    return new_user(session, username, role, *site_codes, password_hash=NO_PASSWORD)
 
 
 @dataclass

@@ -10,18 +10,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import NORTH, add_patient, add_study, audit_rows
 from tests.claims.conftest import Staff, add_claim, claim_row, study_status
+from tests.conftest import run_committed, run_jobs
 from worklist.app import create_app
+from worklist.claims.repository import ExpiredClaim
 from worklist.claims.service import ClaimNotHeld, renew_claim
 from worklist.config import Settings
 from worklist.db import make_async_engine, make_async_sessionmaker
 from worklist.enums import AuditAction, StudyStatus
-from worklist.events import EventType, staged
+from worklist.events import EventType, WorklistEvent, staged
 from worklist.models import Claim, Site, Study
-from worklist.worker import JOBS, expire_claims, run_jobs_once
+from worklist.worker import JOBS, expire_claims
 
 SHORT_LEASE_SECONDS = 1.0
 
@@ -55,16 +58,30 @@ def listed_claims(client: TestClient, headers: dict[str, str]) -> dict[str, obje
     return {item["study_uid"]: item["claim"] for item in response.json()["items"]}
 
 
+def _expire(
+    database_url: str, now: datetime | None = None
+) -> tuple[list[ExpiredClaim], list[WorklistEvent]]:
+    async def work(session: AsyncSession) -> tuple[list[ExpiredClaim], list[WorklistEvent]]:
+        return await expire_claims(session, now=now), staged(session)
+
+    return run_committed(database_url, work)
+
+
+def _expired(database_url: str, now: datetime | None = None) -> list[ExpiredClaim]:
+    return _expire(database_url, now)[0]
+
+
 def test_expired_claim_returns_the_study_to_the_worklist(
-    short_lease: TestClient, db: sessionmaker[Session], staff: Staff, north_uid: str
+    short_lease: TestClient,
+    db: sessionmaker[Session],
+    database_url: str,
+    staff: Staff,
+    north_uid: str,
 ) -> None:
     expires_at = claim(short_lease, north_uid, staff["rad_north"])
-    with db() as session, session.begin():
-        assert expire_claims(session, now=expires_at - timedelta(seconds=1)) == []
+    assert _expired(database_url, expires_at - timedelta(seconds=1)) == []
 
-    with db() as session, session.begin():
-        [expired] = expire_claims(session, now=expires_at + timedelta(seconds=1))
-        events = staged(session)
+    [expired], events = _expire(database_url, expires_at + timedelta(seconds=1))
 
     assert (expired.study_uid, expired.username) == (north_uid, "rad_north")
     assert expired.returned_to_worklist
@@ -81,15 +98,13 @@ def test_expired_claim_returns_the_study_to_the_worklist(
 
 
 def test_expiry_follows_the_database_clock(
-    short_lease: TestClient, db: sessionmaker[Session], staff: Staff, north_uid: str
+    short_lease: TestClient, database_url: str, staff: Staff, north_uid: str
 ) -> None:
     claim(short_lease, north_uid, staff["rad_north"])
-    with db() as session, session.begin():
-        assert expire_claims(session) == []
+    assert _expired(database_url) == []
 
     time.sleep(SHORT_LEASE_SECONDS + 0.5)
-    with db() as session, session.begin():
-        assert [e.study_uid for e in expire_claims(session)] == [north_uid]
+    assert [e.study_uid for e in _expired(database_url)] == [north_uid]
 
 
 def test_lapsed_claim_disappears_from_the_worklist_before_the_job_runs(
@@ -104,14 +119,17 @@ def test_lapsed_claim_disappears_from_the_worklist_before_the_job_runs(
 
 
 def test_renewal_before_expiry_keeps_the_claim(
-    short_lease: TestClient, db: sessionmaker[Session], staff: Staff, north_uid: str
+    short_lease: TestClient,
+    db: sessionmaker[Session],
+    database_url: str,
+    staff: Staff,
+    north_uid: str,
 ) -> None:
     first_expiry = claim(short_lease, north_uid, staff["rad_north"])
     time.sleep(0.5)
 
     renewed_expiry = claim(short_lease, north_uid, staff["rad_north"])
-    with db() as session, session.begin():
-        expired = expire_claims(session, now=first_expiry + timedelta(milliseconds=250))
+    expired = _expired(database_url, first_expiry + timedelta(milliseconds=250))
 
     assert renewed_expiry >= first_expiry + timedelta(milliseconds=500)
     assert expired == []
@@ -122,7 +140,7 @@ def test_renewal_before_expiry_keeps_the_claim(
 
 
 def test_expiry_leaves_a_study_that_is_no_longer_in_progress_alone(
-    db: sessionmaker[Session], sites: dict[str, Site], staff: Staff
+    db: sessionmaker[Session], database_url: str, sites: dict[str, Site], staff: Staff
 ) -> None:
     with db() as session, session.begin():
         study = add_study(session, add_patient(session, sites[NORTH]))
@@ -136,8 +154,7 @@ def test_expiry_leaves_a_study_that_is_no_longer_in_progress_alone(
         study.status = StudyStatus.REPORTED
         uid, expires_at = study.study_uid, lapsed.expires_at
 
-    with db() as session, session.begin():
-        [expired] = expire_claims(session)
+    [expired] = _expired(database_url)
 
     assert expired.expires_at == expires_at
     assert not expired.returned_to_worklist
@@ -145,7 +162,11 @@ def test_expiry_leaves_a_study_that_is_no_longer_in_progress_alone(
 
 
 def test_expiry_skips_a_study_locked_by_a_request_in_flight(
-    short_lease: TestClient, db: sessionmaker[Session], staff: Staff, north_uid: str
+    short_lease: TestClient,
+    db: sessionmaker[Session],
+    database_url: str,
+    staff: Staff,
+    north_uid: str,
 ) -> None:
     expires_at = claim(short_lease, north_uid, staff["rad_north"])
     later = expires_at + timedelta(seconds=1)
@@ -154,11 +175,9 @@ def test_expiry_skips_a_study_locked_by_a_request_in_flight(
         holder.execute(
             text("SELECT id FROM studies WHERE study_uid = :uid FOR UPDATE"), {"uid": north_uid}
         )
-        with db() as session, session.begin():
-            assert expire_claims(session, now=later) == []
+        assert _expired(database_url, later) == []
 
-    with db() as session, session.begin():
-        assert [e.study_uid for e in expire_claims(session, now=later)] == [north_uid]
+    assert [e.study_uid for e in _expired(database_url, later)] == [north_uid]
 
 
 def test_the_worker_runs_expiry_as_a_job(
@@ -174,7 +193,7 @@ def test_the_worker_runs_expiry_as_a_job(
             expires_at=datetime.now(UTC) - timedelta(minutes=1),
         )
 
-    done = run_jobs_once(db, settings, JOBS)
+    done = run_jobs(settings, JOBS)
 
     assert done["expire_claims"] == 1
     assert study_status(db, study.study_uid) is StudyStatus.READY

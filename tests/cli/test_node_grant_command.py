@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dicom_gateway.associations import node_site_ids
 from tests.cli.conftest import Invoke
 from tests.cli.test_site_user_commands import add_site, assert_clean_error
 from worklist.enums import AuditAction
 from worklist.models import AuditEvent, DicomNode, NodeGrant
-from worklist.sites.repository import node_site_ids
 
 
 def _node_sites(db: sessionmaker[Session], ae_title: str) -> set[int]:

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_gateway.server import build_gateway
 from tests.cli.conftest import Invoke
+from tests.factories import new_site
 from worklist.config import Settings
 from worklist.models import Instance, Study
-from worklist.sites.service import register_site_node
 from worklist.synthetic import (
     SOP_CLASS_BY_MODALITY,
     PatientSpec,
@@ -28,10 +28,7 @@ SENDER = "RXA_PACS"
 def stored_study(db: sessionmaker[Session], settings: Settings) -> StudySpec:
     """A study received by a real gateway: files on disk and rows in the index."""
     with db() as session, session.begin():
-        register_site_node(
-            session=session, code="RXA", name="Trust A", ae_title=SENDER,
-            hosts=["127.0.0.1"], port=None, webhook_url=None,
-        )  # fmt: skip
+        new_site(session, "RXA", name="Trust A", ae_title=SENDER, hosts=["127.0.0.1"])
     study = StudySpec(
         patient=PatientSpec("P1"),
         series=[SeriesSpec("CT", count=3), SeriesSpec("MR", count=2)],

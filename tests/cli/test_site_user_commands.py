@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.cli.conftest import Invoke
+from tests.factories import load_user
 from worklist.auth.passwords import verify_password
 from worklist.enums import AuditAction, Role
 from worklist.models import AuditEvent, DicomNode, Site, User
-from worklist.users.repository import get_user
 
 PASSWORD = "a-long-enough-password"
 
@@ -175,7 +175,7 @@ def test_user_add_reads_the_password_from_stdin(invoke: Invoke, db: sessionmaker
 
     assert result.exit_code == 0, result.output
     with db() as session:
-        user = get_user(session, "dr.who")
+        user = load_user(session, "dr.who")
         audit = session.scalars(
             select(AuditEvent).where(AuditEvent.action == AuditAction.USER_ADDED)
         ).one()
@@ -199,7 +199,7 @@ def test_user_add_prompts_for_the_password_with_confirmation(
     assert result.exit_code == 0, result.output
     assert PASSWORD not in result.output  # hidden input
     with db() as session:
-        user = get_user(session, "root.admin")
+        user = load_user(session, "root.admin")
     assert user is not None
     assert verify_password(user.password_hash, PASSWORD)
 

@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import add_site
 from tests.cli.conftest import Invoke
+from tests.factories import load_user
 from worklist.auth.passwords import verify_password
 from worklist.enums import AuditAction
 from worklist.models import AuditEvent, User
-from worklist.users.repository import get_user
 
 PASSWORD = "a-long-enough-password"
 NEW_PASSWORD = "another-long-password"
@@ -34,7 +34,7 @@ def add(invoke: Invoke, username: str, *options: str) -> None:
 def stored(db: sessionmaker[Session], username: str) -> User:
     """The user as committed."""
     with db() as session:
-        user = get_user(session, username)
+        user = load_user(session, username)
         assert user is not None
         return user
 
@@ -112,7 +112,7 @@ def test_user_add_refuses_an_unknown_subspecialty_registration_or_home_site(
     assert result.exit_code == exit_code, result.output
     assert fragment in result.output
     with db() as session:
-        assert get_user(session, "dr.bad") is None
+        assert load_user(session, "dr.bad") is None
 
 
 def test_user_list_shows_every_account_with_its_state_and_privileges(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import NORTH, add_patient, add_study, add_user, bearer
+from tests.conftest import run_jobs
 from tests.events.conftest import stream_entries, unused_redis_url
 from worklist.api import deps
 from worklist.api.deps import SessionDep
@@ -24,9 +25,9 @@ from worklist.config import Settings
 from worklist.enums import Role, StudyStatus
 from worklist.errors import Conflict
 from worklist.events import EventType, WorklistEvent, stage
-from worklist.events.bus import decode, make_sync_redis
+from worklist.events.bus import decode
 from worklist.models import AuditEvent, Site, Study
-from worklist.worker import JOBS, run_jobs_once
+from worklist.worker import JOBS
 
 MARKER_ACTION = "test.marker"
 
@@ -136,11 +137,7 @@ def test_the_worker_commits_its_jobs_even_when_redis_is_unreachable(
             status=StudyStatus.RECEIVING,
             received_at=datetime.now(UTC) - timedelta(hours=1),
         )
-    offline = make_sync_redis(unused_redis_url())
-    try:
-        done = run_jobs_once(db, settings, JOBS, redis_client=offline)
-    finally:
-        offline.close()
+    done = run_jobs(settings, JOBS, redis_url=unused_redis_url())
     assert done["promote_quiet_studies"] == 1
     with db() as session:
         status = session.scalar(select(Study.status).where(Study.id == study.id))

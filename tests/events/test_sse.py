@@ -12,6 +12,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import NORTH, SOUTH, add_patient, add_study, add_user, bearer
+from tests.conftest import run_jobs
 from tests.events.conftest import LiveApi, SseEvent, SseReader
 from worklist.config import Settings
 from worklist.enums import Role, StudyStatus
@@ -19,7 +20,7 @@ from worklist.events import EventType, WorklistEvent
 from worklist.events import stream as event_stream
 from worklist.events.bus import STREAM_KEY, publish_sync
 from worklist.models import Site, User
-from worklist.worker import JOBS, run_jobs_once
+from worklist.worker import JOBS
 
 
 def _user(db: sessionmaker[Session], username: str, role: Role, *codes: str) -> User:
@@ -208,7 +209,9 @@ def test_a_study_promoted_by_the_worker_is_announced_as_ready(
         )
     with live_api.sse(headers) as reader:
         assert (
-            run_jobs_once(db, settings, JOBS, redis_client=redis_client)["promote_quiet_studies"]
+            run_jobs(settings, JOBS, redis_url=settings.require_redis_url())[
+                "promote_quiet_studies"
+            ]
             == 1
         )
         (ready,) = reader.events(1)

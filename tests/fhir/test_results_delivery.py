@@ -124,7 +124,7 @@ def test_the_message_commits_and_rolls_back_with_the_signature(
         return signed or 0, outbox or 0
 
     async def sign(session: AsyncSession, *, commit: bool) -> tuple[int, int]:
-        user = await session.run_sync(lambda s: get_user(s, READER))
+        user = await get_user(session, READER)
         assert isinstance(user, User)
         await service.finalise(
             session=session,

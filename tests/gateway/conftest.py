@@ -17,8 +17,8 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_gateway.server import Gateway, build_gateway
+from tests.factories import new_site
 from worklist.config import Settings
-from worklist.sites.service import register_site_node
 
 SITE_A_AE = "SITEA_PACS"
 SITE_B_AE = "SITEB_PACS"
@@ -43,15 +43,7 @@ def sites(db: sessionmaker[Session]) -> None:
             ("RXB", "Trust B", SITE_B_AE, []),
             ("RXC", "Trust C", FAR_AWAY_AE, ["10.9.8.7"]),
         ):
-            register_site_node(
-                session=session,
-                code=code,
-                name=name,
-                ae_title=aet,
-                hosts=hosts,
-                port=None,
-                webhook_url=None,
-            )
+            new_site(session, code, name=name, ae_title=aet, hosts=hosts)
 
 
 @pytest.fixture

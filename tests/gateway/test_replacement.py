@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from dicom_gateway import reindex, status
 from dicom_gateway.server import Gateway, build_gateway
 from tests.conftest import SECRET_KEY
+from tests.factories import new_site
 from tests.gateway.conftest import SITE_A_AE, send, write_files
 from worklist.config import Settings
 from worklist.db import make_engine, make_sessionmaker, migrate
 from worklist.embedded import EmbeddedPostgres, start_postgres
 from worklist.models import AuditEvent, Instance
-from worklist.sites.service import register_site_node
 from worklist.synthetic import PatientSpec, SeriesSpec, StudySpec, iter_instances
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -84,15 +84,7 @@ def test_a_replacement_during_a_database_outage_keeps_the_old_file_and_row(
     engine = make_engine(server.url)
     sessions = make_sessionmaker(engine)
     with sessions() as session, session.begin():
-        register_site_node(
-            session=session,
-            code="RXA",
-            name="A",
-            ae_title=SITE_A_AE,
-            hosts=[],
-            port=None,
-            webhook_url=None,
-        )
+        new_site(session, "RXA", name="A", ae_title=SITE_A_AE)
     first, second = _versions(tmp_path)
     gateway = build_gateway(settings)
     gateway.start()

@@ -19,6 +19,7 @@ from tests.api.conftest import (
     add_user,
     loopback_client,
 )
+from tests.factories import add_outbox_message
 from worklist.app import create_app
 from worklist.config import Settings
 from worklist.enums import (
@@ -26,11 +27,9 @@ from worklist.enums import (
     AlertStatus,
     DeliveryChannel,
     DeliveryStatus,
-    OutboxEventType,
     Role,
 )
 from worklist.models import Alert, AlertBreach, Delivery, Site, Study, User
-from worklist.outbox import enqueue
 
 __all__ = ["loopback_client"]
 
@@ -94,7 +93,7 @@ def add_alert(
 
 def add_message(session: Session, site: Site, *, sse: bool, age: timedelta) -> list[Delivery]:
     """A message for ``site`` whose deliveries were created ``age`` ago."""
-    message = enqueue(session, site=site, event_type=OutboxEventType.ALERT_RAISED, data={}, sse=sse)
+    message = add_outbox_message(session, site, sse=sse)
     session.flush()
     deliveries = list(session.scalars(select(Delivery).where(Delivery.message_id == message.id)))
     for delivery in deliveries:

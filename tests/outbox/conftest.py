@@ -16,12 +16,12 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import add_outbox_message
 from tests.receiver import WebhookReceiver
 from worklist.config import Settings
 from worklist.enums import DeliveryChannel, OutboxEventType
-from worklist.events.bus import publish_staged_sync
 from worklist.models import Delivery, DeliveryAttempt, OutboxMessage, Site
-from worklist.outbox import enqueue
+from worklist.outbox import WAKE_CHANNEL, wake_payload
 from worklist.outbox.dispatcher import run_dispatcher
 from worklist.sites.service import new_webhook_secret
 
@@ -95,14 +95,15 @@ def enqueue_messages(
 
     With ``wake`` the Redis wake-up is published after the commit, as the API does.
     """
-    with db() as session:
-        with session.begin():
-            messages = [
-                enqueue(session, site=site, event_type=event_type, data={"n": n, "site": site.code})
-                for n in range(count)
-            ]
-        if wake is not None:
-            publish_staged_sync(wake, session)
+    with db() as session, session.begin():
+        messages = [
+            add_outbox_message(
+                session, site, event_type=event_type, data={"n": n, "site": site.code}
+            )
+            for n in range(count)
+        ]
+    if wake is not None:
+        wake.publish(WAKE_CHANNEL, wake_payload({site.id}))
     return [m.webhook_id for m in messages]
 
 

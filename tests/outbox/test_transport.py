@@ -108,11 +108,17 @@ def test_one_forbidden_address_among_public_ones_refuses_the_name() -> None:
     assert "mixed.test resolves to 10.0.0.7, a private address" in refused.value.detail
 
 
-def set_url(db: sessionmaker[Session], site: Site, url: str, policy: TargetPolicy) -> None:
+def set_url(settings: Settings, site: Site, url: str, policy: TargetPolicy) -> None:
     """Set the site's URL as the API and CLI do, under ``policy``."""
     actor = Actor(name="test", kind=ActorKind.SYSTEM)
-    with db() as session, session.begin():
-        set_webhook_url(session=session, code=site.code, url=url, actor=actor, policy=policy)
+
+    async def scenario(sessions: async_sessionmaker[AsyncSession]) -> None:
+        async with sessions.begin() as session:
+            await set_webhook_url(
+                session=session, code=site.code, url=url, actor=actor, policy=policy
+            )
+
+    run_async(settings, scenario)
 
 
 def deliver_once(settings: Settings, policy: TargetPolicy, dns: ScriptedDns) -> list[str]:
@@ -132,7 +138,7 @@ def test_a_name_accepted_when_set_that_resolves_to_loopback_is_refused_when_send
 ) -> None:
     site = add_webhook_site(db, "https://results.north.example/hooks")
     rebound = f"http://{REBOUND_HOST}:{port_of(webhook_receiver.url)}/hooks"
-    set_url(db, site, rebound, STRICT)  # a name: nothing to refuse yet
+    set_url(fast, site, rebound, STRICT)  # a name: nothing to refuse yet
     [webhook_id] = enqueue_messages(db, site, 1)
     dns = ScriptedDns({REBOUND_HOST: ["127.0.0.1"]})
 

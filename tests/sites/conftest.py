@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import NORTH, SOUTH, add_site, add_user, bearer, client
+from tests.factories import add_outbox_message
 from worklist.config import Settings
-from worklist.enums import OutboxEventType, Role
+from worklist.enums import Role
 from worklist.models import AuditEvent, Site
-from worklist.outbox import enqueue
 from worklist.outbox.dispatcher import run_dispatcher
 from worklist.sites.service import new_webhook_secret
 
@@ -107,12 +107,7 @@ def enqueue_for(db: sessionmaker[Session], code: str, count: int = 1) -> list[st
     with db() as session, session.begin():
         site = session.scalars(select(Site).where(Site.code == code)).one()
         for n in range(count):
-            message = enqueue(
-                session,
-                site=site,
-                event_type=OutboxEventType.ALERT_RAISED,
-                data={"n": n, "at": datetime.now(UTC)},
-            )
+            message = add_outbox_message(session, site, data={"n": n, "at": datetime.now(UTC)})
             ids.append(message.webhook_id)
     return ids
 

@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import PASSWORD, add_site, bearer, client
+from tests.factories import new_user
 from worklist.auth.passwords import hash_password
 from worklist.config import Settings
 from worklist.enums import Role
 from worklist.models import Site, User
-from worklist.users import repository
 
 __all__ = ["client"]
 
@@ -78,12 +78,12 @@ def network(client: TestClient, db: sessionmaker[Session], settings: Settings) -
     with db() as session, session.begin():
         sites = {code: add_site(session, code) for code in (NORTH, SOUTH, EAST)}
         users = {
-            username: repository.add_user(
+            username: new_user(
                 session,
-                username=username,
+                username,
+                role,
+                *codes,
                 password_hash=password_hash(),
-                role=role,
-                sites=[sites[code] for code in codes],
                 home_site=sites[home] if home else None,
             )
             for username, (role, codes, home) in PEOPLE.items()

@@ -11,6 +11,7 @@ alert stream) in the same transaction.
 from __future__ import annotations
 
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from worklist import outbox
@@ -25,18 +26,18 @@ ESCALATE_BATCH = 200
 WORKER_ACTOR = "worker"
 
 
-def escalate_overdue(session: Session, settings: Settings) -> int:
+async def escalate_overdue(session: AsyncSession, settings: Settings) -> int:
     """Escalate every open alert past its ``ack_due_at``; return how many."""
-    overdue = repository.lock_overdue(session, limit=ESCALATE_BATCH)
+    overdue = await repository.lock_overdue(session, limit=ESCALATE_BATCH)
     if not overdue:
         return 0
     # The deadlines that were missed, kept before escalating moves them on.
     missed = {alert.id: alert.ack_due_at for alert in overdue}
     for alert in overdue:
-        repository.escalate(
+        await repository.escalate(
             session, alert=alert, deadline=settings.alert_ack_deadlines[alert.category.value]
         )
-    views = repository.get_views_sync(session, [alert.id for alert in overdue])
+    views = await repository.get_views(session, [alert.id for alert in overdue])
     counted: list[tuple[str, str]] = []
     for view in views:
         alert = view.alert
@@ -70,5 +71,5 @@ def escalate_overdue(session: Session, settings: Settings) -> int:
         for site_code, category in counted:
             ALERT_ESCALATIONS.labels(site_code, category).inc()
 
-    event.listen(session, "after_commit", count, once=True)
+    event.listen(session.sync_session, "after_commit", count, once=True)
     return len(views)

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from worklist.enums import AlertCategory, AlertStatus, DeliveryChannel, DeliveryStatus
 from worklist.models import (
@@ -119,22 +118,6 @@ def _view_select() -> _ViewSelect:
 
 def _view(row: Any) -> AlertView:
     return AlertView(*row)
-
-
-async def lock_visible_study(
-    session: AsyncSession, *, study_uid: str, visible: ColumnElement[bool]
-) -> tuple[Study, Site, Patient] | None:
-    """Lock the study (if ``visible`` admits it) and return it with its site and patient."""
-    stmt = (
-        select(Study, Site, Patient)
-        .join(Site, Site.id == Study.site_id)
-        .join(Patient, Patient.id == Study.patient_id)
-        .where(Study.study_uid == study_uid, visible)
-        .with_for_update(of=Study, key_share=True)
-        .execution_options(populate_existing=True)
-    )
-    row = (await session.execute(stmt)).one_or_none()
-    return (row[0], row[1], row[2]) if row else None
 
 
 async def study_writers(session: AsyncSession, *, study_id: int) -> tuple[int | None, int | None]:
@@ -329,10 +312,10 @@ async def mark_sse_delivered(session: AsyncSession, message_ids: Sequence[int]) 
     return [message_id for message_id, first in rows if first]
 
 
-# Escalation (the worker: synchronous sessions).
+# Escalation (a worker job).
 
 
-def lock_overdue(session: Session, *, limit: int) -> list[Alert]:
+async def lock_overdue(session: AsyncSession, *, limit: int) -> list[Alert]:
     """Lock up to ``limit`` open alerts past their deadline, skipping those locked elsewhere."""
     stmt = (
         select(Alert)
@@ -342,10 +325,10 @@ def lock_overdue(session: Session, *, limit: int) -> list[Alert]:
         .with_for_update(key_share=True, skip_locked=True)
         .execution_options(populate_existing=True)
     )
-    return list(session.scalars(stmt))
+    return list(await session.scalars(stmt))
 
 
-def escalate(session: Session, *, alert: Alert, deadline: timedelta) -> Alert:
+async def escalate(session: AsyncSession, *, alert: Alert, deadline: timedelta) -> Alert:
     """Record the missed deadline and raise the alert's level; the next deadline runs from now."""
     level = alert.escalation_level + 1
     session.add(
@@ -357,11 +340,12 @@ def escalate(session: Session, *, alert: Alert, deadline: timedelta) -> Alert:
         .values(escalation_level=level, ack_due_at=func.now() + deadline)
         .returning(Alert)
     )
-    return session.scalars(stmt, execution_options=_REFRESH).one()
+    return (await session.scalars(stmt, execution_options=_REFRESH)).one()
 
 
-def get_views_sync(session: Session, alert_ids: Collection[uuid.UUID]) -> list[AlertView]:
-    """These alerts with what their JSON shows (the worker's read)."""
+async def get_views(session: AsyncSession, alert_ids: Collection[uuid.UUID]) -> list[AlertView]:
+    """These alerts with what their JSON shows."""
     if not alert_ids:
         return []
-    return [_view(row) for row in session.execute(_view_select().where(Alert.id.in_(alert_ids)))]
+    rows = await session.execute(_view_select().where(Alert.id.in_(alert_ids)))
+    return [_view(row) for row in rows]

@@ -29,6 +29,8 @@ from worklist.audit import repository as audit
 from worklist.enums import AuditAction, OutboxEventType
 from worklist.errors import Forbidden, NotFound
 from worklist.models import User
+from worklist.studies import repository as studies
+from worklist.studies.repository import StudyLoad
 from worklist.studies.service import STUDY_NOT_FOUND
 from worklist.studies.visibility import visible_study_condition
 
@@ -67,12 +69,16 @@ async def raise_alert(
     address: str | None,
 ) -> AlertOut:
     """Raise an alert on a study (claim holder or report author), for its originating trust."""
-    found = await repository.lock_visible_study(
-        session, study_uid=study_uid, visible=visible_study_condition(user)
+    study = await studies.get_visible_study(
+        session,
+        study_uid=study_uid,
+        visible=visible_study_condition(user),
+        load=StudyLoad.SITE_AND_PATIENT,
+        lock=True,
     )
-    if found is None:
+    if study is None:
         raise NotFound(STUDY_NOT_FOUND)
-    study, site, patient = found
+    site, patient = study.site, study.patient
     if user.id not in await repository.study_writers(session, study_id=study.id):
         raise Forbidden(NOT_HOLDER_OR_AUTHOR)
     alert = await repository.insert_alert(

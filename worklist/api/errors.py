@@ -85,7 +85,7 @@ async def database_error_handler(request: Request, exc: Exception) -> JSONRespon
             status_code=503,
             headers={"Retry-After": str(RETRY_AFTER_DATABASE_DOWN)},
         )
-    return await internal_error_handler(request, exc)
+    raise exc  # anything else is a bug: logged by type and answered 500 as unhandled
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -44,7 +44,7 @@ def study_access(*, roles: tuple[Role, ...] | None = None, detail: str = "") -> 
 
     async def check_study(study_uid: UidPath, user: CurrentUser, session: SessionDep) -> None:
         visible = visible_study_condition(user)
-        if not await studies.visible_study_exists(session, study_uid=study_uid, visible=visible):
+        if await studies.get_visible_study(session, study_uid=study_uid, visible=visible) is None:
             raise NotFound(STUDY_NOT_FOUND)
         if roles is not None and user.role not in roles:
             raise Forbidden(detail)

@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from worklist.enums import AuditAction
 from worklist.models import AuditEvent, Site
@@ -27,8 +26,7 @@ class ActorKind(enum.StrEnum):
     SYSTEM = "system"
 
 
-def record(
-    session: Session | AsyncSession,
+def new_event(
     *,
     actor: str,
     actor_kind: ActorKind | str,
@@ -38,8 +36,12 @@ def record(
     address: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Add one audit row to ``session``'s transaction (sync or async); it commits with it."""
-    event = AuditEvent(
+    """The audit row for one action, not yet added to any session.
+
+    ``record`` adds it to the domain's transaction; the gateway's threads, whose index
+    transactions are synchronous, add it to theirs (``session.add``): one row builder.
+    """
+    return AuditEvent(
         actor=actor[:MAX_ACTOR_LENGTH],
         actor_kind=str(actor_kind),
         action=str(action),
@@ -47,6 +49,29 @@ def record(
         site_id=site_id,
         address=address,
         detail=detail or {},
+    )
+
+
+def record(
+    session: AsyncSession,
+    *,
+    actor: str,
+    actor_kind: ActorKind | str,
+    action: AuditAction | str,
+    study_uid: str | None = None,
+    site_id: int | None = None,
+    address: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Add one audit row to ``session``'s transaction; it commits (or rolls back) with it."""
+    event = new_event(
+        actor=actor,
+        actor_kind=actor_kind,
+        action=action,
+        study_uid=study_uid,
+        site_id=site_id,
+        address=address,
+        detail=detail,
     )
     session.add(event)
     return event

@@ -52,7 +52,7 @@ async def login(
     except TooManyAttempts:
         await _audit_failure(sessionmaker, username=username, address=address, reason="throttled")
         raise
-    user = await session.run_sync(users.get_user, username)
+    user = await users.get_user(session, username)
     # Argon2 is deliberately slow: keep it off the event loop. Unknown users cost the same.
     matches = await asyncio.to_thread(
         verify_password, user.password_hash if user else None, password

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from worklist.enums import StudyStatus
 from worklist.models import Claim, Study, User
@@ -170,7 +169,9 @@ async def lock_next_candidate(
     return (await session.scalars(stmt)).one_or_none()
 
 
-def expire_due_claims(session: Session, *, now: datetime | None, limit: int) -> list[ExpiredClaim]:
+async def expire_due_claims(
+    session: AsyncSession, *, now: datetime | None, limit: int
+) -> list[ExpiredClaim]:
     """Delete claims whose lease ran out; their ``in_progress`` studies go back to ``ready``.
 
     Studies locked by a request in flight (a claim, a report save) are skipped and picked
@@ -185,20 +186,22 @@ def expire_due_claims(session: Session, *, now: datetime | None, limit: int) -> 
         .limit(limit)
         .with_for_update(of=Study, key_share=True, skip_locked=True)
     )
-    study_ids = list(session.scalars(due))
+    study_ids = list(await session.scalars(due))
     if not study_ids:
         return []
-    ended = session.execute(
-        delete(Claim)
-        .where(Claim.study_id.in_(study_ids), Claim.expires_at <= reference)
-        .returning(Claim.study_id, Claim.user_id, Claim.expires_at),
-        execution_options={"synchronize_session": False},
+    ended = (
+        await session.execute(
+            delete(Claim)
+            .where(Claim.study_id.in_(study_ids), Claim.expires_at <= reference)
+            .returning(Claim.study_id, Claim.user_id, Claim.expires_at),
+            execution_options={"synchronize_session": False},
+        )
     ).all()
     if not ended:
         return []
     ended_ids = [row.study_id for row in ended]
     returned = set(
-        session.scalars(
+        await session.scalars(
             lifecycle.bulk_update(StudyEvent.CLAIM_ENDED, Study.id.in_(ended_ids)).returning(
                 Study.id
             ),
@@ -207,13 +210,13 @@ def expire_due_claims(session: Session, *, now: datetime | None, limit: int) -> 
     )
     studies = {
         row.id: (row.study_uid, row.site_id)
-        for row in session.execute(
+        for row in await session.execute(
             select(Study.id, Study.study_uid, Study.site_id).where(Study.id.in_(ended_ids))
         )
     }
     usernames: dict[int, str] = {
         row.id: row.username
-        for row in session.execute(
+        for row in await session.execute(
             select(User.id, User.username).where(User.id.in_({row.user_id for row in ended}))
         )
     }

@@ -20,6 +20,7 @@ from worklist.models import Claim, Study, User
 from worklist.studies import lifecycle
 from worklist.studies import repository as studies_repository
 from worklist.studies.lifecycle import StudyEvent
+from worklist.studies.repository import StudyLoad
 from worklist.studies.schemas import WorklistFilters, WorklistItem
 from worklist.studies.service import STUDY_NOT_FOUND
 from worklist.studies.visibility import visible_study_condition
@@ -107,8 +108,12 @@ async def claim_study(
     ``ClaimedByOther`` while someone else's lease runs; ``Conflict`` for a study that is
     still receiving or already reported.
     """
-    study = await studies_repository.lock_visible_study(
-        session, study_uid=study_uid, visible=visible_study_condition(user)
+    study = await studies_repository.get_visible_study(
+        session,
+        study_uid=study_uid,
+        visible=visible_study_condition(user),
+        load=StudyLoad.SITE_AND_PATIENT,
+        lock=True,
     )
     if study is None:
         raise NotFound(STUDY_NOT_FOUND)
@@ -156,8 +161,12 @@ async def release_claim(
 
     ``Conflict`` when the study has no claim: the caller learns their release did nothing.
     """
-    study = await studies_repository.lock_visible_study(
-        session, study_uid=study_uid, visible=visible_study_condition(user)
+    study = await studies_repository.get_visible_study(
+        session,
+        study_uid=study_uid,
+        visible=visible_study_condition(user),
+        load=StudyLoad.SITE_AND_PATIENT,
+        lock=True,
     )
     if study is None:
         raise NotFound(STUDY_NOT_FOUND)

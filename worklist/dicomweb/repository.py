@@ -45,15 +45,6 @@ class StoredInstance:
     size_bytes: int
 
 
-@dataclass(frozen=True)
-class VisibleStudy:
-    """A study the caller may see: its row id, UID and site."""
-
-    id: int
-    study_uid: str
-    site_id: int
-
-
 def _with_study(stmt: Select[*_Ts], visible: ColumnElement[bool]) -> Select[*_Ts]:
     return (
         stmt.join(Study.patient)
@@ -118,17 +109,6 @@ async def search_instances(
     )
     rows = await session.execute(stmt.limit(limit).offset(offset))
     return [InstanceRow(instance=i, series=s, study=st) for i, s, st in rows]
-
-
-async def get_visible_study(
-    session: AsyncSession, *, study_uid: str, visible: ColumnElement[bool]
-) -> VisibleStudy | None:
-    """The study with this UID if the caller may see it."""
-    stmt = select(Study.id, Study.study_uid, Study.site_id).where(
-        Study.study_uid == study_uid, visible
-    )
-    row = (await session.execute(stmt)).one_or_none()
-    return VisibleStudy(id=row.id, study_uid=row.study_uid, site_id=row.site_id) if row else None
 
 
 async def series_exists(session: AsyncSession, *, study_id: int, series_uid: str) -> bool:

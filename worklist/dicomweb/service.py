@@ -13,12 +13,13 @@ from worklist.audit import repository as audit
 from worklist.dicomweb import dicomjson, repository
 from worklist.dicomweb.dicomjson import JsonDataset
 from worklist.dicomweb.query import QidoQuery, audit_detail
-from worklist.dicomweb.repository import StoredInstance, VisibleStudy
+from worklist.dicomweb.repository import StoredInstance
 from worklist.enums import AuditAction
 from worklist.errors import NotFound
 from worklist.matching.values import Matching
 from worklist.models import Study, User
 from worklist.priors import service as priors
+from worklist.studies import repository as studies
 from worklist.studies.service import STUDY_NOT_FOUND
 from worklist.studies.visibility import require_worklist_access, visible_study_condition
 
@@ -85,7 +86,7 @@ def _linked(caller: Caller, dataset: JsonDataset) -> JsonDataset:
 class Retrieval:
     """The study and the stored instances one WADO-RS request returns, in order."""
 
-    study: VisibleStudy
+    study: Study
     instances: list[StoredInstance] = field(default_factory=list)
 
     @property
@@ -103,13 +104,11 @@ def _scoped(matching: Matching, scope: Scope) -> Matching:
     return matching
 
 
-async def _resolve_scope(
-    session: AsyncSession, access: Access, scope: Scope
-) -> VisibleStudy | None:
+async def _resolve_scope(session: AsyncSession, access: Access, scope: Scope) -> Study | None:
     """The scope's study (404 when absent or not reached) and series (404 when absent)."""
     if scope.study_uid is None:
         return None
-    study = await repository.get_visible_study(
+    study = await studies.get_visible_study(
         session, study_uid=scope.study_uid, visible=access.visible
     )
     if study is None:
@@ -128,7 +127,7 @@ def _audit_query(
     *,
     level: str,
     query: QidoQuery,
-    study: VisibleStudy | None,
+    study: Study | None,
     matched: Sequence[Study],
 ) -> None:
     if not matched:

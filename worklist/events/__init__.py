@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 STAGED_KEY = "worklist.events"
 
@@ -38,12 +37,12 @@ class WorklistEvent:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def stage(session: Session | AsyncSession, event: WorklistEvent) -> None:
+def stage(session: AsyncSession, event: WorklistEvent) -> None:
     """Queue ``event`` for publication once ``session``'s transaction commits."""
     session.info.setdefault(STAGED_KEY, []).append(event)
 
 
-def staged(session: Session | AsyncSession) -> list[WorklistEvent]:
+def staged(session: AsyncSession) -> list[WorklistEvent]:
     """Take the events staged on ``session`` (clearing them)."""
     events: list[WorklistEvent] = session.info.pop(STAGED_KEY, [])
     return events

@@ -18,9 +18,10 @@ from typing import Any
 
 import redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.client import Pipeline as AsyncPipeline
+from redis.client import Pipeline
 from redis.typing import EncodableT, FieldT
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from worklist.events import WorklistEvent, staged
 from worklist.outbox import WAKE_CHANNEL, staged_wakeups, wake_payload
@@ -47,8 +48,17 @@ class StreamEvent:
     at: str
 
 
+def make_async_redis(url: str) -> AsyncRedis:
+    """An asyncio Redis client for publishers (the worker) that give up quickly."""
+    return AsyncRedis.from_url(
+        url,
+        socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS,
+        socket_timeout=PUBLISH_TIMEOUT_SECONDS,
+    )
+
+
 def make_sync_redis(url: str) -> redis.Redis:
-    """A synchronous Redis client for publishers outside the event loop (worker, gateway)."""
+    """A synchronous Redis client for the gateway's publisher thread."""
     return redis.Redis.from_url(
         url,
         socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS,
@@ -96,26 +106,29 @@ def decode(entry_id: bytes | str, fields: EntryFields) -> StreamEvent | None:
     return event
 
 
+def _append(pipe: Pipeline | AsyncPipeline, events: Sequence[WorklistEvent]) -> None:
+    # The one way entries are written, whichever client sends the pipeline.
+    at = datetime.now(UTC)
+    for event in events:
+        pipe.xadd(STREAM_KEY, encode(event, at=at), maxlen=STREAM_MAXLEN, approximate=True)
+
+
 async def publish(client: AsyncRedis, events: Sequence[WorklistEvent]) -> list[str]:
     """Append ``events`` to the stream in one round trip; return their stream IDs."""
     if not events:
         return []
-    at = datetime.now(UTC)
     async with client.pipeline(transaction=False) as pipe:
-        for event in events:
-            pipe.xadd(STREAM_KEY, encode(event, at=at), maxlen=STREAM_MAXLEN, approximate=True)
+        _append(pipe, events)
         ids = await pipe.execute()
     return [_text(i) for i in ids]
 
 
 def publish_sync(client: redis.Redis, events: Sequence[WorklistEvent]) -> list[str]:
-    """``publish`` for synchronous callers."""
+    """``publish`` for the gateway's publisher thread (no event loop there)."""
     if not events:
         return []
-    at = datetime.now(UTC)
     with client.pipeline(transaction=False) as pipe:
-        for event in events:
-            pipe.xadd(STREAM_KEY, encode(event, at=at), maxlen=STREAM_MAXLEN, approximate=True)
+        _append(pipe, events)
         ids = pipe.execute()
     return [_text(i) for i in ids]
 
@@ -135,7 +148,7 @@ def _wake_dropped(site_ids: set[int], exc: Exception) -> None:
     )
 
 
-async def publish_staged(client: AsyncRedis, session: Session | AsyncSession) -> None:
+async def publish_staged(client: AsyncRedis, session: AsyncSession) -> None:
     """Publish what was staged on ``session`` (call after it committed); never raises.
 
     Also wakes the outbox's readers (dispatcher, alert streams) for the sites whose
@@ -153,21 +166,4 @@ async def publish_staged(client: AsyncRedis, session: Session | AsyncSession) ->
     try:
         await publish(client, events)
     except Exception as exc:  # the change is committed: the request must still succeed
-        _dropped(events, exc)
-
-
-def publish_staged_sync(client: redis.Redis, session: Session) -> None:
-    """``publish_staged`` for synchronous callers (the worker)."""
-    events = staged(session)
-    wake = staged_wakeups(session)
-    if wake:
-        try:
-            client.publish(WAKE_CHANNEL, wake_payload(wake))
-        except Exception as exc:  # the rows are committed: the pollers will find them
-            _wake_dropped(wake, exc)
-    if not events:
-        return
-    try:
-        publish_sync(client, events)
-    except Exception as exc:  # the job's transaction is committed: carry on
         _dropped(events, exc)

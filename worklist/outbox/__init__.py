@@ -20,7 +20,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from worklist.enums import DeliveryChannel, OutboxEventType
 from worklist.models import Delivery, OutboxMessage, Site
@@ -55,8 +54,7 @@ def encode_body(event_type: str, data: Mapping[str, Any], *, at: datetime) -> st
     return json.dumps(payload, default=_json_default, separators=(",", ":"), ensure_ascii=False)
 
 
-def enqueue(
-    session: Session | AsyncSession,
+def new_message(
     *,
     site: Site,
     event_type: OutboxEventType,
@@ -64,14 +62,13 @@ def enqueue(
     study_id: int | None = None,
     alert_id: uuid.UUID | None = None,
     sse: bool = False,
-) -> OutboxMessage:
-    """Add a message for ``site`` to ``session``'s transaction, with its deliveries.
+) -> tuple[OutboxMessage, list[Delivery]]:
+    """The rows of a message for ``site``: the message and its deliveries, not yet added.
 
-    A webhook delivery is added when the site has a webhook URL (a disabled endpoint
-    holds it until re-enabled) or had one that was removed (held until a URL is set
-    again); an ``sse`` delivery when ``sse`` (alert events: the
-    alert stream marks it delivered once a client of the site received it). Nothing is
-    flushed here: it works the same on sync and async sessions.
+    A webhook delivery when the site has a webhook URL (a disabled endpoint holds it
+    until re-enabled) or had one that was removed (held until a URL is set again); an
+    ``sse`` delivery when ``sse`` (alert events: the alert stream marks it delivered once
+    a client of the site received it). ``enqueue`` is how the domain adds them.
     """
     message = OutboxMessage(
         webhook_id=new_webhook_id(),
@@ -81,25 +78,52 @@ def enqueue(
         alert_id=alert_id,
         body=encode_body(str(event_type), data, at=datetime.now(UTC)),
     )
-    session.add(message)
     channels = []
     if site.webhook_url or site.webhook_disabled_at is not None:
         channels.append(DeliveryChannel.WEBHOOK)
     if sse:
         channels.append(DeliveryChannel.SSE)
-    for channel in channels:
-        session.add(Delivery(message=message, site_id=site.id, channel=channel))
+    deliveries = [
+        Delivery(message=message, site_id=site.id, channel=channel) for channel in channels
+    ]
+    return message, deliveries
+
+
+def enqueue(
+    session: AsyncSession,
+    *,
+    site: Site,
+    event_type: OutboxEventType,
+    data: Mapping[str, Any],
+    study_id: int | None = None,
+    alert_id: uuid.UUID | None = None,
+    sse: bool = False,
+) -> OutboxMessage:
+    """Add a message for ``site`` and its deliveries (``new_message``) to the transaction.
+
+    Nothing is flushed here; the readers are woken for the site once it commits.
+    """
+    message, deliveries = new_message(
+        site=site,
+        event_type=event_type,
+        data=data,
+        study_id=study_id,
+        alert_id=alert_id,
+        sse=sse,
+    )
+    session.add(message)
+    session.add_all(deliveries)
     stage_wakeup(session, site.id)
     return message
 
 
-def stage_wakeup(session: Session | AsyncSession, site_id: int) -> None:
+def stage_wakeup(session: AsyncSession, site_id: int) -> None:
     """Wake the outbox's readers for ``site_id`` once ``session`` commits (e.g. its
     endpoint was re-enabled, so held deliveries can go out now)."""
     session.info.setdefault(WAKE_KEY, set()).add(site_id)
 
 
-def staged_wakeups(session: Session | AsyncSession) -> set[int]:
+def staged_wakeups(session: AsyncSession) -> set[int]:
     """Take the site ids whose messages ``session`` added (clearing them)."""
     sites: set[int] = session.info.pop(WAKE_KEY, set())
     return sites

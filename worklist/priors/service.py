@@ -40,7 +40,10 @@ class ViaStudy:
 async def via_study(session: AsyncSession, *, user: User, study_uid: str) -> ViaStudy:
     """The visible study priors are reached through; NotFound when the caller may not see it."""
     row = await repository.get_visible_study(
-        session, study_uid=study_uid, visible=visible_study_condition(user)
+        session,
+        study_uid=study_uid,
+        visible=visible_study_condition(user),
+        load=repository.StudyLoad.WORKLIST_ROW,
     )
     if row is None:
         raise NotFound(STUDY_NOT_FOUND)

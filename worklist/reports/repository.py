@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Executable, func, select, update
+from sqlalchemy import Executable, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,20 +37,6 @@ async def execute_write(session: AsyncSession, statement: Executable) -> Any:
         if getattr(exc.orig, "sqlstate", None) in IMMUTABLE_SQLSTATES:
             raise Conflict(RECORD_IS_IMMUTABLE) from exc
         raise
-
-
-async def get_visible_study(
-    session: AsyncSession, *, study_uid: str, visible: ColumnElement[bool], lock: bool = False
-) -> Study | None:
-    """The study with this UID if ``visible`` admits it; ``lock`` serialises report writes.
-
-    The lock is ``FOR NO KEY UPDATE``: it orders writers of the same study without
-    blocking inserts that merely reference the study (claims, audit, instances).
-    """
-    stmt = select(Study).where(Study.study_uid == study_uid, visible)
-    if lock:
-        stmt = stmt.with_for_update(key_share=True)
-    return (await session.scalars(stmt)).one_or_none()
 
 
 async def get_report(session: AsyncSession, *, study_id: int) -> Report | None:

@@ -11,33 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist import outbox
 from worklist.audit import repository as audit
-from worklist.enums import AuditAction, OutboxEventType, ReportStatus, Role
+from worklist.enums import AuditAction, OutboxEventType, ReportStatus
 from worklist.errors import NotFound
 from worklist.models import Report, ReportAddendum, Study, User
 from worklist.reports import repository
 from worklist.reports.fhir import diagnostic_report
+from worklist.studies import repository as studies
 from worklist.studies.service import STUDY_NOT_FOUND
-from worklist.studies.visibility import visible_study_condition
+from worklist.studies.visibility import result_visible_condition
 
 NO_SIGNED_REPORT = "the study has no signed report (a draft is not a result)"
-
-
-def result_visible_condition(user: User) -> ColumnElement[bool]:
-    """Studies whose signed result ``user`` may read: the worklist rule, plus alert clients.
-
-    An alert client (the trust's results system) has no worklist, but may pull the
-    results of its own site's studies.
-    """
-    visible = visible_study_condition(user)
-    if user.role is Role.ALERT_CLIENT:
-        site_ids = sorted(site.id for site in user.sites)
-        return or_(visible, Study.site_id.in_(site_ids)) if site_ids else visible
-    return visible
 
 
 async def report_parts(
@@ -88,7 +75,7 @@ async def get_fhir_report(
 
     404 when the study is not visible, or has no report or only a draft.
     """
-    study = await repository.get_visible_study(
+    study = await studies.get_visible_study(
         session, study_uid=study_uid, visible=result_visible_condition(user)
     )
     if study is None:

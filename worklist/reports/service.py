@@ -28,6 +28,7 @@ from worklist.reports import repository
 from worklist.reports.results import deliver_result, report_parts
 from worklist.reports.schemas import AddendumOut, ReportOut
 from worklist.studies import lifecycle
+from worklist.studies import repository as studies
 from worklist.studies.lifecycle import StudyEvent
 from worklist.studies.service import STUDY_NOT_FOUND
 from worklist.studies.visibility import visible_study_condition
@@ -285,7 +286,7 @@ async def add_addendum(
 
 
 async def _visible_study(session: AsyncSession, *, user: User, study_uid: str, lock: bool) -> Study:
-    study = await repository.get_visible_study(
+    study = await studies.get_visible_study(
         session, study_uid=study_uid, visible=visible_study_condition(user), lock=lock
     )
     if study is None:

@@ -51,9 +51,7 @@ async def get_webhook(
 ) -> WebhookStatusOut:
     """The endpoint's URL and state (``disabled`` after a 410), backlog and latest attempts."""
     actor = Actor.for_user(user, address)
-    return await session.run_sync(
-        lambda sync: service.webhook_status(session=sync, code=code, actor=actor)
-    )
+    return await service.webhook_status(session=session, code=code, actor=actor)
 
 
 @router.put(
@@ -78,10 +76,8 @@ async def put_webhook(
     """Set the endpoint URL; the first URL of a site also issues its secret (shown once)."""
     actor = Actor.for_user(user, address)
     policy = TargetPolicy.from_settings(settings)
-    return await session.run_sync(
-        lambda sync: service.set_webhook_url(
-            session=sync, code=code, url=body.url, actor=actor, policy=policy
-        )
+    return await service.set_webhook_url(
+        session=session, code=code, url=body.url, actor=actor, policy=policy
     )
 
 
@@ -91,9 +87,7 @@ async def delete_webhook(
 ) -> WebhookStatusOut:
     """Remove the endpoint URL: deliveries are held (``removed``) until a URL is set again."""
     actor = Actor.for_user(user, address)
-    return await session.run_sync(
-        lambda sync: service.remove_webhook_url(session=sync, code=code, actor=actor)
-    )
+    return await service.remove_webhook_url(session=session, code=code, actor=actor)
 
 
 @router.post(
@@ -106,9 +100,7 @@ async def enable_webhook(
 ) -> WebhookStatusOut:
     """Re-enable an endpoint a 410 disabled; its held deliveries are then sent."""
     actor = Actor.for_user(user, address)
-    return await session.run_sync(
-        lambda sync: service.enable_webhook(session=sync, code=code, actor=actor)
-    )
+    return await service.enable_webhook(session=session, code=code, actor=actor)
 
 
 @router.post("/rotate-secret", response_model=SecretRotationOut, responses=ERRORS)
@@ -126,8 +118,6 @@ async def rotate_secret(
         seconds=settings.webhook_secret_overlap_seconds if seconds is None else seconds
     )
     actor = Actor.for_user(user, address)
-    return await session.run_sync(
-        lambda sync: service.rotate_webhook_secret(
-            session=sync, code=code, overlap=overlap, actor=actor
-        )
+    return await service.rotate_webhook_secret(
+        session=session, code=code, overlap=overlap, actor=actor
     )

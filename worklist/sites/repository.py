@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from worklist.enums import DeliveryChannel, DeliveryStatus, Priority
 from worklist.models import Delivery, DeliveryAttempt, DicomNode, NodeGrant, OutboxMessage, Site
@@ -24,7 +25,7 @@ class AttemptRow:
     error: str | None
 
 
-def get_site_by_code(session: Session, code: str, *, lock: bool = False) -> Site | None:
+async def get_site_by_code(session: AsyncSession, code: str, *, lock: bool = False) -> Site | None:
     """The site with this code, or None; ``lock`` serialises changes to its webhook.
 
     The lock is ``FOR NO KEY UPDATE``, so rows that merely reference the site (outbox
@@ -33,21 +34,23 @@ def get_site_by_code(session: Session, code: str, *, lock: bool = False) -> Site
     stmt = select(Site).where(Site.code == code)
     if lock:
         stmt = stmt.with_for_update(key_share=True).execution_options(populate_existing=True)
-    return session.scalar(stmt)
+    return await session.scalar(stmt)
 
 
-def pending_webhook_deliveries(session: Session, site_id: int) -> tuple[int, datetime | None]:
+async def pending_webhook_deliveries(
+    session: AsyncSession, site_id: int
+) -> tuple[int, datetime | None]:
     """How many webhook deliveries of the site are pending, and since when the oldest."""
     stmt = select(func.count(), func.min(Delivery.created_at)).where(
         Delivery.site_id == site_id,
         Delivery.status == DeliveryStatus.PENDING,
         Delivery.channel == DeliveryChannel.WEBHOOK,
     )
-    count, oldest = session.execute(stmt).one()
+    count, oldest = (await session.execute(stmt)).one()
     return count, oldest
 
 
-def recent_attempts(session: Session, site_id: int, limit: int) -> list[AttemptRow]:
+async def recent_attempts(session: AsyncSession, site_id: int, limit: int) -> list[AttemptRow]:
     """The site's latest recorded webhook attempts, newest first."""
     stmt = (
         select(
@@ -65,21 +68,22 @@ def recent_attempts(session: Session, site_id: int, limit: int) -> list[AttemptR
         .order_by(DeliveryAttempt.id.desc())
         .limit(limit)
     )
-    return [AttemptRow(*row) for row in session.execute(stmt)]
+    return [AttemptRow(*row) for row in await session.execute(stmt)]
 
 
-def get_node_by_ae_title(session: Session, ae_title: str) -> DicomNode | None:
+async def get_node_by_ae_title(session: AsyncSession, ae_title: str) -> DicomNode | None:
     """The DICOM node with this AE title, or None."""
-    return session.scalar(select(DicomNode).where(DicomNode.ae_title == ae_title))
+    return await session.scalar(select(DicomNode).where(DicomNode.ae_title == ae_title))
 
 
-def list_sites(session: Session) -> list[Site]:
+async def list_sites(session: AsyncSession) -> list[Site]:
     """Every site with its nodes, by code."""
-    return list(session.scalars(select(Site).options(selectinload(Site.nodes)).order_by(Site.code)))
+    stmt = select(Site).options(selectinload(Site.nodes)).order_by(Site.code)
+    return list(await session.scalars(stmt))
 
 
-def add_site(
-    session: Session,
+async def add_site(
+    session: AsyncSession,
     *,
     code: str,
     name: str,
@@ -96,40 +100,42 @@ def add_site(
         webhook_secret=webhook_secret,
     )
     session.add(site)
-    session.flush()
+    await session.flush()
     return site
 
 
-def add_node(
-    session: Session, *, site: Site, ae_title: str, hosts: list[str], port: int | None
+async def add_node(
+    session: AsyncSession, *, site: Site, ae_title: str, hosts: list[str], port: int | None
 ) -> DicomNode:
     """Insert a DICOM node of ``site``."""
     node = DicomNode(site_id=site.id, ae_title=ae_title, hosts=hosts, port=port)
     session.add(node)
-    session.flush()
+    await session.flush()
     return node
 
 
-def get_grant(session: Session, *, node_id: int, site_id: int) -> NodeGrant | None:
+async def get_grant(session: AsyncSession, *, node_id: int, site_id: int) -> NodeGrant | None:
     """The grant of ``site_id`` to ``node_id``, or None."""
-    return session.get(NodeGrant, (node_id, site_id))
+    return await session.get(NodeGrant, (node_id, site_id))
 
 
-def add_grant(session: Session, *, node: DicomNode, site: Site, granted_by: str) -> NodeGrant:
+async def add_grant(
+    session: AsyncSession, *, node: DicomNode, site: Site, granted_by: str
+) -> NodeGrant:
     """Record that ``node`` may query and retrieve ``site``'s studies."""
     grant = NodeGrant(node_id=node.id, site_id=site.id, granted_by=granted_by)
     session.add(grant)
-    session.flush()
+    await session.flush()
     return grant
 
 
-def delete_grant(session: Session, grant: NodeGrant) -> None:
+async def delete_grant(session: AsyncSession, grant: NodeGrant) -> None:
     """Withdraw a grant."""
-    session.delete(grant)
-    session.flush()
+    await session.delete(grant)
+    await session.flush()
 
 
-def granted_site_codes(session: Session) -> dict[str, list[str]]:
+async def granted_site_codes(session: AsyncSession) -> dict[str, list[str]]:
     """Every node's granted site codes by AE title (nodes without grants are absent)."""
     stmt = (
         select(DicomNode.ae_title, Site.code)
@@ -138,13 +144,6 @@ def granted_site_codes(session: Session) -> dict[str, list[str]]:
         .order_by(DicomNode.ae_title, Site.code)
     )
     result: dict[str, list[str]] = {}
-    for ae_title, code in session.execute(stmt):
+    for ae_title, code in await session.execute(stmt):
         result.setdefault(ae_title, []).append(code)
     return result
-
-
-def node_site_ids(session: Session, node_id: int) -> set[int]:
-    """The sites whose studies a node may query and retrieve: its own and those granted."""
-    own = select(DicomNode.site_id).where(DicomNode.id == node_id)
-    granted = select(NodeGrant.site_id).where(NodeGrant.node_id == node_id)
-    return set(session.scalars(own.union(granted)))

@@ -2,7 +2,7 @@
 
 The webhook functions serve both the API (a manager of the site, or an admin) and the
 CLI (an operator, network-wide); ``Actor`` says who acts and with what authority. They
-are synchronous, like the CLI; the API runs them through ``AsyncSession.run_sync``.
+are async, like the rest of the domain; the CLI runs them with ``run_in_transaction``.
 A secret leaves this module only in the one response that issues it: audit rows
 record that a secret was issued or rotated, never the secret.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit import repository as audit
 from worklist.audit.repository import ActorKind
@@ -70,9 +70,9 @@ def validate_ae_title(ae_title: str) -> str:
     return stripped
 
 
-def register_site_node(
+async def register_site_node(
     *,
-    session: Session,
+    session: AsyncSession,
     code: str,
     name: str,
     ae_title: str,
@@ -95,14 +95,14 @@ def register_site_node(
         raise InvalidInput(f"invalid port {port}")
     if webhook_url is not None:
         webhook_url = policy.check_url(webhook_url)
-    if repository.get_node_by_ae_title(session, ae_title) is not None:
+    if await repository.get_node_by_ae_title(session, ae_title) is not None:
         raise Conflict(f"AE title {ae_title!r} is already registered")
-    site = repository.get_site_by_code(session, code)
+    site = await repository.get_site_by_code(session, code)
     secret = None
     created = site is None
     if site is None:
         secret = new_webhook_secret() if webhook_url else None
-        site = repository.add_site(
+        site = await repository.add_site(
             session,
             code=code,
             name=name,
@@ -118,7 +118,7 @@ def register_site_node(
         site.webhook_disabled_at = None
         site.webhook_disabled_reason = None
         _wake_dispatchers(session, site)
-    node = repository.add_node(session, site=site, ae_title=ae_title, hosts=hosts, port=port)
+    node = await repository.add_node(session, site=site, ae_title=ae_title, hosts=hosts, port=port)
     return SiteRegistration(site=site, node=node, created_site=created, webhook_secret=secret)
 
 
@@ -145,7 +145,7 @@ def check_site_manager(user: User, code: str) -> None:
         raise NotFound(SITE_NOT_FOUND)
 
 
-def _managed_site(session: Session, *, code: str, actor: Actor, lock: bool) -> Site:
+async def _managed_site(session: AsyncSession, *, code: str, actor: Actor, lock: bool) -> Site:
     """The site ``actor`` may manage: admins and operators any, managers their own.
 
     Other roles learn nothing about sites (403); a manager asking about another trust
@@ -153,7 +153,7 @@ def _managed_site(session: Session, *, code: str, actor: Actor, lock: bool) -> S
     """
     if actor.user is not None:
         check_site_manager(actor.user, code)
-    site = repository.get_site_by_code(session, code, lock=lock)
+    site = await repository.get_site_by_code(session, code, lock=lock)
     if site is None:
         raise NotFound(SITE_NOT_FOUND)
     return site
@@ -168,14 +168,14 @@ def _redacted(url: str | None) -> str | None:
     return f"{parts.scheme}://{host}{parts.path}"
 
 
-def _wake_dispatchers(session: Session, site: Site) -> None:
+def _wake_dispatchers(session: AsyncSession, site: Site) -> None:
     # Held or redirected deliveries should go out at once, not at the next poll: the same
     # post-commit wake-up ``outbox.enqueue`` stages for new messages.
     stage_wakeup(session, site.id)
 
 
 def _audit(
-    session: Session, actor: Actor, site: Site, action: AuditAction, detail: dict[str, object]
+    session: AsyncSession, actor: Actor, site: Site, action: AuditAction, detail: dict[str, object]
 ) -> None:
     audit.record(
         session,
@@ -188,7 +188,7 @@ def _audit(
     )
 
 
-def _status(session: Session, site: Site) -> WebhookStatusOut:
+async def _status(session: AsyncSession, site: Site) -> WebhookStatusOut:
     now = datetime.now(UTC)
     if not site.webhook_url:
         removed = site.webhook_disabled_at is not None
@@ -198,8 +198,8 @@ def _status(session: Session, site: Site) -> WebhookStatusOut:
     else:
         state = WebhookState.ACTIVE
     rollover = site.webhook_previous_secret_until
-    pending, oldest = repository.pending_webhook_deliveries(session, site.id)
-    attempts = repository.recent_attempts(session, site.id, RECENT_ATTEMPTS)
+    pending, oldest = await repository.pending_webhook_deliveries(session, site.id)
+    attempts = await repository.recent_attempts(session, site.id, RECENT_ATTEMPTS)
     return WebhookStatusOut(
         site=SiteRef(code=site.code, name=site.name),
         url=site.webhook_url,
@@ -219,13 +219,13 @@ def _status(session: Session, site: Site) -> WebhookStatusOut:
     )
 
 
-def webhook_status(*, session: Session, code: str, actor: Actor) -> WebhookStatusOut:
+async def webhook_status(*, session: AsyncSession, code: str, actor: Actor) -> WebhookStatusOut:
     """The site's webhook: URL, active/disabled (a 410 and when), backlog, latest attempts."""
-    return _status(session, _managed_site(session, code=code, actor=actor, lock=False))
+    return await _status(session, await _managed_site(session, code=code, actor=actor, lock=False))
 
 
-def set_webhook_url(
-    *, session: Session, code: str, url: str, actor: Actor, policy: TargetPolicy
+async def set_webhook_url(
+    *, session: AsyncSession, code: str, url: str, actor: Actor, policy: TargetPolicy
 ) -> WebhookChangeOut:
     """Point the site's webhook at ``url``; a secret is issued (returned once) if it had none.
 
@@ -233,7 +233,7 @@ def set_webhook_url(
     new endpoint: a disabled state left by the old one's 410, or by a removal, is
     cleared, and pending (held) deliveries go to the new URL.
     """
-    site = _managed_site(session, code=code, actor=actor, lock=True)
+    site = await _managed_site(session, code=code, actor=actor, lock=True)
     url = policy.check_url(url)
     secret = None
     if url != site.webhook_url:
@@ -245,7 +245,7 @@ def set_webhook_url(
         if site.webhook_secret is None:
             secret = new_webhook_secret()
             site.webhook_secret = secret
-        session.flush()
+        await session.flush()
         _audit(
             session,
             actor,
@@ -259,36 +259,36 @@ def set_webhook_url(
             },
         )
         _wake_dispatchers(session, site)
-    return WebhookChangeOut(**_status(session, site).model_dump(), secret=secret)
+    return WebhookChangeOut(**(await _status(session, site)).model_dump(), secret=secret)
 
 
-def remove_webhook_url(*, session: Session, code: str, actor: Actor) -> WebhookStatusOut:
+async def remove_webhook_url(*, session: AsyncSession, code: str, actor: Actor) -> WebhookStatusOut:
     """Stop sending to the site's webhook URL (idempotent); its deliveries are held, not lost.
 
     Like a 410, removal holds the pending deliveries and those of new events until a URL
     is set again; the secret is kept for the next URL.
     """
-    site = _managed_site(session, code=code, actor=actor, lock=True)
+    site = await _managed_site(session, code=code, actor=actor, lock=True)
     if site.webhook_url:
         previous = site.webhook_url
         site.webhook_url = None
         site.webhook_disabled_at = datetime.now(UTC)
         site.webhook_disabled_reason = f"webhook URL removed by {actor.name}"
-        session.flush()
+        await session.flush()
         _audit(session, actor, site, AuditAction.WEBHOOK_REMOVED, {"url": _redacted(previous)})
-    return _status(session, site)
+    return await _status(session, site)
 
 
-def enable_webhook(*, session: Session, code: str, actor: Actor) -> WebhookStatusOut:
+async def enable_webhook(*, session: AsyncSession, code: str, actor: Actor) -> WebhookStatusOut:
     """Re-enable an endpoint disabled by a 410: its held deliveries go out (idempotent)."""
-    site = _managed_site(session, code=code, actor=actor, lock=True)
+    site = await _managed_site(session, code=code, actor=actor, lock=True)
     if not site.webhook_url:
         raise Conflict(NO_WEBHOOK_URL)
     if site.webhook_disabled_at is not None:
         disabled_at, reason = site.webhook_disabled_at, site.webhook_disabled_reason
         site.webhook_disabled_at = None
         site.webhook_disabled_reason = None
-        session.flush()
+        await session.flush()
         _audit(
             session,
             actor,
@@ -297,11 +297,11 @@ def enable_webhook(*, session: Session, code: str, actor: Actor) -> WebhookStatu
             {"disabled_at": disabled_at.isoformat(), "disabled_reason": reason},
         )
         _wake_dispatchers(session, site)
-    return _status(session, site)
+    return await _status(session, site)
 
 
-def rotate_webhook_secret(
-    *, session: Session, code: str, overlap: timedelta, actor: Actor
+async def rotate_webhook_secret(
+    *, session: AsyncSession, code: str, overlap: timedelta, actor: Actor
 ) -> SecretRotationOut:
     """Issue a new secret (returned once); the current one keeps signing for ``overlap``.
 
@@ -311,7 +311,7 @@ def rotate_webhook_secret(
     seconds = overlap.total_seconds()
     if not 0 <= seconds <= MAX_OVERLAP_SECONDS:
         raise InvalidInput(f"the overlap must be between 0 and {MAX_OVERLAP_SECONDS} seconds")
-    site = _managed_site(session, code=code, actor=actor, lock=True)
+    site = await _managed_site(session, code=code, actor=actor, lock=True)
     until = None
     if site.webhook_secret is not None and seconds > 0:
         until = datetime.now(UTC) + overlap
@@ -321,7 +321,7 @@ def rotate_webhook_secret(
     site.webhook_previous_secret_until = until
     secret = new_webhook_secret()
     site.webhook_secret = secret
-    session.flush()
+    await session.flush()
     _audit(
         session,
         actor,
@@ -345,23 +345,27 @@ class GrantChange:
     changed: bool
 
 
-def _node_and_site(session: Session, ae_title: str, site_code: str) -> tuple[DicomNode, Site]:
-    node = repository.get_node_by_ae_title(session, validate_ae_title(ae_title))
+async def _node_and_site(
+    session: AsyncSession, ae_title: str, site_code: str
+) -> tuple[DicomNode, Site]:
+    node = await repository.get_node_by_ae_title(session, validate_ae_title(ae_title))
     if node is None:
         raise NotFound(f"no DICOM node with AE title {ae_title!r} (register it with `site add`)")
-    site = repository.get_site_by_code(session, site_code)
+    site = await repository.get_site_by_code(session, site_code)
     if site is None:
         raise NotFound(f"no site {site_code!r}")
     return node, site
 
 
-def grant_node(*, session: Session, ae_title: str, site_code: str, actor: str) -> GrantChange:
+async def grant_node(
+    *, session: AsyncSession, ae_title: str, site_code: str, actor: str
+) -> GrantChange:
     """Let node ``ae_title`` query and retrieve ``site_code``'s studies (idempotent, audited)."""
-    node, site = _node_and_site(session, ae_title, site_code)
+    node, site = await _node_and_site(session, ae_title, site_code)
     own = node.site_id == site.id
     changed = False
-    if not own and repository.get_grant(session, node_id=node.id, site_id=site.id) is None:
-        repository.add_grant(session, node=node, site=site, granted_by=actor)
+    if not own and await repository.get_grant(session, node_id=node.id, site_id=site.id) is None:
+        await repository.add_grant(session, node=node, site=site, granted_by=actor)
         audit.record(
             session,
             actor=actor,
@@ -374,15 +378,17 @@ def grant_node(*, session: Session, ae_title: str, site_code: str, actor: str) -
     return GrantChange(node.ae_title, site.code, own_site=own, changed=changed)
 
 
-def revoke_node(*, session: Session, ae_title: str, site_code: str, actor: str) -> GrantChange:
+async def revoke_node(
+    *, session: AsyncSession, ae_title: str, site_code: str, actor: str
+) -> GrantChange:
     """Withdraw a grant (idempotent, audited); a node's own site cannot be revoked."""
-    node, site = _node_and_site(session, ae_title, site_code)
+    node, site = await _node_and_site(session, ae_title, site_code)
     if node.site_id == site.id:
         raise Conflict(f"{node.ae_title} belongs to {site.code}: its own site is not a grant")
-    grant = repository.get_grant(session, node_id=node.id, site_id=site.id)
+    grant = await repository.get_grant(session, node_id=node.id, site_id=site.id)
     if grant is None:
         return GrantChange(node.ae_title, site.code, own_site=False, changed=False)
-    repository.delete_grant(session, grant)
+    await repository.delete_grant(session, grant)
     audit.record(
         session,
         actor=actor,

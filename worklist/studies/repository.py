@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from sqlalchemy import (
     BindParameter,
@@ -259,45 +260,78 @@ async def list_worklist(
     return result.mappings().all()
 
 
+class StudyLoad(enum.Enum):
+    """What ``get_visible_study`` loads: the study row alone, with its site and patient,
+    or as a ``WorklistRow`` (site, patient, unexpired claim, report status)."""
+
+    STUDY = "study"
+    SITE_AND_PATIENT = "site_and_patient"
+    WORKLIST_ROW = "worklist_row"
+
+
+@overload
 async def get_visible_study(
-    session: AsyncSession, *, study_uid: str, visible: ColumnElement[bool]
-) -> WorklistRow | None:
-    """The study with this UID, its claim and report status, if ``visible`` admits it."""
-    rows = await _rows(session, _worklist_rows().where(Study.study_uid == study_uid, visible))
-    return rows[0] if rows else None
+    session: AsyncSession,
+    *,
+    study_uid: str,
+    visible: ColumnElement[bool],
+    load: Literal[StudyLoad.WORKLIST_ROW],
+    lock: bool = False,
+) -> WorklistRow | None: ...
 
 
-async def visible_study_exists(
-    session: AsyncSession, *, study_uid: str, visible: ColumnElement[bool]
-) -> bool:
-    """True when a study with this UID exists and ``visible`` admits it."""
-    stmt = select(Study.id).where(Study.study_uid == study_uid, visible)
-    return (await session.scalar(stmt)) is not None
+@overload
+async def get_visible_study(
+    session: AsyncSession,
+    *,
+    study_uid: str,
+    visible: ColumnElement[bool],
+    load: Literal[StudyLoad.STUDY, StudyLoad.SITE_AND_PATIENT] = StudyLoad.STUDY,
+    lock: bool = False,
+) -> Study | None: ...
+
+
+async def get_visible_study(
+    session: AsyncSession,
+    *,
+    study_uid: str,
+    visible: ColumnElement[bool],
+    load: StudyLoad = StudyLoad.STUDY,
+    lock: bool = False,
+) -> Study | WorklistRow | None:
+    """The study with this UID if ``visible`` admits it, else None: the one such fetch.
+
+    ``visible`` is the caller's rule from ``worklist.studies.visibility`` (or an explicit,
+    audited widening of it: a via study's ``prior_condition``), so a study the caller may
+    not see is indistinguishable from a missing one. ``load`` says what comes with it.
+
+    ``lock`` takes ``FOR NO KEY UPDATE`` on the study row until the transaction ends: it
+    serialises changes to the study without blocking inserts that merely reference it
+    (instances, claims, audit). Lock order for every change to a study and its claim: the
+    study row first, then the claim row; keeping to it rules out deadlocks between claims,
+    releases, report saves and the lease-expiry job. The row is always read afresh
+    (``populate_existing``), so a copy the session held from before the lock is replaced.
+    """
+    where = (Study.study_uid == study_uid, visible)
+    if load is StudyLoad.WORKLIST_ROW:
+        rows_stmt = _worklist_rows().where(*where)
+        if lock:
+            rows_stmt = rows_stmt.with_for_update(of=Study, key_share=True)
+        rows = await _rows(session, rows_stmt)
+        return rows[0] if rows else None
+    stmt = _studies_with_site_and_patient() if load is StudyLoad.SITE_AND_PATIENT else select(Study)
+    stmt = stmt.where(*where).execution_options(populate_existing=True)
+    if lock:
+        # OF studies: the joined site and patient rows are read, not locked.
+        stmt = stmt.with_for_update(of=Study, key_share=True)
+    study: Study | None = (await session.scalars(stmt)).one_or_none()
+    return study
 
 
 async def get_study_row(session: AsyncSession, *, study_id: int) -> WorklistRow:
     """A study known to exist (e.g. locked in this transaction) as a worklist row."""
     rows = await _rows(session, _worklist_rows().where(Study.id == study_id))
     return rows[0]
-
-
-async def lock_visible_study(
-    session: AsyncSession, *, study_uid: str, visible: ColumnElement[bool]
-) -> Study | None:
-    """The visible study with this UID, its row locked until the transaction ends.
-
-    ``FOR NO KEY UPDATE`` (as report writes take it) serialises changes to the study without
-    blocking inserts that merely reference it (instances, claims). Lock order for every
-    change to a study and its claim: the study row first, then the claim row; keeping to it
-    rules out deadlocks between claims, releases, report saves and the lease-expiry job.
-    """
-    stmt = (
-        _studies_with_site_and_patient()
-        .where(Study.study_uid == study_uid, visible)
-        .with_for_update(of=Study, key_share=True)
-        .execution_options(populate_existing=True)
-    )
-    return (await session.scalars(stmt)).one_or_none()
 
 
 async def list_series(session: AsyncSession, *, study_id: int) -> Sequence[Series]:
@@ -348,4 +382,6 @@ async def list_priors(session: AsyncSession, *, study: Study) -> list[WorklistRo
 
 async def get_prior(session: AsyncSession, *, study: Study, prior_uid: str) -> WorklistRow | None:
     """The prior of ``study`` with this UID, if it is one of the priors its detail lists."""
-    return await get_visible_study(session, study_uid=prior_uid, visible=prior_condition(study))
+    return await get_visible_study(
+        session, study_uid=prior_uid, visible=prior_condition(study), load=StudyLoad.WORKLIST_ROW
+    )

@@ -87,7 +87,10 @@ async def get_study_detail(
 ) -> StudyDetail:
     """A visible study with its series and priors (any trust); each read is audited."""
     row = await repository.get_visible_study(
-        session, study_uid=study_uid, visible=visible_study_condition(user)
+        session,
+        study_uid=study_uid,
+        visible=visible_study_condition(user),
+        load=repository.StudyLoad.WORKLIST_ROW,
     )
     if row is None:
         raise NotFound(STUDY_NOT_FOUND)

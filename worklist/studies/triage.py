@@ -31,8 +31,12 @@ async def triage_study(
     address: str | None,
 ) -> WorklistItem:
     """Set a visible study's priority and recompute ``due_at`` from its arrival; audited."""
-    study = await repository.lock_visible_study(
-        session, study_uid=study_uid, visible=visible_study_condition(user)
+    study = await repository.get_visible_study(
+        session,
+        study_uid=study_uid,
+        visible=visible_study_condition(user),
+        load=repository.StudyLoad.SITE_AND_PATIENT,
+        lock=True,
     )
     if study is None:
         raise NotFound(STUDY_NOT_FOUND)

@@ -1,13 +1,14 @@
 """Who may see which studies: the one place the rule lives.
 
 radiologist: the sites they hold reporting privileges at; manager: their site;
-admin: every site; alert_client: none (they only see their site's alerts).
-A study outside the rule is treated as absent (404), never as forbidden.
+admin: every site; alert_client: none (they only see their site's alerts). A study
+outside the rule is treated as absent (404), never as forbidden. The one query that fetches
+(or locks) a study by UID under a rule is ``worklist.studies.repository.get_visible_study``.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Integer, any_, bindparam, false, true
+from sqlalchemy import ColumnElement, Integer, any_, bindparam, false, or_, true
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from worklist.enums import Role
@@ -28,6 +29,19 @@ def visible_study_condition(user: User) -> ColumnElement[bool]:
         # An array, not an IN-list: one statement text however many sites, so it stays prepared.
         return Study.site_id == any_(bindparam(None, site_ids, type_=ARRAY(Integer)))
     return false()
+
+
+def result_visible_condition(user: User) -> ColumnElement[bool]:
+    """Studies whose signed result ``user`` may read: the worklist rule, plus alert clients.
+
+    An alert client (the trust's results system) has no worklist, but may pull the
+    results of its own site's studies.
+    """
+    visible = visible_study_condition(user)
+    if user.role is Role.ALERT_CLIENT:
+        site_ids = sorted(site.id for site in user.sites)
+        return or_(visible, Study.site_id.in_(site_ids)) if site_ids else visible
+    return visible
 
 
 def require_worklist_access(user: User) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit import repository as audit
 from worklist.auth.passwords import hash_password
@@ -78,17 +78,19 @@ def own_account(target: User, site: Site) -> bool:
     )
 
 
-def _load(session: Session, actor: Actor, username: str, *, lock: bool) -> tuple[User, Site | None]:
+async def _load(
+    session: AsyncSession, actor: Actor, username: str, *, lock: bool
+) -> tuple[User, Site | None]:
     site = manager_site(actor)
-    target = repository.get_user(session, username, lock=lock)
+    target = await repository.get_user(session, username, lock=lock)
     if target is None or (site is not None and not in_scope(target, site)):
         raise NotFound(USER_NOT_FOUND)
     return target, site
 
 
-def list_accounts(
+async def list_accounts(
     *,
-    session: Session,
+    session: AsyncSession,
     actor: Actor,
     role: Role | None = None,
     site_code: str | None = None,
@@ -98,11 +100,11 @@ def list_accounts(
     scope = manager_site(actor)
     site_id = None
     if site_code is not None:
-        site = get_site_by_code(session, site_code)
+        site = await get_site_by_code(session, site_code)
         if site is None:
             raise InvalidInput(f"no site with code {site_code!r}")
         site_id = site.id
-    return repository.list_users(
+    return await repository.list_users(
         session,
         scope_site_id=scope.id if scope is not None else None,
         role=role,
@@ -111,9 +113,9 @@ def list_accounts(
     )
 
 
-def get_account(*, session: Session, actor: Actor, username: str) -> User:
+async def get_account(*, session: AsyncSession, actor: Actor, username: str) -> User:
     """One account ``actor`` may see; NotFound otherwise."""
-    return _load(session, actor, username, lock=False)[0]
+    return (await _load(session, actor, username, lock=False))[0]
 
 
 def new_password_hash(password: str) -> str:
@@ -121,35 +123,39 @@ def new_password_hash(password: str) -> str:
     return hash_password(check_password(password))
 
 
-def authorise_password_reset(*, session: Session, actor: Actor, username: str) -> User:
+async def authorise_password_reset(*, session: AsyncSession, actor: Actor, username: str) -> User:
     """The account whose password ``actor`` may reset; NotFound or Forbidden otherwise."""
-    return _password_target(session, actor, username, lock=False)[0]
+    return (await _password_target(session, actor, username, lock=False))[0]
 
 
-def reset_password(*, session: Session, actor: Actor, username: str, password_hash: str) -> User:
+async def reset_password(
+    *, session: AsyncSession, actor: Actor, username: str, password_hash: str
+) -> User:
     """Replace the password; every token issued before stops working."""
-    target, site = _password_target(session, actor, username, lock=True)
+    target, site = await _password_target(session, actor, username, lock=True)
     target.password_hash = password_hash
     target.token_version += 1
     _audit(session, actor, target, site, AuditAction.USER_PASSWORD_RESET, {})
-    session.flush()
+    await session.flush()
     return target
 
 
-def _password_target(
-    session: Session, actor: Actor, username: str, *, lock: bool
+async def _password_target(
+    session: AsyncSession, actor: Actor, username: str, *, lock: bool
 ) -> tuple[User, Site | None]:
-    target, site = _load(session, actor, username, lock=lock)
+    target, site = await _load(session, actor, username, lock=lock)
     if site is not None and not own_account(target, site):
         raise Forbidden(NOT_OWN_ACCOUNT)
     return target, site
 
 
-def update_account(*, session: Session, actor: Actor, username: str, patch: UserPatch) -> User:
+async def update_account(
+    *, session: AsyncSession, actor: Actor, username: str, patch: UserPatch
+) -> User:
     """Apply a PATCH: checks who may change what, the resulting role/site rules, audits."""
-    requested = _requested_profile(session, patch)  # values are checked before permissions
-    requested_sites = sites_by_code(session, patch.sites) if patch.sites is not None else None
-    target, site = _load(session, actor, username, lock=True)
+    requested = await _requested_profile(session, patch)  # values are checked before permissions
+    requested_sites = await sites_by_code(session, patch.sites) if patch.sites is not None else None
+    target, site = await _load(session, actor, username, lock=True)
     role = patch.role if patch.role is not None else target.role
     old_codes = {s.code for s in target.sites}
     new_codes = {s.code for s in requested_sites} if requested_sites is not None else old_codes
@@ -171,7 +177,7 @@ def update_account(*, session: Session, actor: Actor, username: str, patch: User
         target.role = role
         target.token_version += 1
     if profile:
-        _apply_profile(session, target, profile)
+        await _apply_profile(session, target, profile)
         _audit(session, actor, target, site, AuditAction.USER_PROFILE_CHANGED, {"changes": profile})
     if disabling:
         target.active = not disabled
@@ -179,7 +185,7 @@ def update_account(*, session: Session, actor: Actor, username: str, patch: User
             target.token_version += 1
         action = AuditAction.USER_DISABLED if disabled else AuditAction.USER_ENABLED
         _audit(session, actor, target, site, action, {})
-    session.flush()
+    await session.flush()
     return target
 
 
@@ -198,7 +204,7 @@ def _check_manager(
         raise Forbidden(NOT_OWN_ACCOUNT)
 
 
-def _requested_profile(session: Session, patch: UserPatch) -> dict[str, Any]:
+async def _requested_profile(session: AsyncSession, patch: UserPatch) -> dict[str, Any]:
     """The profile values a PATCH asks for, checked and normalised (home site by code)."""
     fields = patch.model_fields_set
     for field in NOT_NULL_FIELDS:
@@ -211,7 +217,7 @@ def _requested_profile(session: Session, patch: UserPatch) -> dict[str, Any]:
         requested["registration"] = check_registration(patch.registration)
     if "home_site" in fields:
         requested["home_site"] = (
-            sites_by_code(session, [patch.home_site])[0].code if patch.home_site else None
+            (await sites_by_code(session, [patch.home_site]))[0].code if patch.home_site else None
         )
     if patch.subspecialties is not None:
         requested["subspecialties"] = check_subspecialties(patch.subspecialties)
@@ -233,10 +239,10 @@ def _profile_changes(target: User, requested: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _apply_profile(session: Session, target: User, profile: dict[str, Any]) -> None:
+async def _apply_profile(session: AsyncSession, target: User, profile: dict[str, Any]) -> None:
     if "home_site" in profile:
         code = profile["home_site"]["to"]
-        target.home_site = sites_by_code(session, [code])[0] if code else None
+        target.home_site = (await sites_by_code(session, [code]))[0] if code else None
     if "name" in profile:
         target.name = profile["name"]["to"]
     if "registration" in profile:
@@ -246,7 +252,7 @@ def _apply_profile(session: Session, target: User, profile: dict[str, Any]) -> N
 
 
 def _change_sites(
-    session: Session, actor: Actor, target: User, site: Site | None, new_sites: list[Site]
+    session: AsyncSession, actor: Actor, target: User, site: Site | None, new_sites: list[Site]
 ) -> None:
     old = {s.code for s in target.sites}
     new = {s.code for s in new_sites}
@@ -262,7 +268,7 @@ def _diff(old: Any, new: Any) -> dict[str, Any]:
 
 
 def _audit(
-    session: Session,
+    session: AsyncSession,
     actor: Actor,
     target: User,
     site: Site | None,
@@ -293,26 +299,28 @@ def _audit(
     )
 
 
-def set_disabled(*, session: Session, actor: Actor, username: str, disabled: bool) -> bool:
+async def set_disabled(
+    *, session: AsyncSession, actor: Actor, username: str, disabled: bool
+) -> bool:
     """Disable or re-enable an account; False when it already was."""
-    target = get_account(session=session, actor=actor, username=username)
+    target = await get_account(session=session, actor=actor, username=username)
     if target.active is not disabled:
         return False
-    update_account(
+    await update_account(
         session=session, actor=actor, username=username, patch=UserPatch(disabled=disabled)
     )
     return True
 
 
-def change_privilege(
-    *, session: Session, actor: Actor, username: str, site_code: str, grant: bool
+async def change_privilege(
+    *, session: AsyncSession, actor: Actor, username: str, site_code: str, grant: bool
 ) -> bool:
     """Grant or revoke the privilege at one site; False when nothing changes."""
-    target = get_account(session=session, actor=actor, username=username)
+    target = await get_account(session=session, actor=actor, username=username)
     codes = {s.code for s in target.sites}
     wanted = codes | {site_code} if grant else codes - {site_code}
     if wanted == codes:
         return False
     patch = UserPatch(sites=sorted(wanted))
-    update_account(session=session, actor=actor, username=username, patch=patch)
+    await update_account(session=session, actor=actor, username=username, patch=patch)
     return True

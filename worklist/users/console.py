@@ -2,21 +2,21 @@
 
 The commands act as the operator (network-wide, like an admin) and audit every change
 as ``cli:<login>``. Users are disabled, never deleted: their reports and audit stay
-attributable. The `worklist` CLI builds this sub-app with its own settings, database
-session and error reporting (``CliTools``), so both share one way of running a command.
+attributable. The `worklist` CLI builds this sub-app with its own settings, transaction
+runner (the async domain under ``asyncio.run``) and error reporting (``CliTools``), so
+both share one way of running a command.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit.repository import ActorKind, record
 from worklist.config import ConfigError, Settings
@@ -25,6 +25,8 @@ from worklist.models import User
 from worklist.sites.service import Actor
 from worklist.users import accounts
 from worklist.users.service import create_user
+
+R = TypeVar("R")
 
 # Wide enough that a captured or piped listing keeps one user per line.
 PIPED_WIDTH = 200
@@ -36,12 +38,20 @@ PasswordStdin = Annotated[
 ]
 
 
+class InTransaction(Protocol):
+    """Runs one async unit of work on the configured database and returns its result."""
+
+    def __call__(self, settings: Settings, work: Callable[[AsyncSession], Awaitable[R]]) -> R:
+        """Run ``work`` as one transaction."""
+        ...
+
+
 @dataclass(frozen=True)
 class CliTools:
     """What the user commands take from the `worklist` CLI."""
 
     load_settings: Callable[[], Settings]
-    admin_session: Callable[[Settings], AbstractContextManager[Session]]
+    in_transaction: InTransaction
     actor_name: Callable[[], str]
     reports_errors: Callable[[Callable[..., None]], Callable[..., None]]
 
@@ -120,8 +130,9 @@ def build_user_app(tools: CliTools) -> typer.Typer:
         settings = tools.load_settings()
         settings.require_database_url()
         password = read_password(password_stdin)
-        with tools.admin_session(settings) as session:
-            user = create_user(
+
+        async def add(session: AsyncSession) -> None:
+            user = await create_user(
                 session=session,
                 username=username,
                 password=password,
@@ -148,6 +159,8 @@ def build_user_app(tools: CliTools) -> typer.Typer:
                     "subspecialties": user.subspecialties,
                 },
             )
+
+        tools.in_transaction(settings, add)
         at = f" at {', '.join(dict.fromkeys(site))}" if site else ""
         typer.echo(f"user {username} added ({role.value}{at})")
 
@@ -162,22 +175,24 @@ def build_user_app(tools: CliTools) -> typer.Typer:
         ] = None,
     ) -> None:
         """List users: role, active or disabled, privileges and profile."""
-        settings = tools.load_settings()
-        with tools.admin_session(settings) as session:
-            users = accounts.list_accounts(
+        users = tools.in_transaction(
+            tools.load_settings(),
+            lambda session: accounts.list_accounts(
                 session=session, actor=operator(), role=role, site_code=site
-            )
-            print_users(users)
+            ),
+        )
+        print_users(users)
 
     @user_app.command("disable")
     @tools.reports_errors
     def user_disable(username: Username) -> None:
         """Disable an account: refused from its next request, whatever token it holds."""
-        settings = tools.load_settings()
-        with tools.admin_session(settings) as session:
-            changed = accounts.set_disabled(
+        changed = tools.in_transaction(
+            tools.load_settings(),
+            lambda session: accounts.set_disabled(
                 session=session, actor=operator(), username=username, disabled=True
-            )
+            ),
+        )
         if changed:
             typer.echo(f"user {username} disabled (refused from its next request)")
         else:
@@ -187,11 +202,12 @@ def build_user_app(tools: CliTools) -> typer.Typer:
     @tools.reports_errors
     def user_enable(username: Username) -> None:
         """Re-enable a disabled account (it logs in again for a new token)."""
-        settings = tools.load_settings()
-        with tools.admin_session(settings) as session:
-            changed = accounts.set_disabled(
+        changed = tools.in_transaction(
+            tools.load_settings(),
+            lambda session: accounts.set_disabled(
                 session=session, actor=operator(), username=username, disabled=False
-            )
+            ),
+        )
         if changed:
             typer.echo(f"user {username} enabled")
         else:
@@ -204,21 +220,24 @@ def build_user_app(tools: CliTools) -> typer.Typer:
         settings = tools.load_settings()
         settings.require_database_url()
         password_hash = accounts.new_password_hash(read_password(password_stdin))
-        with tools.admin_session(settings) as session:
-            accounts.reset_password(
+        tools.in_transaction(
+            settings,
+            lambda session: accounts.reset_password(
                 session=session, actor=operator(), username=username, password_hash=password_hash
-            )
+            ),
+        )
         typer.echo(f"password of {username} changed; tokens issued before no longer work")
 
     @user_app.command("grant")
     @tools.reports_errors
     def user_grant(username: Username, site: SiteOption) -> None:
         """Give a user reporting privileges at a site (in effect on their next request)."""
-        settings = tools.load_settings()
-        with tools.admin_session(settings) as session:
-            changed = accounts.change_privilege(
+        changed = tools.in_transaction(
+            tools.load_settings(),
+            lambda session: accounts.change_privilege(
                 session=session, actor=operator(), username=username, site_code=site, grant=True
-            )
+            ),
+        )
         if changed:
             typer.echo(f"user {username} now holds privileges at {site}")
         else:
@@ -228,11 +247,12 @@ def build_user_app(tools: CliTools) -> typer.Typer:
     @tools.reports_errors
     def user_revoke(username: Username, site: SiteOption) -> None:
         """Withdraw a user's privileges at a site (in effect on their next request)."""
-        settings = tools.load_settings()
-        with tools.admin_session(settings) as session:
-            changed = accounts.change_privilege(
+        changed = tools.in_transaction(
+            tools.load_settings(),
+            lambda session: accounts.change_privilege(
                 session=session, actor=operator(), username=username, site_code=site, grant=False
-            )
+            ),
+        )
         if changed:
             typer.echo(f"user {username} no longer holds privileges at {site}")
         else:

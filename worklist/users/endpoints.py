@@ -43,10 +43,8 @@ async def list_users(
 ) -> UserList:
     """The accounts the caller manages, by username (managers: their site's)."""
     actor = Actor.for_user(user, address)
-    found = await session.run_sync(
-        lambda sync: accounts.list_accounts(
-            session=sync, actor=actor, role=role, site_code=site, disabled=disabled
-        )
+    found = await accounts.list_accounts(
+        session=session, actor=actor, role=role, site_code=site, disabled=disabled
     )
     return UserList(users=[UserOut.of(account) for account in found])
 
@@ -57,9 +55,7 @@ async def get_user(
 ) -> UserOut:
     """One account: role, state, privileges, profile."""
     actor = Actor.for_user(user, address)
-    account = await session.run_sync(
-        lambda sync: accounts.get_account(session=sync, actor=actor, username=username)
-    )
+    account = await accounts.get_account(session=session, actor=actor, username=username)
     return UserOut.of(account)
 
 
@@ -81,10 +77,8 @@ async def patch_user(
 ) -> UserOut:
     """Disable or re-enable, change role, privileges or profile; in effect on the next request."""
     actor = Actor.for_user(user, address)
-    account = await session.run_sync(
-        lambda sync: accounts.update_account(
-            session=sync, actor=actor, username=username, patch=body
-        )
+    account = await accounts.update_account(
+        session=session, actor=actor, username=username, patch=body
     )
     return UserOut.of(account)
 
@@ -104,14 +98,10 @@ async def reset_password(
     """Set a new password; the old one and every token issued before stop working."""
     actor = Actor.for_user(user, address)
     check_password(body.password)
-    await session.run_sync(
-        lambda sync: accounts.authorise_password_reset(session=sync, actor=actor, username=username)
-    )
+    await accounts.authorise_password_reset(session=session, actor=actor, username=username)
     # Argon2 is deliberately slow: hash off the event loop, once the caller may do this.
     password_hash = await asyncio.to_thread(hash_password, body.password)
-    await session.run_sync(
-        lambda sync: accounts.reset_password(
-            session=sync, actor=actor, username=username, password_hash=password_hash
-        )
+    await accounts.reset_password(
+        session=session, actor=actor, username=username, password_hash=password_hash
     )
     return Response(status_code=204)

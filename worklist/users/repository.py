@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from worklist.enums import Role
 from worklist.models import Site, User, user_sites
 
 
-def get_user(session: Session, username: str, *, lock: bool = False) -> User | None:
+async def get_user(session: AsyncSession, username: str, *, lock: bool = False) -> User | None:
     """The user with this username (sites and home site loaded), or None.
 
     ``lock`` takes the row lock, so concurrent changes to one account serialise.
@@ -22,7 +22,7 @@ def get_user(session: Session, username: str, *, lock: bool = False) -> User | N
     )
     if lock:
         stmt = stmt.with_for_update(of=User).execution_options(populate_existing=True)
-    return session.scalar(stmt)
+    return await session.scalar(stmt)
 
 
 async def load_account(session: AsyncSession, username: str) -> User | None:
@@ -42,8 +42,8 @@ async def load_account(session: AsyncSession, username: str) -> User | None:
     return (await session.scalars(stmt)).unique().one_or_none()
 
 
-def list_users(
-    session: Session,
+async def list_users(
+    session: AsyncSession,
     *,
     scope_site_id: int | None,
     role: Role | None = None,
@@ -64,7 +64,7 @@ def list_users(
         stmt = stmt.where(_holds(site_id))
     if disabled is not None:
         stmt = stmt.where(User.active.is_(not disabled))
-    return list(session.scalars(stmt.order_by(User.username)))
+    return list(await session.scalars(stmt.order_by(User.username)))
 
 
 def _holds(site_id: int) -> ColumnElement[bool]:
@@ -75,8 +75,8 @@ def _in_scope(site_id: int) -> ColumnElement[bool]:
     return or_(_holds(site_id), User.home_site_id == site_id)
 
 
-def add_user(
-    session: Session,
+async def add_user(
+    session: AsyncSession,
     *,
     username: str,
     password_hash: str,
@@ -99,5 +99,5 @@ def add_user(
         subspecialties=subspecialties or [],
     )
     session.add(user)
-    session.flush()
+    await session.flush()
     return user

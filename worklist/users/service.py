@@ -6,9 +6,10 @@ knows what a valid account looks like, for creating one and for every later chan
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.auth.passwords import hash_password
 from worklist.enums import ROLES_WITH_SINGLE_SITE, Role, Subspecialty
@@ -69,20 +70,20 @@ def check_subspecialties(codes: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
-def sites_by_code(session: Session, codes: Iterable[str]) -> list[Site]:
+async def sites_by_code(session: AsyncSession, codes: Iterable[str]) -> list[Site]:
     """The sites with these codes, in order, without repeats; InvalidInput for an unknown one."""
     sites = []
     for code in dict.fromkeys(codes):
-        site = get_site_by_code(session, code)
+        site = await get_site_by_code(session, code)
         if site is None:
             raise InvalidInput(f"no site with code {code!r}")
         sites.append(site)
     return sites
 
 
-def create_user(
+async def create_user(
     *,
-    session: Session,
+    session: AsyncSession,
     username: str,
     password: str,
     role: Role,
@@ -101,14 +102,15 @@ def create_user(
     clean_name = check_name(name)
     clean_registration = check_registration(registration)
     clean_subspecialties = check_subspecialties(subspecialties)
-    if repository.get_user(session, username) is not None:
+    if await repository.get_user(session, username) is not None:
         raise Conflict(f"user {username!r} already exists")
-    sites = sites_by_code(session, codes)
-    home_site = sites_by_code(session, [home_site_code])[0] if home_site_code else None
-    return repository.add_user(
+    sites = await sites_by_code(session, codes)
+    home_site = (await sites_by_code(session, [home_site_code]))[0] if home_site_code else None
+    return await repository.add_user(
         session,
         username=username,
-        password_hash=hash_password(password),
+        # Argon2 is deliberately slow: off the event loop.
+        password_hash=await asyncio.to_thread(hash_password, password),
         role=role,
         sites=sites,
         name=clean_name,

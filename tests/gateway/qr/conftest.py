@@ -23,8 +23,8 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_gateway.server import Gateway
+from tests.factories import new_grant, new_site
 from tests.gateway.conftest import SITE_A_AE, SITE_B_AE, send, write_files
-from worklist.sites.service import grant_node, register_site_node
 from worklist.synthetic import PatientSpec, SeriesSpec, StudySpec, iter_instances
 
 WORKSTATION_AE = "RXB_WS"
@@ -91,23 +91,16 @@ def network(gateway: Gateway, db: sessionmaker[Session], tmp_path: Path) -> Netw
         files.update({r.sop_instance_uid: p for r, p in zip(results, paths, strict=True)})
     port = free_port()
     with db() as session, session.begin():
-        register_site_node(
-            session=session,
-            code="RXB",
-            name="Trust B",
-            ae_title=WORKSTATION_AE,
-            hosts=["127.0.0.1"],
-            port=port,
-            webhook_url=None,
+        new_site(
+            session, "RXB", name="Trust B", ae_title=WORKSTATION_AE, hosts=["127.0.0.1"], port=port
         )
-        register_site_node(
-            session=session,
-            code="RXD",
+        new_site(
+            session,
+            "RXD",
             name="Trust D",
             ae_title=ROGUE_AE,
             hosts=["127.0.0.1"],
             port=free_port(),
-            webhook_url=None,
         )
     return Network(gateway, study_a, study_b, files, port)
 
@@ -115,7 +108,7 @@ def network(gateway: Gateway, db: sessionmaker[Session], tmp_path: Path) -> Netw
 def grant(db: sessionmaker[Session], ae_title: str, site_code: str) -> None:
     """``worklist node grant AET --site CODE``."""
     with db() as session, session.begin():
-        grant_node(session=session, ae_title=ae_title, site_code=site_code, actor="admin")
+        new_grant(session, ae_title=ae_title, site_code=site_code)
 
 
 @pytest.fixture
