@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Generic, Protocol, TypeVar
 
@@ -221,7 +221,7 @@ async def sse_stream(
     refresh: RefreshAccess[A],
     timing: StreamTiming,
     clock: Clock = MONOTONIC,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The caller's SSE byte stream: replay after ``start``, then live, until disconnect.
 
     Ends when ``refresh`` says the caller lost access. While the source is unreachable it

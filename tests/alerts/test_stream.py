@@ -20,9 +20,11 @@ from tests.alerts.conftest import (
 )
 from tests.events.conftest import SseReader, quick_streams
 from worklist.alerts import stream as alert_stream
+from worklist.alerts.stream import parse_event_id
 from worklist.enums import DeliveryChannel
 from worklist.metrics import DELIVERY_LATENCY
 from worklist.models import User
+from worklist.sse import InvalidEventId
 
 
 @pytest.fixture
@@ -188,3 +190,10 @@ def test_a_stream_without_redis_wakeups_still_delivers_by_polling(
         [event] = reader.events(1, timeout=5.0)
     assert event.data is not None
     assert event.data["id"] == alert["id"]
+
+
+def test_a_last_event_id_is_read_as_an_alert_stream_position() -> None:
+    assert parse_event_id(" 42 ") == 42
+    for text in ["abc", "-1", "1-0", "4.2", "٤٢", "9" * 20]:
+        with pytest.raises(InvalidEventId):
+            parse_event_id(text)

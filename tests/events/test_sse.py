@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import update
@@ -18,7 +19,9 @@ from worklist.enums import Role, StudyStatus
 from worklist.events import EventType, WorklistEvent
 from worklist.events import stream as event_stream
 from worklist.events.bus import STREAM_KEY, publish_sync
+from worklist.events.stream import parse_event_id
 from worklist.models import Site, User
+from worklist.sse import InvalidEventId
 from worklist.worker import JOBS, run_jobs_once
 
 
@@ -224,3 +227,16 @@ def test_a_study_promoted_by_the_worker_is_announced_as_ready(
     assert ready.event == "study.ready"
     assert ready.data is not None
     assert (ready.data["study_uid"], ready.data["site"]) == (study.study_uid, NORTH)
+
+
+@pytest.mark.parametrize(
+    ("text", "position"), [("1712345678901-3", "1712345678901-3"), (" 0042 ", "42-0")]
+)
+def test_a_last_event_id_is_read_as_a_stream_id(text: str, position: str) -> None:
+    assert parse_event_id(text) == position
+
+
+@pytest.mark.parametrize("text", ["abc", "1-2-3", "-1", "1-", "9" * 21])
+def test_a_last_event_id_that_is_no_stream_id_is_refused(text: str) -> None:
+    with pytest.raises(InvalidEventId):
+        parse_event_id(text)
