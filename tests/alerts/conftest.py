@@ -24,9 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.api.conftest import add_patient, add_site, add_study, bearer, client
 from tests.claims.conftest import add_account, add_claim
 from tests.conftest import SECRET_KEY
-from tests.events.conftest import SseReader
+from tests.events.conftest import SseReader, quick_streams
 from tests.receiver import WebhookReceiver
-from worklist.alerts import stream as alert_stream
 from worklist.app import create_app
 from worklist.config import Settings
 from worklist.enums import Role
@@ -50,8 +49,6 @@ __all__ = ["client"]
 TRUST_A, TRUST_B, TRUST_C = "TRUST_A", "TRUST_B", "TRUST_C"
 NHS_NUMBER = "9434765919"  # passes the Modulus 11 check
 FINDING = "Acute right subdural haematoma with 6 mm midline shift."
-# Short keep-alives make a quiet stream still yield lines, so reads never wait long.
-TEST_KEEPALIVE_SECONDS = 0.3
 READ_TIMEOUT_SECONDS = 10.0
 
 # username: (role, trusts)
@@ -192,8 +189,9 @@ def _free_socket() -> socket.socket:
 
 @contextmanager
 def serve_api(settings: Settings) -> Iterator[LiveApi]:
-    """create_app(settings) under uvicorn in a thread, on a free port."""
+    """create_app(settings) under uvicorn in a thread, on a free port, with quick streams."""
     app = create_app(settings)
+    quick_streams(app)
     sock = _free_socket()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -212,11 +210,8 @@ def serve_api(settings: Settings) -> Iterator[LiveApi]:
 
 
 @pytest.fixture
-def live_api(
-    settings: Settings, db: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[LiveApi]:
+def live_api(settings: Settings, db: sessionmaker[Session]) -> Iterator[LiveApi]:
     """The app with the test settings, served by uvicorn."""
-    monkeypatch.setattr(alert_stream, "KEEPALIVE_SECONDS", TEST_KEEPALIVE_SECONDS)
     with serve_api(settings) as api:
         yield api
 

@@ -17,7 +17,6 @@ import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.alerts.conftest import (
-    TEST_KEEPALIVE_SECONDS,
     Network,
     deliveries,
     messages,
@@ -26,7 +25,6 @@ from tests.alerts.conftest import (
     wait_until,
 )
 from tests.receiver import WebhookReceiver
-from worklist.alerts import stream as alert_stream
 from worklist.config import Settings
 from worklist.enums import DeliveryChannel, DeliveryStatus
 from worklist.outbox import WAKE_CHANNEL
@@ -119,9 +117,7 @@ def test_alerts_raised_while_redis_is_down_are_stored_streamed_and_delivered(
     settings: Settings,
     own_redis: OwnRedis,
     webhook_receiver: WebhookReceiver,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(alert_stream, "KEEPALIVE_SECONDS", TEST_KEEPALIVE_SECONDS)
     ours = settings.model_copy(update={"redis_url": own_redis.url})
     with (
         serve_api(ours) as api,

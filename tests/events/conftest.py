@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -22,13 +22,19 @@ from tests.api.conftest import NORTH, SOUTH, add_site
 from tests.conftest import REDIS_BASE_URL
 from worklist.app import create_app
 from worklist.config import Settings
-from worklist.events import stream
 from worklist.events.bus import STREAM_KEY
 from worklist.models import Site
+from worklist.sse import StreamTiming, stream_timing
 
 # Short keep-alives make a quiet stream still yield lines, so reads never wait long.
-TEST_KEEPALIVE_SECONDS = 0.3
+TEST_TIMING = StreamTiming(keepalive_seconds=0.3)
 READ_TIMEOUT_SECONDS = 10.0
+
+
+def quick_streams(app: FastAPI, **changes: float) -> None:
+    """Make ``app``'s SSE streams use ``TEST_TIMING`` (with ``changes``)."""
+    timing = replace(TEST_TIMING, **changes)
+    app.dependency_overrides[stream_timing] = lambda: timing
 
 
 @dataclass
@@ -47,12 +53,17 @@ class SseReader:
     response: httpx.Response
     comments: list[str] = field(default_factory=list)
     retry: int | None = None
+    ended: bool = False  # the server closed the stream
     _lines: Iterator[str] | None = None
+
+    def _read_lines(self) -> Iterator[str]:
+        yield from self.response.iter_lines()
+        self.ended = True
 
     def next_event(self, timeout: float = 5.0) -> SseEvent | None:
         """The next event, or None when none arrived within ``timeout`` (or the stream ended)."""
         if self._lines is None:
-            self._lines = self.response.iter_lines()
+            self._lines = self._read_lines()
         deadline = time.monotonic() + timeout
         fields: dict[str, str] = {}
         for line in self._lines:
@@ -73,6 +84,18 @@ class SseReader:
             if time.monotonic() > deadline:
                 return None
         return None
+
+    def next_comment(self, timeout: float = READ_TIMEOUT_SECONDS) -> str | None:
+        """The next comment line (events before it are dropped), None if none in ``timeout``."""
+        seen = len(self.comments)
+        deadline = time.monotonic() + timeout
+        while len(self.comments) == seen and time.monotonic() < deadline and not self.ended:
+            self.next_event(timeout=0)
+        return self.comments[seen] if len(self.comments) > seen else None
+
+    def end(self, timeout: float = READ_TIMEOUT_SECONDS) -> bool:
+        """True when the server closes the stream (no event before) within ``timeout``."""
+        return self.next_event(timeout) is None and self.ended
 
     def events(self, count: int, timeout: float = 5.0) -> list[SseEvent]:
         """Exactly ``count`` events (fails the test if fewer arrive in time)."""
@@ -133,12 +156,10 @@ def _free_socket() -> socket.socket:
 
 
 @pytest.fixture
-def live_api(
-    settings: Settings, db: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[LiveApi]:
-    """create_app(settings) under uvicorn in a thread, on a free port."""
-    monkeypatch.setattr(stream, "KEEPALIVE_SECONDS", TEST_KEEPALIVE_SECONDS)
+def live_api(settings: Settings, db: sessionmaker[Session]) -> Iterator[LiveApi]:
+    """create_app(settings) under uvicorn in a thread, on a free port, with quick streams."""
     app = create_app(settings)
+    quick_streams(app)
     sock = _free_socket()
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)

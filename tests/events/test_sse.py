@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import redis
+from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import NORTH, SOUTH, add_patient, add_study, add_user, bearer
 from tests.conftest import run_jobs
-from tests.events.conftest import LiveApi, SseEvent, SseReader
+from tests.events.conftest import LiveApi, SseEvent, SseReader, quick_streams, unused_redis_url
+from worklist.app import create_app
 from worklist.config import Settings
 from worklist.enums import Role, StudyStatus
 from worklist.events import EventType, WorklistEvent
 from worklist.events import stream as event_stream
 from worklist.events.bus import STREAM_KEY, publish_sync
+from worklist.events.stream import parse_event_id
 from worklist.models import Site, User
+from worklist.sse import InvalidEventId
 from worklist.worker import JOBS
 
 
@@ -37,8 +40,11 @@ def _uids(events: list[SseEvent]) -> list[str | None]:
     return [e.data["study_uid"] if e.data else None for e in events]
 
 
-def _no_more_events(reader: SseReader) -> None:
-    assert reader.next_event(timeout=1.0) is None
+def _no_more_events(reader: SseReader, client: redis.Redis, site: Site) -> str:
+    """Nothing is sent before a marker published now (the stream keeps its order)."""
+    marker = _publish(client, site, "marker")
+    assert [e.id for e in reader.events(1)] == [marker]
+    return marker
 
 
 def test_a_reconnecting_client_receives_exactly_the_missed_events_of_its_trusts_in_order(
@@ -78,7 +84,7 @@ def test_a_reconnecting_client_receives_exactly_the_missed_events_of_its_trusts_
         replayed = reader.events(2)
         live = _publish(redis_client, north, "1.5")
         after = reader.events(1)
-        _no_more_events(reader)
+        _no_more_events(reader, redis_client, north)
     assert [(e.id, e.data["study_uid"] if e.data else None) for e in replayed] == [
         (missed[0], "1.3"),
         (missed[1], "1.4"),
@@ -101,7 +107,7 @@ def test_last_event_id_is_also_accepted_as_a_query_parameter(
     # The header wins over the query parameter (a browser's reconnect sends the newer id).
     with live_api.sse(headers, last_event_id=first, params={"last_event_id": "0-0"}) as reader:
         assert [e.id for e in reader.events(1)] == [second]
-        _no_more_events(reader)
+        _no_more_events(reader, redis_client, sites[NORTH])
 
 
 def test_each_role_sees_the_trusts_it_may_see(
@@ -120,11 +126,13 @@ def test_each_role_sees_the_trusts_it_may_see(
         ("m.south", Role.MANAGER, (SOUTH,)): ["2.1"],
         ("dr.both", Role.RADIOLOGIST, (NORTH, SOUTH)): ["1.1", "2.1", "1.2"],
     }
+    markers: list[str] = []
     for (username, role, codes), uids in expected.items():
         headers = bearer(settings, _user(db, username, role, *codes))
         with live_api.sse(headers, last_event_id=start) as reader:
             assert _uids(reader.events(len(uids))) == uids, username
-            _no_more_events(reader)
+            assert [e.id for e in reader.events(len(markers))] == markers  # earlier rounds'
+            markers.append(_no_more_events(reader, redis_client, sites[SOUTH]))
 
 
 def test_alert_clients_have_no_event_stream_and_tokens_are_required(
@@ -151,8 +159,7 @@ def test_a_quiet_stream_sends_keep_alive_comments(
 ) -> None:
     headers = bearer(settings, _user(db, "dr.north", Role.RADIOLOGIST, NORTH))
     with live_api.sse(headers) as reader:
-        assert reader.next_event(timeout=1.0) is None
-    assert "keep-alive" in reader.comments
+        assert reader.next_comment() == "keep-alive"
 
 
 def test_a_client_resuming_after_trimmed_events_is_told_to_resync(
@@ -175,20 +182,25 @@ def test_a_client_resuming_after_trimmed_events_is_told_to_resync(
 
 
 def test_the_stream_ends_when_the_caller_loses_access(
-    live_api: LiveApi,
-    settings: Settings,
-    db: sessionmaker[Session],
-    sites: dict[str, Site],
-    monkeypatch: pytest.MonkeyPatch,
+    live_api: LiveApi, settings: Settings, db: sessionmaker[Session], sites: dict[str, Site]
 ) -> None:
-    monkeypatch.setattr(event_stream, "ACCESS_RECHECK_SECONDS", 0.2)
+    quick_streams(live_api.app, recheck_seconds=0)  # re-check at every keep-alive
     user = _user(db, "dr.north", Role.RADIOLOGIST, NORTH)
     with live_api.sse(bearer(settings, user)) as reader:
         with db() as session, session.begin():
             session.execute(update(User).where(User.id == user.id).values(active=False))
-        started = time.monotonic()
-        assert reader.next_event(timeout=5.0) is None
-        assert time.monotonic() - started < 4.0, "the stream should have ended"
+        assert reader.end()
+
+
+def test_the_stream_answers_503_while_redis_is_unreachable(
+    settings: Settings, db: sessionmaker[Session], sites: dict[str, Site]
+) -> None:
+    headers = bearer(settings, _user(db, "dr.north", Role.RADIOLOGIST, NORTH))
+    offline = settings.model_copy(update={"redis_url": unused_redis_url()})
+    with TestClient(create_app(offline)) as client:
+        response = client.get("/api/v1/events", headers=headers)
+    assert response.status_code == 503
+    assert "Redis" in response.json()["detail"]
 
 
 def test_a_study_promoted_by_the_worker_is_announced_as_ready(
@@ -218,3 +230,16 @@ def test_a_study_promoted_by_the_worker_is_announced_as_ready(
     assert ready.event == "study.ready"
     assert ready.data is not None
     assert (ready.data["study_uid"], ready.data["site"]) == (study.study_uid, NORTH)
+
+
+@pytest.mark.parametrize(
+    ("text", "position"), [("1712345678901-3", "1712345678901-3"), (" 0042 ", "42-0")]
+)
+def test_a_last_event_id_is_read_as_a_stream_id(text: str, position: str) -> None:
+    assert parse_event_id(text) == position
+
+
+@pytest.mark.parametrize("text", ["abc", "1-2-3", "-1", "1-", "9" * 21])
+def test_a_last_event_id_that_is_no_stream_id_is_refused(text: str) -> None:
+    with pytest.raises(InvalidEventId):
+        parse_event_id(text)

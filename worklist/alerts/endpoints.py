@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse
 
-from worklist.alerts import repository, service
+from worklist.alerts import service
 from worklist.alerts.repository import AlertFilters
 from worklist.alerts.schemas import (
     MAX_FINDING_LENGTH,
@@ -19,31 +20,31 @@ from worklist.alerts.schemas import (
     AlertOut,
     AlertPage,
 )
-from worklist.alerts.stream import InvalidEventId, StreamAccess, alert_stream, parse_event_id
-from worklist.alerts.visibility import require_acknowledger, stream_sites
+from worklist.alerts.stream import AlertReplay, load_access
+from worklist.alerts.visibility import require_acknowledger
 from worklist.api.deps import (
     ClientAddress,
     CurrentUser,
     SessionDep,
     SessionMakerDep,
     SettingsDep,
-    SigningKey,
-    StreamCredentialDep,
-    StreamUser,
     current_user,
     stream_user,
 )
 from worklist.api.guard import UidPath, UidQuery
 from worklist.api.limits import body_limited_route, json_body_bytes
 from worklist.api.permissions import study_access
-from worklist.auth import service as auth_service
 from worklist.enums import AlertCategory, AlertStatus, Role
-from worklist.errors import AuthenticationFailed, Forbidden, InvalidInput
+from worklist.sse import (
+    EVENT_STREAM,
+    LastEventIdDep,
+    StreamTimingDep,
+    SubscriberDep,
+    open_stream,
+)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-EVENT_STREAM = "text/event-stream"
-INVALID_EVENT_ID = "Last-Event-ID must be the id of an alert event (a positive integer)"
 
 # The longest alert (finding and recipient) or acknowledgement, however its JSON spells it.
 ALERT_BODY_BYTES = json_body_bytes(
@@ -128,7 +129,7 @@ async def list_alerts(
 
 @stream_router.get(
     "/alerts/stream",
-    response_class=StreamingResponse,
+    response_class=StreamingResponse,  # not EventSourceResponse: see worklist.sse
     responses={
         200: {
             "content": {EVENT_STREAM: {}},
@@ -142,52 +143,25 @@ async def list_alerts(
 )
 async def stream_alerts(
     session: SessionDep,
-    user: StreamUser,
+    subscriber: SubscriberDep,
     settings: SettingsDep,
     sessionmaker: SessionMakerDep,
-    signing_key: SigningKey,
-    credential: StreamCredentialDep,
-    last_event_id_header: Annotated[
-        str | None,
-        Header(alias="Last-Event-ID", max_length=32, description="Resume after this event id"),
-    ] = None,
-    last_event_id: Annotated[
-        str | None,
-        Query(max_length=32, description="Resume after this event id (the header wins)"),
-    ] = None,
-) -> StreamingResponse:
+    timing: StreamTimingDep,
+    last_event_id: LastEventIdDep,
+) -> EventSourceResponse:
     """The caller's trust's alert events, live; with ``Last-Event-ID`` the missed ones first."""
-    access = StreamAccess(site_ids=stream_sites(user))
-    resume_text = last_event_id_header or last_event_id
-    try:
-        after = parse_event_id(resume_text) if resume_text else None
-    except InvalidEventId as exc:
-        raise InvalidInput(INVALID_EVENT_ID) from exc
-    if after is None:
-        after = await repository.newest_alert_message_id(session, access.site_ids)
-
-    async def refresh() -> StreamAccess | None:
-        # The request's session is gone by now: each check has its own.
-        async with sessionmaker() as check:
-            try:
-                again = await auth_service.user_from_stream_credential(
-                    session=check, signing_key=signing_key, credential=credential
-                )
-                return StreamAccess(site_ids=stream_sites(again))
-            except (AuthenticationFailed, Forbidden):
-                return None
-
-    return StreamingResponse(
-        alert_stream(
-            factory=sessionmaker,
-            redis_url=settings.redis_url,
-            access=access,
-            refresh=refresh,
-            after=after,
-            poll_seconds=settings.alert_stream_poll_seconds,
-        ),
-        media_type=EVENT_STREAM,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    access = await load_access(session, subscriber.user)
+    replay = AlertReplay(
+        factory=sessionmaker,
+        redis_url=settings.redis_url,
+        poll_seconds=settings.alert_stream_poll_seconds,
+    )
+    return await open_stream(
+        replay,
+        last_event_id=last_event_id,
+        access=access,
+        refresh=subscriber.refresh(load_access),
+        timing=timing,
     )
 
 

@@ -1,4 +1,4 @@
-"""``GET /api/v1/alerts/stream``: a trust's alert events as Server-Sent Events, from PostgreSQL.
+"""The alert stream's replay for ``worklist.sse``: a trust's alert events, from PostgreSQL.
 
 The outbox is the source of truth: every event is an ``alert.*`` outbox message of the
 caller's sites; its ``id:`` is the message id, ``event:`` its type, ``data:`` the alert
@@ -13,35 +13,27 @@ to a client, the message's ``sse`` delivery is marked delivered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
-import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from worklist.alerts import repository
 from worklist.alerts.repository import StreamMessage
+from worklist.alerts.visibility import stream_sites
 from worklist.metrics import DELIVERY_LATENCY
+from worklist.models import User
 from worklist.outbox.wakeups import listen_for_wakeups, wait_for_event
+from worklist.sse import Batch, Caller, InvalidEventId, Start, frame
 
 log = logging.getLogger(__name__)
 
-KEEPALIVE_SECONDS = 15.0
-KEEPALIVE = b": keep-alive\n\n"
-# Re-validate the caller (token expiry, deactivation, changed site) this often.
-ACCESS_RECHECK_SECONDS = 60.0
 READ_BATCH = 200
-RETRY_MILLISECONDS = 3000
-MAX_BACKOFF_SECONDS = 10.0
-MARK_TIMEOUT_SECONDS = 5.0
-
-
-class InvalidEventId(ValueError):
-    """A Last-Event-ID that is not an alert event id."""
+INVALID_EVENT_ID = "Last-Event-ID must be the id of an alert event (a positive integer)"
 
 
 def parse_event_id(text: str) -> int:
@@ -59,14 +51,16 @@ class StreamAccess:
     site_ids: frozenset[int] | None
 
 
-RefreshAccess = Callable[[], Awaitable[StreamAccess | None]]
+async def load_access(session: AsyncSession, user: User) -> StreamAccess:
+    """The sites whose alert events ``user`` may stream; Forbidden for other roles."""
+    return StreamAccess(site_ids=stream_sites(user))
 
 
 def format_event(message: StreamMessage) -> bytes:
     """One SSE event: the message body's ``data`` on one line (JSON never holds a newline)."""
     data = json.loads(message.body)["data"]
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"id: {message.id}\nevent: {message.type}\ndata: {text}\n\n".encode()
+    return frame(id=message.id, event=message.type, data=text)
 
 
 async def _mark_delivered(
@@ -87,93 +81,100 @@ async def _mark_delivered(
             DELIVERY_LATENCY.labels("sse").observe(max(latency, 0.0))
 
 
-class _Caller:
-    """The stream's current view of its caller, re-checked periodically."""
+class AlertReplay:
+    """The alert stream's replay: ``alert_stream`` positions of the caller's sites."""
 
-    def __init__(self, access: StreamAccess, refresh: RefreshAccess) -> None:
-        self.access: StreamAccess | None = access
-        self._refresh = refresh
-        self._checked = time.monotonic()
+    name = "alert stream"
+    invalid_id = INVALID_EVENT_ID
 
-    async def recheck(self) -> None:
-        """Re-read the caller's access when it is due."""
-        if time.monotonic() - self._checked < ACCESS_RECHECK_SECONDS:
-            return
-        self._checked = time.monotonic()
-        try:
-            self.access = await self._refresh()
-        except Exception as exc:  # the database is away: keep what we knew
-            log.warning("alert stream access check failed", extra={"error": exc})
+    def __init__(
+        self,
+        *,
+        factory: async_sessionmaker[AsyncSession],
+        redis_url: str | None,
+        poll_seconds: float,
+    ) -> None:
+        self._factory = factory
+        self._redis_url = redis_url
+        self._poll_seconds = poll_seconds
+
+    def parse_id(self, text: str) -> int:
+        """A client's Last-Event-ID as a message id."""
+        return parse_event_id(text)
+
+    async def start(self, after: int | None, access: StreamAccess) -> Start[int]:
+        """After ``after``, or after the newest event of the caller's sites."""
+        if after is None:
+            async with self._factory() as session:
+                after = await repository.newest_alert_message_id(session, access.site_ids)
+        return Start(after=after)
+
+    def reader(self, caller: Caller[StreamAccess]) -> AlertReader:
+        """Reads of the outbox, prompted by Redis wake-ups when there is Redis."""
+        return AlertReader(
+            self._factory, caller, redis_url=self._redis_url, poll_seconds=self._poll_seconds
+        )
 
 
-async def alert_stream(
-    *,
-    factory: async_sessionmaker[AsyncSession],
-    redis_url: str | None,
-    access: StreamAccess,
-    refresh: RefreshAccess,
-    after: int,
-    poll_seconds: float,
-) -> AsyncIterator[bytes]:
-    """The caller's SSE byte stream: every alert event after ``after``, then live.
+class AlertReader:
+    """One stream's reads of ``alert_stream``: at once when woken, else every poll."""
 
-    Ends when ``refresh`` says the caller lost access. While the database is unreachable
-    it keeps the connection with keep-alive comments and resumes where it stopped.
-    """
-    caller = _Caller(access, refresh)
+    # Any database failure (there are many kinds): retried, the stream stays open.
+    unavailable: tuple[type[Exception], ...] = (Exception,)
 
-    def interested(named: set[int]) -> bool:
-        sites = caller.access.site_ids if caller.access is not None else frozenset()
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        caller: Caller[StreamAccess],
+        *,
+        redis_url: str | None,
+        poll_seconds: float,
+    ) -> None:
+        self._factory = factory
+        self._caller = caller
+        self.poll_seconds = poll_seconds
+        # Read at once at the start, after a full batch and after a failure; else wait first.
+        self._more = True
+        self._wake, self._stopping = asyncio.Event(), asyncio.Event()
+        self._listener = (
+            asyncio.create_task(
+                listen_for_wakeups(redis_url, self._wake, self._stopping, self._interested)
+            )
+            if redis_url
+            else None
+        )
+
+    def _interested(self, named: set[int]) -> bool:
+        access = self._caller.access
+        sites = access.site_ids if access is not None else frozenset()
         return sites is None or bool(named & sites)
 
-    # Wake-ups make the stream prompt; without Redis it re-reads every ``poll_seconds``.
-    wake, stopping = asyncio.Event(), asyncio.Event()
-    listener = (
-        asyncio.create_task(listen_for_wakeups(redis_url, wake, stopping, interested))
-        if redis_url
-        else None
-    )
-    last_id = after
-    failures = 0
-    try:
-        yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
-        last_sent = time.monotonic()
-        while True:
-            await caller.recheck()
-            if caller.access is None:
-                return
-            sites = caller.access.site_ids
-            wake.clear()  # a wake-up during the read below makes the next wait return at once
-            try:
-                async with factory() as session:
-                    batch = await repository.alert_messages_after(
-                        session, sites, after=last_id, limit=READ_BATCH
-                    )
-            except Exception as exc:
-                failures += 1
-                if failures == 1:
-                    log.warning("alert stream lost the database", extra={"error": exc})
-                batch = None
-            if batch is not None:
-                failures = 0
-            if batch:
-                yield b"".join(format_event(m) for m in batch)
-                last_id, last_sent = batch[-1].id, time.monotonic()
-                # Shielded: a client that hangs up right after receiving still received.
-                with anyio.move_on_after(MARK_TIMEOUT_SECONDS, shield=True):
-                    await _mark_delivered(factory, batch)
-                if len(batch) == READ_BATCH:
-                    continue
-            idle = time.monotonic() - last_sent
-            if idle >= KEEPALIVE_SECONDS:
-                yield KEEPALIVE
-                last_sent, idle = time.monotonic(), 0.0
-            wait = min(poll_seconds, KEEPALIVE_SECONDS - idle)
-            if batch is None:  # database away: back off, the keep-alives hold the line
-                await anyio.sleep(min(0.5 * 2**failures, MAX_BACKOFF_SECONDS, wait))
-                continue
-            await wait_for_event(wake, wait)
-    finally:
-        stopping.set()
-        if listener is not None:
-            listener.cancel()
+    async def read(self, after: int, *, wait: float) -> Batch[int]:
+        """The caller's sites' events after ``after``; waits for a wake-up (or ``wait``) first
+        unless more may be pending."""
+        if not self._more:
+            await wait_for_event(self._wake, wait)
+        access = self._caller.access
+        sites = access.site_ids if access is not None else frozenset()
+        self._wake.clear()  # a wake-up during the read below makes the next wait return at once
+        self._more = True
+        async with self._factory() as session:
+            batch = await repository.alert_messages_after(
+                session, sites, after=after, limit=READ_BATCH
+            )
+        self._more = len(batch) == READ_BATCH
+        if not batch:
+            return Batch(position=after)
+        return Batch(
+            position=batch[-1].id,
+            data=b"".join(format_event(m) for m in batch),
+            sent=partial(_mark_delivered, self._factory, batch),
+        )
+
+    async def aclose(self) -> None:
+        """Stop the wake-up listener."""
+        self._stopping.set()
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener

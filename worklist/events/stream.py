@@ -1,4 +1,4 @@
-"""Server-Sent Events from the event stream, filtered by what the caller may see.
+"""The worklist event stream's replay for ``worklist.sse``: Redis entries the caller may see.
 
 Every SSE event is one stream entry: ``id:`` is its stream ID, ``event:`` its type,
 ``data:`` a JSON object ``{study_uid, site, at, data}``. A client that reconnects
@@ -10,32 +10,31 @@ Redis lost it), a ``worklist.resync`` event says so first: reload the worklist.
 from __future__ import annotations
 
 import json
-import logging
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError, ResponseError
 
 from worklist.events.bus import STREAM_KEY, StreamEvent, decode
+from worklist.sse import (
+    NO_POLL,
+    Batch,
+    Caller,
+    InvalidEventId,
+    Start,
+    StreamTiming,
+    StreamUnavailable,
+    frame,
+)
 
-log = logging.getLogger(__name__)
-
-KEEPALIVE_SECONDS = 15.0
-KEEPALIVE = b": keep-alive\n\n"
-# Re-validate the caller (token expiry, deactivation, changed privileges) this often.
-ACCESS_RECHECK_SECONDS = 60.0
-# Site codes are re-read at most this often when an event names an unknown site.
-UNKNOWN_SITE_RELOAD_SECONDS = 5.0
 READ_COUNT = 200
-RETRY_MILLISECONDS = 3000
-MAX_BACKOFF_SECONDS = 10.0
 RESYNC_EVENT = "worklist.resync"
 START_OF_STREAM = "0-0"
+EVENTS_UNAVAILABLE = "the event stream is unavailable (Redis unreachable); retry shortly"
+INVALID_EVENT_ID = "Last-Event-ID must be an event id of this stream (e.g. 1712345678901-0)"
 
 # A stream reader's socket must outlast its longest blocking XREAD.
 READER_SOCKET_MARGIN_SECONDS = 5.0
@@ -44,17 +43,13 @@ READER_CONNECT_TIMEOUT_SECONDS = 1.0
 _STREAM_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
 
 
-def make_reader_redis(url: str) -> AsyncRedis:
-    """A Redis client for one stream's blocking reads."""
+def make_reader_redis(url: str, *, longest_block_seconds: float) -> AsyncRedis:
+    """A Redis client for one stream's blocking reads (none longer than given)."""
     return AsyncRedis.from_url(
         url,
         socket_connect_timeout=READER_CONNECT_TIMEOUT_SECONDS,
-        socket_timeout=KEEPALIVE_SECONDS + READER_SOCKET_MARGIN_SECONDS,
+        socket_timeout=longest_block_seconds + READER_SOCKET_MARGIN_SECONDS,
     )
-
-
-class InvalidEventId(ValueError):
-    """A Last-Event-ID that is not a stream ID."""
 
 
 def parse_event_id(text: str) -> str:
@@ -129,12 +124,12 @@ def format_event(event: StreamEvent, site_code: str | None) -> bytes:
     """One SSE event (``json.dumps`` never emits a newline, so ``data:`` is one line)."""
     payload = {"study_uid": event.study_uid, "site": site_code, "at": event.at, "data": event.data}
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    return f"id: {event.id}\nevent: {event.type}\ndata: {body}\n\n".encode()
+    return frame(id=event.id, event=event.type, data=body)
 
 
 def _resync_event(after: str) -> bytes:
     body = json.dumps({"after": after, "detail": "events were missed: reload the worklist"})
-    return f"event: {RESYNC_EVENT}\ndata: {body}\n\n".encode()
+    return frame(event=RESYNC_EVENT, data=body)
 
 
 def _entries(response: Any) -> list[tuple[str, StreamEvent | None]]:
@@ -146,86 +141,67 @@ def _entries(response: Any) -> list[tuple[str, StreamEvent | None]]:
     ]
 
 
-RefreshAccess = Callable[[], Awaitable[Access | None]]
+async def _site_code(caller: Caller[Access], site_id: int) -> str | None:
+    """The code of ``site_id``, re-reading the sites once when it is new to us."""
+    if caller.access is not None and site_id not in caller.access.site_codes:
+        await caller.recheck(force=True)
+    return None if caller.access is None else caller.access.site_codes.get(site_id)
 
 
-class _Caller:
-    """The stream's current view of its caller, re-checked periodically."""
+class EventReplay:
+    """The worklist event stream's replay: entries of the Redis stream the caller may see."""
 
-    def __init__(self, access: Access, refresh: RefreshAccess) -> None:
-        self.access: Access | None = access
-        self._refresh = refresh
-        self._checked = time.monotonic()
+    name = "event stream"
+    invalid_id = INVALID_EVENT_ID
 
-    async def recheck(self, *, force: bool = False) -> None:
-        """Re-read the caller's access when it is due (sooner when ``force``d)."""
-        age = time.monotonic() - self._checked
-        if age < (UNKNOWN_SITE_RELOAD_SECONDS if force else ACCESS_RECHECK_SECONDS):
-            return
-        self._checked = time.monotonic()
+    def __init__(self, *, redis: AsyncRedis, redis_url: str, timing: StreamTiming) -> None:
+        self._redis = redis
+        self._redis_url = redis_url
+        self._longest_block = timing.keepalive_seconds
+
+    def parse_id(self, text: str) -> str:
+        """A client's Last-Event-ID as a stream ID."""
+        return parse_event_id(text)
+
+    async def start(self, after: str | None, access: Access) -> Start[str]:
+        """After ``after`` (a resync first if entries were lost), or after the newest entry."""
         try:
-            self.access = await self._refresh()
-        except Exception as exc:  # the database is away: keep what we knew
-            log.warning("event stream access check failed", extra={"error": exc})
+            point = await start_point(self._redis, after)
+        except (RedisError, OSError) as exc:
+            raise StreamUnavailable(EVENTS_UNAVAILABLE) from exc
+        return Start(after=point.after, opening=_resync_event(point.after) if point.gap else b"")
 
-    async def site_code(self, site_id: int) -> str | None:
-        """The code of ``site_id``, re-reading the sites once when it is new to us."""
-        if self.access is not None and site_id not in self.access.site_codes:
-            await self.recheck(force=True)
-        return None if self.access is None else self.access.site_codes.get(site_id)
+    def reader(self, caller: Caller[Access]) -> EventReader:
+        """Blocking reads on a Redis connection of this stream's own."""
+        client = make_reader_redis(self._redis_url, longest_block_seconds=self._longest_block)
+        return EventReader(client, caller)
 
 
-async def sse_stream(
-    *,
-    open_client: Callable[[], AsyncRedis],
-    start: StartPoint,
-    access: Access,
-    refresh: RefreshAccess,
-) -> AsyncIterator[bytes]:
-    """The caller's SSE byte stream: replay after ``start``, then live, until disconnect.
+class EventReader:
+    """One stream's blocking XREADs, filtered by what its caller may see."""
 
-    Ends when ``refresh`` says the caller lost access. While Redis is unreachable it
-    keeps the connection with keep-alive comments and resumes where it stopped.
-    """
-    client = open_client()
-    caller = _Caller(access, refresh)
-    try:
-        yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
-        if start.gap:
-            yield _resync_event(start.after)
-        last_id = start.after
-        last_sent = time.monotonic()
-        failures = 0
-        while True:
-            await caller.recheck()
-            if caller.access is None:
-                return
-            idle = time.monotonic() - last_sent
-            if idle >= KEEPALIVE_SECONDS:
-                yield KEEPALIVE
-                last_sent, idle = time.monotonic(), 0.0
-            block_ms = max(1, int((KEEPALIVE_SECONDS - idle) * 1000))
-            try:
-                response = await client.xread(
-                    {STREAM_KEY: last_id}, count=READ_COUNT, block=block_ms
-                )
-            except (RedisError, OSError) as exc:
-                failures += 1
-                if failures == 1:
-                    log.warning("event stream lost redis, retrying", extra={"error": exc})
-                await anyio.sleep(min(0.5 * 2**failures, MAX_BACKOFF_SECONDS, KEEPALIVE_SECONDS))
+    unavailable: tuple[type[Exception], ...] = (RedisError, OSError)
+    poll_seconds = NO_POLL  # XREAD returns as soon as an entry is added
+
+    def __init__(self, client: AsyncRedis, caller: Caller[Access]) -> None:
+        self._client = client
+        self._caller = caller
+
+    async def read(self, after: str, *, wait: float) -> Batch[str]:
+        """The visible entries after ``after``, blocking up to ``wait`` s for the first."""
+        response = await self._client.xread(
+            {STREAM_KEY: after}, count=READ_COUNT, block=max(1, int(wait * 1000))
+        )
+        position, frames = after, []
+        for entry_id, event in _entries(response):
+            position = entry_id
+            access = self._caller.access
+            if event is None or access is None:
                 continue
-            if failures:
-                log.info("event stream has redis again", extra={"after_failures": failures})
-                failures = 0
-            for entry_id, event in _entries(response):
-                last_id = entry_id
-                if event is None or caller.access is None:
-                    continue
-                if caller.access.audience.sees(event.site_id):
-                    yield format_event(event, await caller.site_code(event.site_id))
-                    last_sent = time.monotonic()
-    finally:
-        # Shielded: on disconnect this runs inside a cancelled scope.
-        with anyio.CancelScope(shield=True):
-            await client.aclose()
+            if access.audience.sees(event.site_id):
+                frames.append(format_event(event, await _site_code(self._caller, event.site_id)))
+        return Batch(position=position, data=b"".join(frames))
+
+    async def aclose(self) -> None:
+        """Close the reader's Redis connection."""
+        await self._client.aclose()
