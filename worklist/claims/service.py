@@ -237,7 +237,7 @@ async def next_case(
         passed_over.append(study.id)
     lifecycle.apply(study, StudyEvent.CLAIMED)
     await session.flush()
-    row = await studies_repository.get_study_row(session, study_id=study.id)
+    row = await studies_repository.get_worklist_columns(session, study_id=study.id)
     _announce_claim(session, study, claim, user.username)
     _audit(
         session,
@@ -251,7 +251,8 @@ async def next_case(
             "expires_at": claim.expires_at.isoformat(),
         },
     )
-    return NextCase(claim=_claim_out(study, claim, user.username), study=WorklistItem.from_row(row))
+    item = WorklistItem.model_validate(WorklistItem.fields_from_columns(row))
+    return NextCase(claim=_claim_out(study, claim, user.username), study=item)
 
 
 async def renew_claim(

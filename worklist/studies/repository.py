@@ -328,10 +328,10 @@ async def get_visible_study(
     return study
 
 
-async def get_study_row(session: AsyncSession, *, study_id: int) -> WorklistRow:
-    """A study known to exist (e.g. locked in this transaction) as a worklist row."""
-    rows = await _rows(session, _worklist_rows().where(Study.id == study_id))
-    return rows[0]
+async def get_worklist_columns(session: AsyncSession, *, study_id: int) -> RowMapping:
+    """A study known to exist (e.g. locked in this transaction) as ``WORKLIST_COLUMNS``."""
+    stmt = select(*WORKLIST_COLUMNS).join(Study.patient).where(Study.id == study_id)
+    return (await session.execute(stmt)).mappings().one()
 
 
 async def list_series(session: AsyncSession, *, study_id: int) -> Sequence[Series]:

@@ -71,4 +71,6 @@ async def triage_study(
             data={"priority": priority.value, "due_at": study.due_at.isoformat()},
         ),
     )
-    return WorklistItem.from_row(await repository.get_study_row(session, study_id=study.id))
+    await session.flush()
+    row = await repository.get_worklist_columns(session, study_id=study.id)
+    return WorklistItem.model_validate(WorklistItem.fields_from_columns(row))
