@@ -131,8 +131,9 @@ def filter_conditions(
     # (one statement text whatever their number, so it stays prepared).
     conditions: list[ColumnElement[bool]] = [Study.status.in_(_literals(filters.statuses))]
     if filters.sites:
+        # Needs ``sites`` joined: the planner can then start from the site.
         codes = bindparam(None, list(filters.sites), type_=ARRAY(Text))
-        conditions.append(Study.site_id.in_(select(Site.id).where(Site.code == any_(codes))))
+        conditions.append(Site.code == any_(codes))
     if filters.modalities:
         modalities = type_coerce(Study.modalities, ARRAY(Text))
         conditions.append(modalities.overlap(list(filters.modalities)))
@@ -199,8 +200,11 @@ def _report_status() -> ScalarSelect[ReportStatus]:
     return select(Report.status).where(Report.study_id == Study.id).scalar_subquery()
 
 
-def _site_column(column: InstrumentedAttribute[str]) -> ScalarSelect[str]:
-    return select(column).where(Site.id == Study.site_id).scalar_subquery()
+def _site_column(name: str) -> ScalarSelect[str]:
+    # Its own alias: the outer query may join ``sites`` itself (the site filter).
+    site = aliased(Site)
+    column: InstrumentedAttribute[str] = getattr(site, name)
+    return select(column).where(site.id == Study.site_id).scalar_subquery()
 
 
 # The columns of a worklist item, read as plain rows (no ORM objects). Site, claim and
@@ -210,8 +214,8 @@ def _site_column(column: InstrumentedAttribute[str]) -> ScalarSelect[str]:
 WORKLIST_COLUMNS = (
     Study.id,
     Study.study_uid,
-    _site_column(Site.code).label("site_code"),
-    _site_column(Site.name).label("site_name"),
+    _site_column("code").label("site_code"),
+    _site_column("name").label("site_name"),
     Study.accession_number,
     Patient.name.label("patient_name"),
     Patient.nhs_number,
@@ -247,11 +251,10 @@ async def list_worklist(
 
     Each row has the keys of ``WORKLIST_COLUMNS``.
     """
-    stmt = (
-        select(*WORKLIST_COLUMNS)
-        .join(Study.patient)
-        .where(visible, *filter_conditions(filters, user_id=user_id))
-    )
+    stmt = select(*WORKLIST_COLUMNS).join(Study.patient)
+    if filters.sites:
+        stmt = stmt.join(Study.site)
+    stmt = stmt.where(visible, *filter_conditions(filters, user_id=user_id))
     if after is not None:
         stmt = stmt.where(
             tuple_(*WORKLIST_ORDER) > (after.due_at, after.priority, after.received_at, after.id)
