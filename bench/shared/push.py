@@ -16,7 +16,7 @@ from bench.shared.procs import DCMTK_STORESCU, BenchError, child_env, run_checke
 from bench.shared.services import CALLING_AET
 from bench.shared.targets import Target
 
-PUSH_TIMEOUT = 600.0
+PUSH_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
