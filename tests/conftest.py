@@ -12,6 +12,7 @@ import redis
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from worklist.auth.passwords import PasswordCost
 from worklist.config import Settings
 from worklist.db import make_engine, make_sessionmaker, migrate, normalise_url
 from worklist.models import Base
@@ -23,6 +24,14 @@ ADMIN_URL = os.environ.get(
 )
 REDIS_BASE_URL = os.environ.get("WORKLIST_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 SECRET_KEY = secrets.token_urlsafe(48)
+# Argon2id at its minimum cost: a hash takes microseconds instead of a tenth of a second.
+# tests/auth/test_passwords.py checks that production keeps argon2-cffi's defaults.
+TEST_PASSWORD_COST = PasswordCost(time_cost=1, memory_kib=8, parallelism=1)
+PASSWORD_COST_SETTINGS = {
+    "password_hash_time_cost": TEST_PASSWORD_COST.time_cost,
+    "password_hash_memory_kib": TEST_PASSWORD_COST.memory_kib,
+    "password_hash_parallelism": TEST_PASSWORD_COST.parallelism,
+}
 
 
 def _worker_index(worker_id: str) -> int:
@@ -106,4 +115,5 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
         # The webhook receivers of the tests listen on loopback; the tests of the target
         # policy turn this off.
         webhook_allow_private=True,
+        **PASSWORD_COST_SETTINGS,
     )

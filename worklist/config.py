@@ -9,7 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from argon2.profiles import RFC_9106_LOW_MEMORY
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worklist import running
@@ -118,6 +119,11 @@ class Settings(BaseSettings):
     login_max_failures_per_user: int = Field(default=100, ge=1)
     login_user_window_seconds: int = Field(default=3600, ge=1)
     login_known_address_days: int = Field(default=30, ge=1)
+    # Argon2id's cost for new password hashes (docs/accounts.md): argon2-cffi's defaults,
+    # RFC 9106's low-memory profile. Existing hashes keep the cost they were made with.
+    password_hash_time_cost: int = Field(default=RFC_9106_LOW_MEMORY.time_cost, ge=1)
+    password_hash_memory_kib: int = Field(default=RFC_9106_LOW_MEMORY.memory_cost, ge=8)
+    password_hash_parallelism: int = Field(default=RFC_9106_LOW_MEMORY.parallelism, ge=1)
 
     @field_validator("turnaround_targets", mode="before")
     @classmethod
@@ -139,6 +145,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _check_password_cost(self) -> Settings:
+        if self.password_hash_memory_kib < 8 * self.password_hash_parallelism:
+            raise ValueError("WORKLIST_PASSWORD_HASH_MEMORY_KIB must be at least 8 per lane")
+        return self
 
     @field_validator("gateway_ae_title")
     @classmethod

@@ -18,6 +18,7 @@ from pynetdicom import AE
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from worklist.auth.passwords import PasswordCost
 from worklist.db import make_engine, make_sessionmaker, transaction
 from worklist.enums import Role
 from worklist.errors import DomainError
@@ -180,7 +181,7 @@ def demo_studies() -> list[DemoStudy]:
     ]  # fmt: skip
 
 
-def seed_accounts(session: Session) -> list[str]:
+def seed_accounts(session: Session, *, password_cost: PasswordCost) -> list[str]:
     """Create the demo trusts, their PACS nodes and users that do not exist yet."""
     created: list[str] = []
     for site in DEMO_SITES:
@@ -201,6 +202,7 @@ def seed_accounts(session: Session) -> list[str]:
                 session=session,
                 username=user.username,
                 password=DEMO_PASSWORD,
+                password_cost=password_cost,
                 role=user.role,
                 site_codes=list(user.sites),
             )
@@ -260,12 +262,12 @@ def _store(assoc: Any, instance: Dataset) -> None:
         )
 
 
-def seed_demo_accounts(database_url: str) -> None:
+def seed_demo_accounts(database_url: str, *, password_cost: PasswordCost) -> None:
     """Seed the demo trusts and users in their own transaction."""
     engine = make_engine(database_url, pool_size=1, application_name="worklist-demo")
     try:
         with transaction(make_sessionmaker(engine)) as session:
-            created = seed_accounts(session)
+            created = seed_accounts(session, password_cost=password_cost)
     finally:
         engine.dispose()
     if created:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.conftest import TEST_PASSWORD_COST
 from worklist.app import create_app
 from worklist.auth.tokens import issue_access_token
 from worklist.config import Settings
@@ -55,6 +56,7 @@ def add_user(session: Session, username: str, role: Role, *site_codes: str) -> U
         session=session,
         username=username,
         password=PASSWORD,
+        password_cost=TEST_PASSWORD_COST,
         role=role,
         site_codes=list(site_codes),
     )

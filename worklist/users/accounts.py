@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from worklist.audit import repository as audit
-from worklist.auth.passwords import hash_password
+from worklist.auth.passwords import PasswordCost, hash_password
 from worklist.enums import AuditAction, Role
 from worklist.errors import Conflict, Forbidden, InvalidInput, NotFound
 from worklist.models import Site, User
@@ -116,9 +116,9 @@ def get_account(*, session: Session, actor: Actor, username: str) -> User:
     return _load(session, actor, username, lock=False)[0]
 
 
-def new_password_hash(password: str) -> str:
+def new_password_hash(password: str, *, cost: PasswordCost) -> str:
     """The hash of an acceptable new password (slow: callers on an event loop use a thread)."""
-    return hash_password(check_password(password))
+    return hash_password(check_password(password), cost=cost)
 
 
 def authorise_password_reset(*, session: Session, actor: Actor, username: str) -> User:

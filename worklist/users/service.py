@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy.orm import Session
 
-from worklist.auth.passwords import hash_password
+from worklist.auth.passwords import PasswordCost, hash_password
 from worklist.enums import ROLES_WITH_SINGLE_SITE, Role, Subspecialty
 from worklist.errors import Conflict, InvalidInput
 from worklist.models import Site, User
@@ -85,6 +85,7 @@ def create_user(
     session: Session,
     username: str,
     password: str,
+    password_cost: PasswordCost,
     role: Role,
     site_codes: list[str],
     name: str | None = None,
@@ -108,7 +109,7 @@ def create_user(
     return repository.add_user(
         session,
         username=username,
-        password_hash=hash_password(password),
+        password_hash=hash_password(password, cost=password_cost),
         role=role,
         sites=sites,
         name=clean_name,
