@@ -10,6 +10,8 @@ alert stream) in the same transaction.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -25,16 +27,20 @@ ESCALATE_BATCH = 200
 WORKER_ACTOR = "worker"
 
 
-def escalate_overdue(session: Session, settings: Settings) -> int:
-    """Escalate every open alert past its ``ack_due_at``; return how many."""
-    overdue = repository.lock_overdue(session, limit=ESCALATE_BATCH)
+def escalate_overdue(session: Session, settings: Settings, *, now: datetime | None = None) -> int:
+    """Escalate every open alert past its ``ack_due_at`` at ``now`` (default the database
+    clock); return how many."""
+    overdue = repository.lock_overdue(session, limit=ESCALATE_BATCH, now=now)
     if not overdue:
         return 0
     # The deadlines that were missed, kept before escalating moves them on.
     missed = {alert.id: alert.ack_due_at for alert in overdue}
     for alert in overdue:
         repository.escalate(
-            session, alert=alert, deadline=settings.alert_ack_deadlines[alert.category.value]
+            session,
+            alert=alert,
+            deadline=settings.alert_ack_deadlines[alert.category.value],
+            now=now,
         )
     views = repository.get_views_sync(session, [alert.id for alert in overdue])
     counted: list[tuple[str, str]] = []
