@@ -28,10 +28,14 @@ SECRET_KEY = secrets.token_urlsafe(48)
 # Argon2id at its minimum cost: a hash takes microseconds instead of a tenth of a second.
 # tests/auth/test_passwords.py checks that production keeps argon2-cffi's defaults.
 TEST_PASSWORD_COST = PasswordCost(time_cost=1, memory_kib=8, parallelism=1)
-PASSWORD_COST_SETTINGS = {
+# What every test's settings share: cheap hashes, and a Redis answer that is never given
+# up on as late (the API would go on without Redis: logins unthrottled, no wake-ups)
+# just because the machine is loaded. A Redis that is down is refused at once anyway.
+COMMON_SETTINGS = {
     "password_hash_time_cost": TEST_PASSWORD_COST.time_cost,
     "password_hash_memory_kib": TEST_PASSWORD_COST.memory_kib,
     "password_hash_parallelism": TEST_PASSWORD_COST.parallelism,
+    "redis_timeout_seconds": 30.0,
 }
 
 
@@ -164,5 +168,5 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
         # The webhook receivers of the tests listen on loopback; the tests of the target
         # policy turn this off.
         webhook_allow_private=True,
-        **PASSWORD_COST_SETTINGS,
+        **COMMON_SETTINGS,
     )

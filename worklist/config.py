@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     webhook_secret_overlap_seconds: float = Field(default=86400.0, ge=0)
     # Origins allowed to call the API from a browser (e.g. an OHIF viewer): comma-separated.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Redis is an accelerator, not a dependency of correctness: the API goes on without it
+    # (logins unthrottled, no wake-ups) when it does not answer within this.
+    redis_timeout_seconds: float = Field(default=1.0, gt=0)
     # Alert streams re-read the outbox this often when no Redis wake-up arrives.
     alert_stream_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import add_patient, add_site, add_study, bearer, client
 from tests.claims.conftest import add_account, add_claim
-from tests.conftest import PASSWORD_COST_SETTINGS, SECRET_KEY
+from tests.conftest import COMMON_SETTINGS, SECRET_KEY
 from tests.events.conftest import SseReader
 from tests.receiver import WebhookReceiver
 from worklist.alerts import stream as alert_stream
@@ -83,7 +83,7 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
         webhook_retry_max_seconds=0.3,
         worker_interval_seconds=0.2,
         webhook_allow_private=True,  # the receiver listens on loopback
-        **PASSWORD_COST_SETTINGS,
+        **COMMON_SETTINGS,
     )
 
 

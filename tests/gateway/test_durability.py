@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,16 +28,11 @@ from tests.gateway.conftest import (
     send,
     write_files,
 )
+from tests.ports import reserve_port
 from worklist.config import Settings
 from worklist.db import normalise_url
 from worklist.models import Instance, Study
 from worklist.synthetic import PatientSpec, SeriesSpec, StudySpec, iter_instances
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start_gateway_process(settings: Settings, port: int) -> subprocess.Popen[bytes]:
@@ -66,7 +60,7 @@ def _start_gateway_process(settings: Settings, port: int) -> subprocess.Popen[by
 @pytest.fixture
 def gateway_process_port(sites: None) -> Iterator[int]:
     """A free port for a gateway run as a separate process."""
-    return _free_port()
+    return reserve_port()
 
 
 def _push_until_killed(port: int, files: list[Path], acked: list[str]) -> None:
