@@ -40,7 +40,7 @@ import psycopg
 
 from bench.shared.procs import BenchError, run_checked
 from bench.shared.services import PG_HOST, PG_PORT, PG_USER, pg_admin_conninfo, worklist_cli
-from worklist.auth.passwords import hash_password
+from worklist.auth.passwords import PasswordCost, hash_password
 from worklist.config import DEFAULT_TURNAROUND, parse_duration_map
 from worklist.enums import Priority
 from worklist.identity import make_nhs_number
@@ -460,7 +460,7 @@ class _Users:
 
 
 def _make_users(rng: np.random.Generator, site_p: np.ndarray) -> _Users:
-    password_hash = hash_password(BENCH_PASSWORD)
+    password_hash = hash_password(BENCH_PASSWORD, cost=PasswordCost())
     rows: list[str] = []
     links: list[str] = []
     by_site: list[list[int]] = [[] for _ in SITES]

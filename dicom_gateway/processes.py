@@ -34,11 +34,10 @@ def serve(settings: Settings) -> int:
     children: list[subprocess.Popen[bytes]] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
+        # Only a flag: the main thread stops everything. A handler that shut the gateway
+        # down itself could interrupt start() between bind and the acceptor's start, and
+        # wait for that acceptor forever.
         stopping.set()
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        gateway.shutdown()
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
@@ -50,31 +49,32 @@ def serve(settings: Settings) -> int:
         "WORKLIST_GATEWAY_PORT": str(gateway.port),
     }
     for _ in range(processes - 1):
+        if stopping.is_set():
+            break
         children.append(subprocess.Popen([sys.executable, "-m", "dicom_gateway"], env=env))
     if children:
-        threading.Thread(
-            target=_watch_children, args=(children, stopping, gateway), daemon=True
-        ).start()
+        threading.Thread(target=_watch_children, args=(children, stopping), daemon=True).start()
         log.info("gateway processes started", extra={"processes": processes})
-    gateway.serve_forever()
+    stopping.wait()
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    gateway.shutdown()
     for child in children:
         try:
             child.wait(timeout=30)
         except subprocess.TimeoutExpired:
             child.kill()
     failed = [c.returncode for c in children if c.returncode not in (0, -signal.SIGTERM)]
-    return 1 if failed or (children and not stopping.is_set()) else 0
+    return 1 if failed else 0
 
 
-def _watch_children(
-    children: list[subprocess.Popen[bytes]], stopping: threading.Event, gateway: object
-) -> None:
+def _watch_children(children: list[subprocess.Popen[bytes]], stopping: threading.Event) -> None:
     """If a child dies on its own, stop everything so the supervisor restarts us."""
     while not stopping.is_set():
         for child in children:
             if child.poll() is not None and not stopping.is_set():
                 log.error("gateway child process died", extra={"returncode": child.returncode})
                 stopping.set()
-                os.kill(os.getpid(), signal.SIGTERM)
                 return
         stopping.wait(0.5)

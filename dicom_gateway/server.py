@@ -45,6 +45,8 @@ log = logging.getLogger("dicom_gateway")
 MAX_ASSOCIATIONS = 64
 # Datasets being received, beside the store (DATA_DIR/dicom): placing them is a rename.
 RECEIVE_DIR_NAME = "tmp"
+# How soon the acceptor notices shutdown() (socketserver's default poll is 0.5 s).
+SHUTDOWN_POLL_SECONDS = 0.05
 
 
 class ReusePortServer(ThreadedAssociationServer):
@@ -118,17 +120,21 @@ class Gateway:
             (evt.EVT_CONN_CLOSE, on_closed, [self.context]),
         ]
         address = (self.settings.gateway_host, self.settings.gateway_port)
-        if self.settings.gateway_reuse_port:
-            # Several gateway processes share the port; the kernel spreads associations.
-            self._server = self.ae.make_server(
-                address, evt_handlers=handlers, server_class=ReusePortServer
-            )
-            self.ae._servers.append(self._server)  # as start_server does; shutdown expects it
-            threading.Thread(
-                target=self._server.serve_forever, name="gateway-acceptor", daemon=True
-            ).start()
-        else:
-            self._server = self.ae.start_server(address, block=False, evt_handlers=handlers)
+        # Several gateway processes may share the port; the kernel spreads associations.
+        server_class = (
+            ReusePortServer if self.settings.gateway_reuse_port else ThreadedAssociationServer
+        )
+        # As start_server(block=False) does, but shutdown() is noticed within a short poll.
+        self._server = self.ae.make_server(
+            address, evt_handlers=handlers, server_class=server_class
+        )
+        self.ae._servers.append(self._server)  # shutdown expects it there
+        threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+            name="gateway-acceptor",
+            daemon=True,
+        ).start()
         self.port = int(self._server.server_address[1])
         log.info(
             "gateway listening",

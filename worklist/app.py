@@ -31,17 +31,10 @@ from worklist.sites.endpoints import router as sites_router
 from worklist.studies.endpoints import router as studies_router
 from worklist.users.endpoints import router as users_router
 
-# Redis is an accelerator, not a dependency of correctness: fail fast when it is away.
-REDIS_TIMEOUT_SECONDS = 1.0
 
-
-def make_redis(url: str) -> Redis:
-    """An asyncio Redis client that gives up quickly when Redis is unreachable."""
-    return Redis.from_url(
-        url,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-    )
+def make_redis(url: str, *, timeout: float) -> Redis:
+    """An asyncio Redis client that gives up after ``timeout`` when Redis is unreachable."""
+    return Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
 
 
 class WorklistAPI(FastAPI):
@@ -63,7 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
             pool_size=settings.api_db_pool_size,
             pool_timeout=settings.api_db_pool_timeout_seconds,
         )
-        redis = make_redis(settings.require_redis_url())
+        redis = make_redis(settings.require_redis_url(), timeout=settings.redis_timeout_seconds)
         app.state.engine = engine
         app.state.sessionmaker = make_async_sessionmaker(engine)
         app.state.redis = redis

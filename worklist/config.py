@@ -9,7 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from argon2.profiles import RFC_9106_LOW_MEMORY
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worklist import running
@@ -91,6 +92,9 @@ class Settings(BaseSettings):
     webhook_secret_overlap_seconds: float = Field(default=86400.0, ge=0)
     # Origins allowed to call the API from a browser (e.g. an OHIF viewer): comma-separated.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Redis is an accelerator, not a dependency of correctness: the API goes on without it
+    # (logins unthrottled, no wake-ups) when it does not answer within this.
+    redis_timeout_seconds: float = Field(default=1.0, gt=0)
     # Alert streams re-read the outbox this often when no Redis wake-up arrives.
     alert_stream_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
@@ -123,6 +127,11 @@ class Settings(BaseSettings):
     login_max_failures_per_user: int = Field(default=100, ge=1)
     login_user_window_seconds: int = Field(default=3600, ge=1)
     login_known_address_days: int = Field(default=30, ge=1)
+    # Argon2id's cost for new password hashes (docs/accounts.md): argon2-cffi's defaults,
+    # RFC 9106's low-memory profile. Existing hashes keep the cost they were made with.
+    password_hash_time_cost: int = Field(default=RFC_9106_LOW_MEMORY.time_cost, ge=1)
+    password_hash_memory_kib: int = Field(default=RFC_9106_LOW_MEMORY.memory_cost, ge=8)
+    password_hash_parallelism: int = Field(default=RFC_9106_LOW_MEMORY.parallelism, ge=1)
 
     @field_validator("turnaround_targets", mode="before")
     @classmethod
@@ -144,6 +153,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _check_password_cost(self) -> Settings:
+        if self.password_hash_memory_kib < 8 * self.password_hash_parallelism:
+            raise ValueError("WORKLIST_PASSWORD_HASH_MEMORY_KIB must be at least 8 per lane")
+        return self
 
     @field_validator("gateway_ae_title")
     @classmethod

@@ -18,6 +18,7 @@ from pynetdicom import AE
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worklist.auth.passwords import PasswordCost
 from worklist.db import run_in_transaction
 from worklist.enums import Role
 from worklist.errors import DomainError
@@ -180,7 +181,7 @@ def demo_studies() -> list[DemoStudy]:
     ]  # fmt: skip
 
 
-async def seed_accounts(session: AsyncSession) -> list[str]:
+async def seed_accounts(session: AsyncSession, *, password_cost: PasswordCost) -> list[str]:
     """Create the demo trusts, their PACS nodes and users that do not exist yet."""
     created: list[str] = []
     for site in DEMO_SITES:
@@ -201,6 +202,7 @@ async def seed_accounts(session: AsyncSession) -> list[str]:
                 session=session,
                 username=user.username,
                 password=DEMO_PASSWORD,
+                password_cost=password_cost,
                 role=user.role,
                 site_codes=list(user.sites),
             )
@@ -260,9 +262,13 @@ def _store(assoc: Any, instance: Dataset) -> None:
         )
 
 
-def seed_demo_accounts(database_url: str) -> None:
+def seed_demo_accounts(database_url: str, *, password_cost: PasswordCost) -> None:
     """Seed the demo trusts and users in their own transaction."""
-    created = run_in_transaction(database_url, seed_accounts, application_name="worklist-demo")
+    created = run_in_transaction(
+        database_url,
+        lambda session: seed_accounts(session, password_cost=password_cost),
+        application_name="worklist-demo",
+    )
     if created:
         log.info("demo accounts created", extra={"accounts": ",".join(created)})
 

@@ -39,6 +39,7 @@ import psycopg
 import redis
 
 from worklist import running
+from worklist.auth.passwords import PasswordCost
 from worklist.config import Settings
 from worklist.db import migrate
 from worklist.demo import demo_instructions, seed_demo_accounts, send_demo_studies
@@ -319,7 +320,9 @@ def run_stack(settings: Settings, *, demo: bool) -> int:
             )
             migrate(services.database_url)
             if demo:
-                seed_demo_accounts(services.database_url)
+                seed_demo_accounts(
+                    services.database_url, password_cost=PasswordCost.from_settings(settings)
+                )
             if stop.is_set():
                 return 0
             env = _child_environment(services, data_dir=data_dir, secret_key=secret_key)

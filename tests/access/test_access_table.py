@@ -197,13 +197,14 @@ CELLS = [
 def app_settings(
     database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    from tests.conftest import SECRET_KEY
+    from tests.conftest import COMMON_SETTINGS, SECRET_KEY
 
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
         data_dir=tmp_path_factory.mktemp("access"),
         secret_key=SECRET_KEY,
+        **COMMON_SETTINGS,
     )
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import NORTH, SOUTH, add_patient, add_site, add_study, bearer
 from tests.claims.conftest import add_claim
-from tests.conftest import SECRET_KEY
+from tests.conftest import COMMON_SETTINGS, SECRET_KEY
 from worklist.app import create_app
 from worklist.config import Settings
 from worklist.enums import AlertCategory, Role
@@ -107,6 +107,7 @@ def app_settings(
         redis_url=redis_url,
         data_dir=tmp_path_factory.mktemp("alert-access"),
         secret_key=SECRET_KEY,
+        **COMMON_SETTINGS,
     )
 
 

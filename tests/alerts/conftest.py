@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import add_patient, add_site, add_study, bearer, client
 from tests.claims.conftest import add_account, add_claim
-from tests.conftest import SECRET_KEY
+from tests.conftest import COMMON_SETTINGS, SECRET_KEY
 from tests.events.conftest import SseReader, quick_streams
 from tests.receiver import WebhookReceiver
 from worklist.app import create_app
@@ -80,6 +80,7 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
         webhook_retry_max_seconds=0.3,
         worker_interval_seconds=0.2,
         webhook_allow_private=True,  # the receiver listens on loopback
+        **COMMON_SETTINGS,
     )
 
 

@@ -1,10 +1,14 @@
 """Escalation: a missed acknowledgement deadline raises the level, records the breach, tells
-the trust again (webhook and stream) and is counted; an acknowledged alert never escalates."""
+the trust again (webhook and stream) and is counted; an acknowledged alert never escalates.
+
+The job runs at a given time (``now``) rather than after waiting for a deadline to pass,
+so what is due never depends on how fast the machine is.
+"""
 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +23,6 @@ from tests.alerts.conftest import (
     deliveries,
     messages,
     running_dispatcher,
-    wait_until,
 )
 from tests.conftest import run_jobs
 from tests.receiver import WebhookReceiver
@@ -31,14 +34,16 @@ from worklist.metrics import ALERT_ESCALATIONS
 from worklist.models import Alert, AlertBreach
 from worklist.worker import Job
 
-SHORT = "critical=1s,urgent=4h,significant_unexpected=72h,cancer=72h"
-ESCALATE = (Job("escalate_alerts", escalate_overdue),)
+# Not the default (critical=15m): the deadlines come from the settings.
+DEADLINES = "critical=10m,urgent=4h,significant_unexpected=72h,cancer=72h"
+CRITICAL = timedelta(minutes=10)
+MOMENT = timedelta(milliseconds=1)
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The package's settings with a one-second deadline for critical alerts."""
-    return _with_deadlines(settings, SHORT)
+    """The package's settings with a ten-minute deadline for critical alerts."""
+    return _with_deadlines(settings, DEADLINES)
 
 
 def _with_deadlines(settings: Settings, deadlines: str) -> Settings:
@@ -55,16 +60,15 @@ def _escalations(site: str, category: str) -> float:
     )
 
 
-def _escalate_when_due(settings: Settings, redis_url: str | None = None) -> int:
-    """Run the job until it escalates something (the deadline is a second away)."""
-    done: list[int] = []
+def _escalate_at(settings: Settings, now: datetime, redis_url: str | None = None) -> int:
+    """Run the escalation job once, as at ``now``; how many alerts it escalated."""
+    job = Job("escalate_alerts", lambda session, s: escalate_overdue(session, s, now=now))
+    return run_jobs(settings, (job,), redis_url=redis_url)["escalate_alerts"]
 
-    def escalated() -> bool:
-        done.append(run_jobs(settings, ESCALATE, redis_url=redis_url)["escalate_alerts"])
-        return done[-1] > 0
 
-    wait_until(escalated, timeout=10.0, what="an overdue alert to escalate")
-    return done[-1]
+def _due(alert: dict[str, Any] | Alert) -> datetime:
+    due = alert.ack_due_at if isinstance(alert, Alert) else alert["ack_due_at"]
+    return due if isinstance(due, datetime) else datetime.fromisoformat(due)
 
 
 def _alert(db: sessionmaker[Session], alert_id: str) -> Alert:
@@ -83,9 +87,9 @@ def test_a_missed_deadline_escalates_records_the_breach_and_tells_the_trust_agai
     with running_dispatcher(settings), live_api.sse(network["alert_a"]) as reader:
         raised = live_api.raise_alert(network["rad_b"], network.study_uid)
         [first] = reader.events(1)
-        assert run_jobs(settings, ESCALATE)["escalate_alerts"] == 0  # not yet due
+        assert _escalate_at(settings, _due(raised) - MOMENT) == 0  # not yet due
 
-        assert _escalate_when_due(settings, settings.require_redis_url()) == 1
+        assert _escalate_at(settings, _due(raised), settings.require_redis_url()) == 1
         [event] = reader.events(1)
         received = webhook_receiver.wait_accepted(2)
 
@@ -95,8 +99,8 @@ def test_a_missed_deadline_escalates_records_the_breach_and_tells_the_trust_agai
     assert event.data["escalation_level"] == 1
     alert = _alert(db, raised["id"])
     assert alert.escalation_level == 1
-    missed = datetime.fromisoformat(raised["ack_due_at"])
-    assert alert.ack_due_at > missed
+    missed = _due(raised)
+    assert alert.ack_due_at == missed + CRITICAL  # the next deadline runs from the escalation
     assert datetime.fromisoformat(event.data["ack_due_at"]) == alert.ack_due_at
     with db() as session:
         [breach] = session.scalars(select(AlertBreach))
@@ -128,8 +132,10 @@ def test_an_alert_left_open_escalates_again_at_each_new_deadline(
 ) -> None:
     raised = live_api.raise_alert(network["rad_b"], network.study_uid)
 
-    _escalate_when_due(settings)
-    _escalate_when_due(settings)
+    assert _escalate_at(settings, _due(raised)) == 1
+    second = _due(_alert(db, raised["id"]))
+    assert _escalate_at(settings, second - MOMENT) == 0
+    assert _escalate_at(settings, second) == 1
 
     assert _alert(db, raised["id"]).escalation_level == 2
     with db() as session:
@@ -153,8 +159,9 @@ def test_an_alert_acknowledged_in_time_never_escalates(
     )
     assert response.status_code == 200
 
-    assert _escalate_when_due(settings) == 1
-    assert run_jobs(settings, ESCALATE)["escalate_alerts"] == 0
+    late = max(_due(taken), _due(left))
+    assert _escalate_at(settings, late) == 1
+    assert _escalate_at(settings, late) == 0  # the next deadline is ten minutes on
 
     assert _alert(db, taken["id"]).escalation_level == 0
     assert _alert(db, left["id"]).escalation_level == 1
@@ -172,12 +179,10 @@ def test_concurrent_escalation_runs_escalate_each_overdue_alert_once(
 ) -> None:
     alerts = [live_api.raise_alert(network["rad_b"], network.study_uid) for _ in range(24)]
     raised = [alert["id"] for alert in alerts]
-    due = max(datetime.fromisoformat(alert["ack_due_at"]) for alert in alerts)
-    wait_until(lambda: datetime.now(UTC) > due, what="the deadlines to pass")
-    # Small batches make the runs interleave; a long next deadline keeps a run from
-    # escalating an alert a second time within the test.
+    due = max(_due(alert) for alert in alerts)
+    # Small batches make the runs interleave; every run is at the same moment, when every
+    # alert is overdue and none can be due a second time.
     monkeypatch.setattr(escalation, "ESCALATE_BATCH", 5)
-    patient = _with_deadlines(settings, SHORT.replace("=1s", "=1h"))
     runners = 3
     barrier = threading.Barrier(runners)
     counts: list[int] = []
@@ -186,7 +191,7 @@ def test_concurrent_escalation_runs_escalate_each_overdue_alert_once(
     def run() -> None:
         barrier.wait()
         try:
-            while done := run_jobs(patient, ESCALATE)["escalate_alerts"]:
+            while done := _escalate_at(settings, due):
                 counts.append(done)
         except BaseException as exc:
             errors.append(exc)
@@ -211,7 +216,7 @@ def test_the_deadline_of_each_category_comes_from_the_settings(
     live_api: LiveApi, network: Network
 ) -> None:
     expected: dict[str, timedelta] = {
-        "critical": timedelta(seconds=1),
+        "critical": CRITICAL,
         "urgent": timedelta(hours=4),
         "significant_unexpected": timedelta(hours=72),
         "cancer": timedelta(hours=72),

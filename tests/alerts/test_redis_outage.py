@@ -6,7 +6,6 @@ The test runs its own redis-server on a free port; the shared one is never touch
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from tests.alerts.conftest import (
     serve_api,
     wait_until,
 )
+from tests.ports import reserve_port
 from tests.receiver import WebhookReceiver
 from worklist.config import Settings
 from worklist.enums import DeliveryChannel, DeliveryStatus
@@ -34,10 +34,8 @@ class OwnRedis:
     """A redis-server of this test's own, which it may stop and restart on the same port."""
 
     def __init__(self, workdir: Path) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
+        # Reserved: nobody else takes the port while the server is down.
+        self.port = reserve_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._workdir = workdir
         self._process: subprocess.Popen[bytes] | None = None

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.conftest import TEST_PASSWORD_COST
 from tests.factories import new_site, new_user
 from worklist.app import create_app
 from worklist.auth.passwords import hash_password
@@ -43,7 +44,8 @@ def add_site(session: Session, code: str) -> Site:
 
 def add_user(session: Session, username: str, role: Role, *site_codes: str) -> User:
     """Create a user with the shared test password."""
-    return new_user(session, username, role, *site_codes, password_hash=hash_password(PASSWORD))
+    password_hash = hash_password(PASSWORD, cost=TEST_PASSWORD_COST)
+    return new_user(session, username, role, *site_codes, password_hash=password_hash)
 
 
 def add_patient(

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import NORTH, PASSWORD, add_patient, add_study, add_user
 from tests.conftest import SECRET_KEY
+from tests.ports import reserve_port
 from worklist.api.deps import SessionDep
 from worklist.app import create_app
 from worklist.config import Settings
@@ -37,14 +37,6 @@ from worklist.models import Site
 MARKER = "PATIENT-MARKER-5e1d"
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -66,7 +58,7 @@ class ApiProcess:
 @pytest.fixture
 def api_process(settings: Settings, tmp_path: Path) -> Iterator[ApiProcess]:
     """``python -m worklist api`` on a free port, its output going to a file."""
-    port = free_port()
+    port = reserve_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("WORKLIST_")},
         "WORKLIST_DATABASE_URL": str(settings.database_url),

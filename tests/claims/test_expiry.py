@@ -1,15 +1,18 @@
-"""Lease expiry (worker job ``expire_claims``) and renewal (claims again, ``renew_claim``)."""
+"""Lease expiry (worker job ``expire_claims``) and renewal (claims again, ``renew_claim``).
+
+No test waits for a lease to run out: the job runs at a given ``now``, or the claim is
+moved into the database clock's past, as if its time had passed.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,6 +52,24 @@ def claim(client: TestClient, study_uid: str, headers: dict[str, str]) -> dateti
     response = client.post(f"/api/v1/studies/{study_uid}/claim", headers=headers)
     assert response.status_code == 200, response.text
     return datetime.fromisoformat(response.json()["expires_at"])
+
+
+def age_claim(db: sessionmaker[Session], study_uid: str, by: timedelta | None = None) -> datetime:
+    """Move the study's claim back in time by ``by`` (default: until its lease ran out a
+    moment ago by the database clock), as if it had been taken that much earlier; its new
+    expiry."""
+    with db() as session, session.begin():
+        held = session.scalars(
+            select(Claim)
+            .join(Study, Study.id == Claim.study_id)
+            .where(Study.study_uid == study_uid)
+        ).one()
+        if by is None:
+            database_now = session.scalars(select(func.now())).one()
+            by = held.expires_at - database_now + timedelta(milliseconds=1)
+        held.claimed_at -= by
+        held.expires_at -= by
+        return held.expires_at
 
 
 def listed_claims(client: TestClient, headers: dict[str, str]) -> dict[str, object]:
@@ -98,40 +119,46 @@ def test_expired_claim_returns_the_study_to_the_worklist(
 
 
 def test_expiry_follows_the_database_clock(
-    short_lease: TestClient, database_url: str, staff: Staff, north_uid: str
-) -> None:
-    claim(short_lease, north_uid, staff["rad_north"])
-    assert _expired(database_url) == []
-
-    time.sleep(SHORT_LEASE_SECONDS + 0.5)
-    assert [e.study_uid for e in _expired(database_url)] == [north_uid]
-
-
-def test_lapsed_claim_disappears_from_the_worklist_before_the_job_runs(
-    short_lease: TestClient, staff: Staff, north_uid: str
-) -> None:
-    claim(short_lease, north_uid, staff["rad_north"])
-    assert listed_claims(short_lease, staff["rad_north2"])[north_uid] is not None
-
-    time.sleep(SHORT_LEASE_SECONDS + 0.5)
-
-    assert listed_claims(short_lease, staff["rad_north2"]) == {north_uid: None}
-
-
-def test_renewal_before_expiry_keeps_the_claim(
-    short_lease: TestClient,
+    client: TestClient,
     db: sessionmaker[Session],
     database_url: str,
     staff: Staff,
     north_uid: str,
 ) -> None:
-    first_expiry = claim(short_lease, north_uid, staff["rad_north"])
-    time.sleep(0.5)
+    claim(client, north_uid, staff["rad_north"])
+    assert _expired(database_url) == []
 
-    renewed_expiry = claim(short_lease, north_uid, staff["rad_north"])
+    age_claim(db, north_uid)
+    assert [e.study_uid for e in _expired(database_url)] == [north_uid]
+
+
+def test_lapsed_claim_disappears_from_the_worklist_before_the_job_runs(
+    client: TestClient, db: sessionmaker[Session], staff: Staff, north_uid: str
+) -> None:
+    claim(client, north_uid, staff["rad_north"])
+    assert listed_claims(client, staff["rad_north2"])[north_uid] is not None
+
+    age_claim(db, north_uid)
+
+    assert listed_claims(client, staff["rad_north2"]) == {north_uid: None}
+    assert claim_row(db, north_uid) is not None  # still there: the job has not run
+
+
+def test_renewal_before_expiry_keeps_the_claim(
+    client: TestClient,
+    db: sessionmaker[Session],
+    database_url: str,
+    staff: Staff,
+    north_uid: str,
+) -> None:
+    claim(client, north_uid, staff["rad_north"])
+    # Taken ten minutes ago: its lease (30 minutes) still runs.
+    first_expiry = age_claim(db, north_uid, by=timedelta(minutes=10))
+
+    renewed_expiry = claim(client, north_uid, staff["rad_north"])
     expired = _expired(database_url, first_expiry + timedelta(milliseconds=250))
 
-    assert renewed_expiry >= first_expiry + timedelta(milliseconds=500)
+    assert renewed_expiry >= first_expiry + timedelta(minutes=10)
     assert expired == []
     assert study_status(db, north_uid) is StudyStatus.IN_PROGRESS
     held = claim_row(db, north_uid)

@@ -28,6 +28,9 @@ def cli_env(settings: Settings) -> dict[str, str | None]:
         "WORKLIST_REDIS_URL": settings.redis_url,
         "WORKLIST_SECRET_KEY": settings.secret_key,
         "WORKLIST_DATA_DIR": str(settings.data_dir),
+        "WORKLIST_PASSWORD_HASH_TIME_COST": str(settings.password_hash_time_cost),
+        "WORKLIST_PASSWORD_HASH_MEMORY_KIB": str(settings.password_hash_memory_kib),
+        "WORKLIST_PASSWORD_HASH_PARALLELISM": str(settings.password_hash_parallelism),
     }
 
 

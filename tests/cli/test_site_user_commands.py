@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.cli.conftest import Invoke
+from tests.conftest import TEST_PASSWORD_COST
 from tests.factories import load_user
 from worklist.auth.passwords import verify_password
 from worklist.enums import AuditAction, Role
@@ -182,8 +183,8 @@ def test_user_add_reads_the_password_from_stdin(invoke: Invoke, db: sessionmaker
     assert user is not None
     assert user.role is Role.RADIOLOGIST
     assert sorted(site.code for site in user.sites) == ["RXA", "RXB"]
-    assert verify_password(user.password_hash, PASSWORD)
-    assert not verify_password(user.password_hash, PASSWORD + "\n")
+    assert verify_password(user.password_hash, PASSWORD, cost=TEST_PASSWORD_COST)
+    assert not verify_password(user.password_hash, PASSWORD + "\n", cost=TEST_PASSWORD_COST)
     assert audit.detail["username"] == "dr.who"
     assert PASSWORD not in str(audit.detail)
     assert PASSWORD not in result.output
@@ -201,7 +202,7 @@ def test_user_add_prompts_for_the_password_with_confirmation(
     with db() as session:
         user = load_user(session, "root.admin")
     assert user is not None
-    assert verify_password(user.password_hash, PASSWORD)
+    assert verify_password(user.password_hash, PASSWORD, cost=TEST_PASSWORD_COST)
 
 
 @pytest.mark.parametrize(

@@ -19,18 +19,12 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
+from tests.ports import reserve_port
 from worklist.cli import app
 from worklist.demo import DEMO_PASSWORD
 
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -96,7 +90,7 @@ def start_up(tmp_path: Path, data_dir: Path) -> Iterator[StartUp]:
     started: list[Stack] = []
 
     def start(*args: str) -> Stack:
-        api_port, gateway_port = free_port(), free_port()
+        api_port, gateway_port = reserve_port(), reserve_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLIST_")}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         env.update(
@@ -249,7 +243,7 @@ def test_up_refuses_a_port_in_use_with_a_clear_error(tmp_path: Path) -> None:
                 "WORKLIST_REDIS_URL": None,
                 "WORKLIST_SECRET_KEY": None,
                 "WORKLIST_API_PORT": str(port),
-                "WORKLIST_GATEWAY_PORT": str(free_port()),
+                "WORKLIST_GATEWAY_PORT": str(reserve_port()),
             },
         )
 

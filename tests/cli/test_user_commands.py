@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from argon2 import extract_parameters
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import add_site
 from tests.cli.conftest import Invoke
+from tests.conftest import TEST_PASSWORD_COST
 from tests.factories import load_user
 from worklist.auth.passwords import verify_password
 from worklist.enums import AuditAction
@@ -176,8 +178,12 @@ def test_user_password_replaces_the_password(
 
     assert result.exit_code == 0, result.output
     user = stored(db, "dr.forgot")
-    assert verify_password(user.password_hash, NEW_PASSWORD)
-    assert not verify_password(user.password_hash, PASSWORD)
+    assert verify_password(user.password_hash, NEW_PASSWORD, cost=TEST_PASSWORD_COST)
+    assert not verify_password(user.password_hash, PASSWORD, cost=TEST_PASSWORD_COST)
+    # Hashed at the cost the environment configures (the tests' minimum), not the default.
+    assert user.password_hash is not None
+    parameters = extract_parameters(user.password_hash)
+    assert (parameters.time_cost, parameters.memory_cost, parameters.parallelism) == (1, 8, 1)
     assert user.token_version == version + 1
     [row] = audited(db, AuditAction.USER_PASSWORD_RESET)
     assert NEW_PASSWORD not in repr(row.detail)
@@ -192,7 +198,7 @@ def test_user_password_refuses_a_short_password(
 
     assert result.exit_code == 1
     assert "at least 8" in result.stderr
-    assert verify_password(stored(db, "dr.forgot").password_hash, PASSWORD)
+    assert verify_password(stored(db, "dr.forgot").password_hash, PASSWORD, cost=TEST_PASSWORD_COST)
 
 
 def test_user_grant_and_revoke_change_the_sites_and_are_audited(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from dicom_gateway.server import Gateway
 from tests.api.conftest import bearer
 from tests.dicomweb.conftest import DR_A
 from tests.gateway.conftest import send, write_files
+from tests.ports import reserve_port
 from worklist.config import Settings
 from worklist.models import User
 from worklist.synthetic import PatientSpec, SeriesSpec, StudySpec, make_instance
@@ -40,12 +40,6 @@ uvicorn.run(create_app(Settings()), host="127.0.0.1", port={port}, log_level="wa
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _peak_rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -56,7 +50,7 @@ def _peak_rss(pid: int) -> int:
 @pytest.fixture
 def api_process(settings: Settings, db: sessionmaker[Session]) -> Iterator[tuple[str, int]]:
     """The API in its own process (so its peak RSS is its own), on a free port."""
-    port = _free_port()
+    port = reserve_port()
     env = {
         **os.environ,
         "WORKLIST_DATABASE_URL": settings.require_database_url(),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,16 +28,11 @@ from tests.gateway.conftest import (
     send,
     write_files,
 )
+from tests.ports import reserve_port
 from worklist.config import Settings
 from worklist.db import normalise_url
 from worklist.models import Instance, Study
 from worklist.synthetic import PatientSpec, SeriesSpec, StudySpec, iter_instances
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start_gateway_process(settings: Settings, port: int) -> subprocess.Popen[bytes]:
@@ -66,11 +60,14 @@ def _start_gateway_process(settings: Settings, port: int) -> subprocess.Popen[by
 @pytest.fixture
 def gateway_process_port(sites: None) -> Iterator[int]:
     """A free port for a gateway run as a separate process."""
-    return _free_port()
+    return reserve_port()
 
 
-def _push_until_killed(port: int, files: list[Path], acked: list[str]) -> None:
-    """Send files one by one over one association; record every success the gateway answers."""
+def _push_until_killed(
+    port: int, files: list[Path], acked: list[str], enough: threading.Event, kill_after: int
+) -> None:
+    """Send files one by one over one association; record every success the gateway answers
+    (``enough`` is set at the ``kill_after``-th)."""
     from pydicom import dcmread
 
     ae = AE(ae_title=SITE_A_AE)
@@ -86,6 +83,8 @@ def _push_until_killed(port: int, files: list[Path], acked: list[str]) -> None:
             response = assoc.send_c_store(path)
             if "Status" in response and response.Status == status.SUCCESS:
                 acked.append(str(dcmread(path, stop_before_pixels=True).SOPInstanceUID))
+                if len(acked) >= kill_after:
+                    enough.set()
     except (RuntimeError, OSError):
         return
     finally:
@@ -96,8 +95,10 @@ def _push_until_killed(port: int, files: list[Path], acked: list[str]) -> None:
 def test_kill_9_mid_push_loses_no_acknowledged_instance(
     settings: Settings, db: sessionmaker[Session], gateway_process_port: int, tmp_path: Path
 ) -> None:
+    # The kill follows the 60th acknowledgement at once; the 90 after it keep it mid-push.
+    kill_after = 60
     spec = StudySpec(
-        patient=PatientSpec("KILL1"), series=[SeriesSpec(count=400, rows=128, columns=128)]
+        patient=PatientSpec("KILL1"), series=[SeriesSpec(count=150, rows=128, columns=128)]
     )
     files = write_files(iter_instances(spec), tmp_path / "push")
     from pydicom import dcmread
@@ -105,16 +106,18 @@ def test_kill_9_mid_push_loses_no_acknowledged_instance(
     by_uid = {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): p for p in files}
     process = _start_gateway_process(settings, gateway_process_port)
     acked: list[str] = []
-    sender = threading.Thread(target=_push_until_killed, args=(gateway_process_port, files, acked))
+    enough = threading.Event()
+    sender = threading.Thread(
+        target=_push_until_killed,
+        args=(gateway_process_port, files, acked, enough, kill_after),
+    )
     sender.start()
     try:
-        deadline = time.monotonic() + 60
-        while len(acked) < 60 and time.monotonic() < deadline:
-            time.sleep(0.005)
+        assert enough.wait(60), f"only {len(acked)} acknowledged"
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
         sender.join(timeout=30)
-        assert 60 <= len(acked) < len(files), "the kill must land mid-push"
+        assert kill_after <= len(acked) < len(files), "the kill must land mid-push"
 
         restarted = _start_gateway_process(settings, gateway_process_port)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
@@ -14,15 +15,19 @@ from typing import Any
 import pytest
 import redis
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import add_outbox_message
 from tests.receiver import WebhookReceiver
 from worklist.config import Settings
+from worklist.db import normalise_url
 from worklist.enums import DeliveryChannel, OutboxEventType
 from worklist.models import Delivery, DeliveryAttempt, OutboxMessage, Site
 from worklist.outbox import WAKE_CHANNEL, wake_payload
-from worklist.outbox.dispatcher import run_dispatcher
+from worklist.outbox.dispatcher import Dispatcher, run_dispatcher
+from worklist.outbox.sender import make_client
+from worklist.outbox.targets import TargetPolicy
 from worklist.sites.service import new_webhook_secret
 
 _codes = itertools.count(1)
@@ -40,10 +45,14 @@ class DeliveryRow:
 
 @pytest.fixture
 def fast(settings: Settings) -> Settings:
-    """Settings with short timeouts, backoff and poll interval, so failures retry quickly."""
+    """Settings with short backoff and poll interval, so failures retry quickly.
+
+    The POST timeout stays far above a quick reply's latency on a loaded machine, so an
+    answer is never recorded as a timeout; tests of timeouts set a shorter one.
+    """
     return settings.model_copy(
         update={
-            "webhook_timeout_seconds": 0.5,
+            "webhook_timeout_seconds": 5.0,
             "webhook_retry_base_seconds": 0.05,
             "webhook_retry_max_seconds": 0.4,
             "webhook_concurrency": 8,
@@ -132,6 +141,23 @@ def running_dispatcher(settings: Settings, count: int = 1) -> Iterator[list[thre
         for thread in threads:
             thread.join(10)
     assert not any(t.is_alive() for t in threads), "dispatcher did not stop"
+
+
+def dispatch_once(settings: Settings) -> int:
+    """One dispatcher step, as the running one takes it: claim what is due, send it all and
+    record the outcomes; how many were sent."""
+
+    async def step() -> int:
+        engine = create_async_engine(normalise_url(settings.require_database_url()))
+        try:
+            sessions = async_sessionmaker(engine, expire_on_commit=False)
+            policy = TargetPolicy.from_settings(settings)
+            async with make_client(concurrency=settings.webhook_concurrency, policy=policy) as http:
+                return await Dispatcher(settings, sessions, http).dispatch_once()
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(step())
 
 
 def webhook_deliveries(db: sessionmaker[Session]) -> dict[str, DeliveryRow]:

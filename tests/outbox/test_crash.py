@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import SECRET_KEY
@@ -66,6 +67,19 @@ class Workers:
                 process.wait(10)
 
 
+def worker_sessions(db: sessionmaker[Session]) -> list[int]:
+    """Backend pids of the worker processes' database sessions."""
+    with db() as session:
+        return list(
+            session.scalars(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND application_name IN ('worklist-worker', 'worklist-dispatcher')"
+                )
+            )
+        )
+
+
 @pytest.fixture
 def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
     """Worker processes for this test."""
@@ -96,6 +110,8 @@ def test_kill_9_mid_delivery_then_restart_delivers_every_message(
     wait_until(lambda: sum(arrived.values()) >= 10, timeout=30, what="deliveries under way")
     first.send_signal(signal.SIGKILL)
     assert first.wait(10) == -signal.SIGKILL
+    # A COMMIT the worker sent just before dying still lands: read once its sessions are gone.
+    wait_until(lambda: not worker_sessions(db), timeout=30, what="the dead worker's sessions end")
 
     # What the dead worker had sent (or was sending) but never recorded.
     rows = webhook_deliveries(db)

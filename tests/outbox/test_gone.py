@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
 from sqlalchemy import select, update
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.outbox.conftest import (
     all_delivered,
     attempts_by_webhook_id,
+    dispatch_once,
     enqueue_messages,
     running_dispatcher,
     wait_until,
@@ -45,12 +45,13 @@ def test_410_disables_the_endpoint_and_holds_deliveries_until_it_is_re_enabled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     webhook_receiver.behaviour = lambda _: Reply(410)
-    with caplog.at_level(logging.WARNING, logger="worklist.outbox"), running_dispatcher(fast):
-        [first] = enqueue_messages(db, trust, 1)
-        wait_until(lambda: _site(db, trust.id).webhook_disabled_at is not None)
+    with caplog.at_level(logging.WARNING, logger="worklist.outbox"):
+        with running_dispatcher(fast):
+            [first] = enqueue_messages(db, trust, 1)
+            wait_until(lambda: _site(db, trust.id).webhook_disabled_at is not None)
         later = enqueue_messages(db, trust, 3)
-        # Several poll intervals pass: nothing more may be sent to a disabled endpoint.
-        time.sleep(1.0)
+        # A dispatcher step claims everything due: nothing of a disabled endpoint's.
+        assert dispatch_once(fast) == 0
         assert len(webhook_receiver.requests) == 1
 
         site = _site(db, trust.id)
@@ -65,7 +66,8 @@ def test_410_disables_the_endpoint_and_holds_deliveries_until_it_is_re_enabled(
             session.execute(
                 update(Site).where(Site.id == trust.id).values(webhook_disabled_at=None)
             )
-        wait_until(all_delivered(db, [first, *later]), what="held deliveries sent")
+        assert dispatch_once(fast) == 4
+        assert all_delivered(db, [first, *later])()
 
     assert site.webhook_disabled_reason is not None
     assert site.webhook_disabled_reason.startswith(f"410 Gone from {webhook_receiver.url} at ")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from tests.outbox.conftest import (
     running_dispatcher,
     wait_until,
 )
+from tests.ports import reserve_port
 from tests.receiver import WebhookReceiver
 from worklist.config import Settings
 from worklist.models import Site
@@ -29,9 +29,8 @@ class PrivateRedis:
     """A redis-server of this test's own on a fixed port, which the test may stop and restart."""
 
     def __init__(self, workdir: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
+        # Reserved: nobody else takes the port while the server is down.
+        self.port = reserve_port()
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
 

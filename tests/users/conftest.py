@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import PASSWORD, add_site, bearer, client
+from tests.conftest import TEST_PASSWORD_COST
 from tests.factories import new_user
 from worklist.auth.passwords import hash_password
 from worklist.config import Settings
@@ -51,7 +52,7 @@ def user_url(username: str, suffix: str = "") -> str:
 @functools.cache
 def password_hash() -> str:
     """The shared test password's hash, computed once (Argon2 is slow by design)."""
-    return hash_password(PASSWORD)
+    return hash_password(PASSWORD, cost=TEST_PASSWORD_COST)
 
 
 @dataclass

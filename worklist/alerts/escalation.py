@@ -10,6 +10,8 @@ alert stream) in the same transaction.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -26,16 +28,22 @@ ESCALATE_BATCH = 200
 WORKER_ACTOR = "worker"
 
 
-async def escalate_overdue(session: AsyncSession, settings: Settings) -> int:
-    """Escalate every open alert past its ``ack_due_at``; return how many."""
-    overdue = await repository.lock_overdue(session, limit=ESCALATE_BATCH)
+async def escalate_overdue(
+    session: AsyncSession, settings: Settings, *, now: datetime | None = None
+) -> int:
+    """Escalate every open alert past its ``ack_due_at`` at ``now`` (default the database
+    clock); return how many."""
+    overdue = await repository.lock_overdue(session, limit=ESCALATE_BATCH, now=now)
     if not overdue:
         return 0
     # The deadlines that were missed, kept before escalating moves them on.
     missed = {alert.id: alert.ack_due_at for alert in overdue}
     for alert in overdue:
         await repository.escalate(
-            session, alert=alert, deadline=settings.alert_ack_deadlines[alert.category.value]
+            session,
+            alert=alert,
+            deadline=settings.alert_ack_deadlines[alert.category.value],
+            now=now,
         )
     views = await repository.get_views(session, [alert.id for alert in overdue])
     counted: list[tuple[str, str]] = []

@@ -315,11 +315,15 @@ async def mark_sse_delivered(session: AsyncSession, message_ids: Sequence[int]) 
 # Escalation (a worker job).
 
 
-async def lock_overdue(session: AsyncSession, *, limit: int) -> list[Alert]:
-    """Lock up to ``limit`` open alerts past their deadline, skipping those locked elsewhere."""
+async def lock_overdue(
+    session: AsyncSession, *, limit: int, now: datetime | None = None
+) -> list[Alert]:
+    """Lock up to ``limit`` open alerts past their deadline (at ``now``, default the database
+    clock), skipping those locked elsewhere."""
+    reference: datetime | ColumnElement[datetime] = func.now() if now is None else now
     stmt = (
         select(Alert)
-        .where(Alert.status == AlertStatus.OPEN, Alert.ack_due_at <= func.now())
+        .where(Alert.status == AlertStatus.OPEN, Alert.ack_due_at <= reference)
         .order_by(Alert.ack_due_at)
         .limit(limit)
         .with_for_update(key_share=True, skip_locked=True)
@@ -328,8 +332,12 @@ async def lock_overdue(session: AsyncSession, *, limit: int) -> list[Alert]:
     return list(await session.scalars(stmt))
 
 
-async def escalate(session: AsyncSession, *, alert: Alert, deadline: timedelta) -> Alert:
-    """Record the missed deadline and raise the alert's level; the next deadline runs from now."""
+async def escalate(
+    session: AsyncSession, *, alert: Alert, deadline: timedelta, now: datetime | None = None
+) -> Alert:
+    """Record the missed deadline and raise the alert's level; the next deadline runs from
+    ``now`` (default the database clock)."""
+    reference: datetime | ColumnElement[datetime] = func.now() if now is None else now
     level = alert.escalation_level + 1
     session.add(
         AlertBreach(alert_id=alert.id, escalation_level=level, deadline_at=alert.ack_due_at)
@@ -337,7 +345,7 @@ async def escalate(session: AsyncSession, *, alert: Alert, deadline: timedelta) 
     stmt = (
         update(Alert)
         .where(Alert.id == alert.id)
-        .values(escalation_level=level, ack_due_at=func.now() + deadline)
+        .values(escalation_level=level, ack_due_at=reference + deadline)
         .returning(Alert)
     )
     return (await session.scalars(stmt, execution_options=_REFRESH)).one()

@@ -18,6 +18,7 @@ from worklist.api.deps import (
 )
 from worklist.api.limits import SMALL_BODY_BYTES, body_limited_route
 from worklist.auth import service
+from worklist.auth.passwords import PasswordCost
 from worklist.auth.ratelimit import LoginRateLimiter
 from worklist.auth.schemas import LoginForm, StreamTicketResponse, TokenResponse
 
@@ -46,6 +47,7 @@ async def issue_token(
         session=session,
         sessionmaker=sessionmaker,
         limiter=LoginRateLimiter(redis, settings=settings),
+        password_cost=PasswordCost.from_settings(settings),
         signing_key=signing_key,
         token_lifetime=timedelta(minutes=settings.access_token_minutes),
         username=form.username,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from worklist.audit import repository as audit
-from worklist.auth.passwords import verify_password
+from worklist.auth.passwords import PasswordCost, verify_password
 from worklist.auth.ratelimit import LoginRateLimiter
 from worklist.auth.tickets import (
     INVALID_TICKET,
@@ -40,6 +40,7 @@ async def login(
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
     limiter: LoginRateLimiter,
+    password_cost: PasswordCost,
     signing_key: str,
     token_lifetime: timedelta,
     username: str,
@@ -55,7 +56,7 @@ async def login(
     user = await users.get_user(session, username)
     # Argon2 is deliberately slow: keep it off the event loop. Unknown users cost the same.
     matches = await asyncio.to_thread(
-        verify_password, user.password_hash if user else None, password
+        verify_password, user.password_hash if user else None, password, cost=password_cost
     )
     if user is None or not matches or not user.active:
         await limiter.record_failure(username=username, address=address)

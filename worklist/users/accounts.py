@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit import repository as audit
-from worklist.auth.passwords import hash_password
+from worklist.auth.passwords import PasswordCost, hash_password
 from worklist.enums import AuditAction, Role
 from worklist.errors import Conflict, Forbidden, InvalidInput, NotFound
 from worklist.models import Site, User
@@ -118,9 +118,9 @@ async def get_account(*, session: AsyncSession, actor: Actor, username: str) -> 
     return (await _load(session, actor, username, lock=False))[0]
 
 
-def new_password_hash(password: str) -> str:
+def new_password_hash(password: str, *, cost: PasswordCost) -> str:
     """The hash of an acceptable new password (slow: callers on an event loop use a thread)."""
-    return hash_password(check_password(password))
+    return hash_password(check_password(password), cost=cost)
 
 
 async def authorise_password_reset(*, session: AsyncSession, actor: Actor, username: str) -> User:

@@ -19,6 +19,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit.repository import ActorKind, record
+from worklist.auth.passwords import PasswordCost
 from worklist.config import ConfigError, Settings
 from worklist.enums import AuditAction, Role, Subspecialty
 from worklist.models import User
@@ -136,6 +137,7 @@ def build_user_app(tools: CliTools) -> typer.Typer:
                 session=session,
                 username=username,
                 password=password,
+                password_cost=PasswordCost.from_settings(settings),
                 role=role,
                 site_codes=site or [],
                 name=name,
@@ -219,7 +221,9 @@ def build_user_app(tools: CliTools) -> typer.Typer:
         """Set a new password; the old one and every token issued before stop working."""
         settings = tools.load_settings()
         settings.require_database_url()
-        password_hash = accounts.new_password_hash(read_password(password_stdin))
+        password_hash = accounts.new_password_hash(
+            read_password(password_stdin), cost=PasswordCost.from_settings(settings)
+        )
         tools.in_transaction(
             settings,
             lambda session: accounts.reset_password(

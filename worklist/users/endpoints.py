@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, current_user
-from worklist.auth.passwords import hash_password
+from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.auth.passwords import PasswordCost, hash_password
 from worklist.enums import Role
 from worklist.sites.service import Actor
 from worklist.users import accounts
@@ -94,13 +94,15 @@ async def reset_password(
     session: SessionDep,
     user: CurrentUser,
     address: ClientAddress,
+    settings: SettingsDep,
 ) -> Response:
     """Set a new password; the old one and every token issued before stop working."""
     actor = Actor.for_user(user, address)
     check_password(body.password)
     await accounts.authorise_password_reset(session=session, actor=actor, username=username)
     # Argon2 is deliberately slow: hash off the event loop, once the caller may do this.
-    password_hash = await asyncio.to_thread(hash_password, body.password)
+    cost = PasswordCost.from_settings(settings)
+    password_hash = await asyncio.to_thread(hash_password, body.password, cost=cost)
     await accounts.reset_password(
         session=session, actor=actor, username=username, password_hash=password_hash
     )

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worklist.auth.passwords import hash_password
+from worklist.auth.passwords import PasswordCost, hash_password
 from worklist.enums import ROLES_WITH_SINGLE_SITE, Role, Subspecialty
 from worklist.errors import Conflict, InvalidInput
 from worklist.models import Site, User
@@ -86,6 +86,7 @@ async def create_user(
     session: AsyncSession,
     username: str,
     password: str,
+    password_cost: PasswordCost,
     role: Role,
     site_codes: list[str],
     name: str | None = None,
@@ -110,7 +111,7 @@ async def create_user(
         session,
         username=username,
         # Argon2 is deliberately slow: off the event loop.
-        password_hash=await asyncio.to_thread(hash_password, password),
+        password_hash=await asyncio.to_thread(hash_password, password, cost=password_cost),
         role=role,
         sites=sites,
         name=clean_name,

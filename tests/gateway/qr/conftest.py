@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dicom_gateway.server import Gateway
 from tests.factories import new_grant, new_site
 from tests.gateway.conftest import SITE_A_AE, SITE_B_AE, send, write_files
+from tests.ports import reserve_port
 from worklist.synthetic import PatientSpec, SeriesSpec, StudySpec, iter_instances
 
 WORKSTATION_AE = "RXB_WS"
@@ -42,13 +43,6 @@ class Network:
     study_b: StudySpec
     files: dict[str, Path]
     destination_port: int
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def dcmtk(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -89,7 +83,7 @@ def network(gateway: Gateway, db: sessionmaker[Session], tmp_path: Path) -> Netw
         results = send(gateway.port, paths, calling_ae=aet)
         assert {r.status for r in results} == {0}
         files.update({r.sop_instance_uid: p for r, p in zip(results, paths, strict=True)})
-    port = free_port()
+    port = reserve_port()
     with db() as session, session.begin():
         new_site(
             session, "RXB", name="Trust B", ae_title=WORKSTATION_AE, hosts=["127.0.0.1"], port=port
@@ -100,7 +94,7 @@ def network(gateway: Gateway, db: sessionmaker[Session], tmp_path: Path) -> Netw
             name="Trust D",
             ae_title=ROGUE_AE,
             hosts=["127.0.0.1"],
-            port=free_port(),
+            port=reserve_port(),
         )
     return Network(gateway, study_a, study_b, files, port)
 
