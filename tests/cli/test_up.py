@@ -19,6 +19,7 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import COMMON_SETTINGS
 from tests.ports import reserve_port
 from worklist.cli import app
 from worklist.demo import DEMO_PASSWORD
@@ -99,6 +100,8 @@ def start_up(tmp_path: Path, data_dir: Path) -> Iterator[StartUp]:
             WORKLIST_GATEWAY_PORT=str(gateway_port),
             WORKLIST_STUDY_STABLE_SECONDS="1",
             WORKLIST_WORKER_INTERVAL_SECONDS="0.2",
+            # The demo accounts and logins at the tests' minimum Argon2id cost.
+            **{f"WORKLIST_{name.upper()}": str(value) for name, value in COMMON_SETTINGS.items()},
         )
         stdout, stderr = tmp_path / f"up{len(started)}.out", tmp_path / f"up{len(started)}.err"
         with stdout.open("wb") as out, stderr.open("wb") as err:
