@@ -9,7 +9,17 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 # Commands that run a benchmark (``python -m bench.<name>``).
 BENCHMARKS = frozenset(
-    {"ingest", "latency", "pdu_sweep", "memory", "worklist", "alerts", "retrieve", "qido", "profile_api"}
+    {
+        "ingest",
+        "latency",
+        "pdu_sweep",
+        "memory",
+        "worklist",
+        "alerts",
+        "retrieve",
+        "qido",
+        "profile_api",
+    }
 )
 # Programs a benchmark starts as a process of their own (never imported).
 PROGRAMS = frozenset({"floor_scp", "alert_receiver", "loadgen"})
