@@ -87,6 +87,8 @@ def _as_row(r: IndexRequest, turnaround: dict[str, timedelta], now: datetime) ->
         "study_datetime": h.study_datetime.isoformat() if h.study_datetime else None,
         "priority": priority.value,
         "due_at": (now + turnaround[priority.value]).isoformat(),
+        # A matching RIS order's priority replaces the DICOM one (index_instances_v4).
+        "turnaround_seconds": {key: value.total_seconds() for key, value in turnaround.items()},
         "series_uid": h.series_uid,
         "modality": h.modality,
         "series_description": h.series_description,

@@ -51,6 +51,26 @@ def parse_duration_map(text: str, keys: tuple[str, ...]) -> dict[str, timedelta]
     return result
 
 
+DEFAULT_HL7_PRIORITY_MAP = "S=stat,A=urgent,R=routine"
+
+
+def parse_priority_map(text: str) -> dict[str, Priority]:
+    """Parse ``S=stat,A=urgent,R=routine`` (HL7 priority code to ours; codes upper-cased)."""
+    result: dict[str, Priority] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        code, sep, value = part.partition("=")
+        code, value = code.strip().upper(), value.strip()
+        if not sep or not code or value not in tuple(Priority):
+            raise ConfigError(
+                f"invalid entry {part!r}: expected CODE=PRIORITY with PRIORITY one of "
+                + ", ".join(Priority)
+            )
+        result[code] = Priority(value)
+    if not result:
+        raise ConfigError("the HL7 priority map is empty")
+    return result
+
+
 class Settings(BaseSettings):
     """Runtime configuration of every component."""
 
@@ -72,6 +92,12 @@ class Settings(BaseSettings):
     )
     alert_ack_deadlines: Annotated[dict[str, timedelta], NoDecode] = Field(
         default_factory=lambda: parse_duration_map(DEFAULT_ACK_DEADLINES, ALERT_CATEGORIES)
+    )
+    # Orders from the trusts' RIS over HL7 v2 / MLLP (docs/ris.md).
+    hl7_host: str = "127.0.0.1"
+    hl7_port: int = 2575
+    hl7_priority_map: Annotated[dict[str, Priority], NoDecode] = Field(
+        default_factory=lambda: parse_priority_map(DEFAULT_HL7_PRIORITY_MAP)
     )
     # Extensions (documented in the README).
     access_token_minutes: int = 480
@@ -138,6 +164,13 @@ class Settings(BaseSettings):
     def _parse_turnaround(cls, value: object) -> object:
         if isinstance(value, str):
             return parse_duration_map(value, tuple(Priority))
+        return value
+
+    @field_validator("hl7_priority_map", mode="before")
+    @classmethod
+    def _parse_hl7_priority(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_priority_map(value)
         return value
 
     @field_validator("alert_ack_deadlines", mode="before")

@@ -66,11 +66,15 @@ def make_async_engine(
     fails its request once (answered 503, ``worklist.api.errors``), and SQLAlchemy then
     discards every pooled connection older than the failure. A request waits at most
     ``pool_timeout`` seconds for a connection: past capacity it is shed, not queued.
+    No overflow: an overflow connection is closed when returned, so under load every
+    request past ``pool_size`` paid a PostgreSQL backend's start and exit (measured: 10 s
+    of database CPU in a 15 s saturation run, docs/performance.md); the pool keeps
+    exactly ``pool_size`` connections open instead.
     """
     return create_async_engine(
         normalise_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         pool_timeout=pool_timeout,
         hide_parameters=True,
         connect_args={

@@ -12,6 +12,8 @@ class Role(enum.StrEnum):
     MANAGER = "manager"
     ADMIN = "admin"
     ALERT_CLIENT = "alert_client"
+    # Migration 0010: a trust's RIS posting FHIR ServiceRequests for one site.
+    ORDER_CLIENT = "order_client"
 
 
 class StudyStatus(enum.StrEnum):
@@ -21,6 +23,8 @@ class StudyStatus(enum.StrEnum):
     READY = "ready"
     IN_PROGRESS = "in_progress"
     REPORTED = "reported"
+    # Migration 0010: its order was cancelled (off the worklist; images still kept).
+    CANCELLED = "cancelled"
 
 
 class Priority(enum.StrEnum):
@@ -47,6 +51,8 @@ class StudyFlag(enum.StrEnum):
     NEW_IMAGES_AFTER_REPORT = "new_images_after_report"
     # Set by index_instances (migrations/sql/index_instances_v3.sql).
     DEMOGRAPHIC_MISMATCH = "demographic_mismatch"
+    # Not stored: shown on a study that no order from its trust's RIS has matched.
+    NO_ORDER = "no_order"
 
 
 class AuditAction(enum.StrEnum):
@@ -97,6 +103,12 @@ class AuditAction(enum.StrEnum):
     USER_PRIVILEGE_REVOKED = "user.privilege_revoked"
     USER_PROFILE_CHANGED = "user.profile_changed"
     USER_PASSWORD_RESET = "user.password_reset"
+    ORDER_RECEIVED = "order.received"
+    ORDER_CHANGED = "order.changed"
+    ORDER_CANCELLED = "order.cancelled"
+    ORDER_MATCHED = "order.matched"
+    STUDY_CANCELLED = "study.cancelled"
+    STUDY_REINSTATED = "study.reinstated"
 
 
 class AlertCategory(enum.StrEnum):
@@ -120,6 +132,8 @@ class DeliveryChannel(enum.StrEnum):
 
     WEBHOOK = "webhook"
     SSE = "sse"
+    # Migration 0010: ORU^R01 over MLLP to the site's RIS.
+    HL7 = "hl7"
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -127,6 +141,8 @@ class DeliveryStatus(enum.StrEnum):
 
     PENDING = "pending"
     DELIVERED = "delivered"
+    # Migration 0010: the receiver refused it for good (HL7 AR); shown, never retried.
+    FAILED = "failed"
 
 
 class OutboxEventType(enum.StrEnum):
@@ -140,7 +156,31 @@ class OutboxEventType(enum.StrEnum):
 
 
 DEFAULT_STATUS_FILTER = (StudyStatus.READY, StudyStatus.IN_PROGRESS)
-ROLES_WITH_SINGLE_SITE = (Role.MANAGER, Role.ALERT_CLIENT)
+ROLES_WITH_SINGLE_SITE = (Role.MANAGER, Role.ALERT_CLIENT, Role.ORDER_CLIENT)
+
+
+class OrderStatus(enum.StrEnum):
+    """Where a RIS order is: live (new, changed or a status update) or cancelled."""
+
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+
+
+class OrderSource(enum.StrEnum):
+    """How an order reached us."""
+
+    HL7 = "hl7"
+    FHIR = "fhir"
+
+
+class PatientSource(enum.StrEnum):
+    """The setting the patient was referred from (how the NHS splits turnaround)."""
+
+    EMERGENCY = "emergency"
+    INPATIENT = "inpatient"
+    OUTPATIENT = "outpatient"
+    GP = "gp"
+    OTHER = "other"
 
 
 class Subspecialty(enum.StrEnum):

@@ -3,6 +3,7 @@
 from worklist.models.alerts import Alert, AlertBreach
 from worklist.models.audit import AuditEvent
 from worklist.models.base import Base
+from worklist.models.orders import Hl7Message, Hl7Sender, Order
 from worklist.models.outbox import AlertStreamEntry, Delivery, DeliveryAttempt, OutboxMessage
 from worklist.models.reporting import Claim, Report, ReportAddendum, ReportVersion
 from worklist.models.site import DicomNode, NodeGrant, Site
@@ -19,8 +20,11 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "DicomNode",
+    "Hl7Message",
+    "Hl7Sender",
     "Instance",
     "NodeGrant",
+    "Order",
     "OutboxMessage",
     "Patient",
     "Report",

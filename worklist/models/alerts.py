@@ -54,6 +54,10 @@ class Alert(Base):
     category: Mapped[AlertCategory] = mapped_column(AlertCategoryType)
     finding: Mapped[str] = mapped_column(Text)
     recipient: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Migration 0010: the order's referrer when the alert was raised (who should be paged).
+    referrer_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    referrer_code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    referrer_organisation: Mapped[str | None] = mapped_column(Text, nullable=True)
     raised_by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     raised_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=sql_text("now()")

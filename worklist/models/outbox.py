@@ -89,6 +89,13 @@ class Delivery(Base):
             "id",
             postgresql_where=sql_text("status = 'pending' AND channel = 'webhook'"),
         ),
+        # Migration 0010: ORU^R01 deliveries to the trusts' RIS.
+        Index(
+            "ix_deliveries_hl7_due",
+            "next_attempt_at",
+            "id",
+            postgresql_where=sql_text("status = 'pending' AND channel = 'hl7'"),
+        ),
         Index(
             "ix_deliveries_pending_site_id",
             "site_id",

@@ -34,6 +34,11 @@ class Site(CreatedAtMixin, Base):
     )
     webhook_disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # Migration 0010: the RIS. Addresses its HL7 may come from (empty: any; facilities are
+    # in hl7_senders), and where finished reports go as ORU^R01 over MLLP.
+    hl7_hosts: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    ris_host: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ris_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     nodes: Mapped[list[DicomNode]] = relationship(back_populates="site", lazy="raise")
 

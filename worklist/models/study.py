@@ -112,6 +112,10 @@ class Study(Base):
     received_patient_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     received_patient_birth_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     received_patient_sex: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Migration 0010: the RIS order it matched (site and accession number), if any.
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id", ondelete="SET NULL"), nullable=True, index=True
+    )
 
     site: Mapped[Site] = relationship(lazy="raise")
     patient: Mapped[Patient] = relationship(lazy="raise")

@@ -21,6 +21,7 @@ from worklist.models import Study
 
 RECEIVING, READY = StudyStatus.RECEIVING, StudyStatus.READY
 IN_PROGRESS, REPORTED = StudyStatus.IN_PROGRESS, StudyStatus.REPORTED
+CANCELLED = StudyStatus.CANCELLED
 
 
 class StudyEvent(enum.StrEnum):
@@ -32,29 +33,56 @@ class StudyEvent(enum.StrEnum):
     CLAIM_ENDED = "claim_ended"
     REPORT_SIGNED = "report_signed"
     NEW_IMAGES_ANSWERED = "new_images_answered"
+    ORDER_CANCELLED = "order_cancelled"
+    ORDER_REINSTATED = "order_reinstated"
 
 
 # event -> {status before: status after}; a status missing from an event's map may not
 # see that event. Mapping a status to itself is allowed and changes nothing.
 TRANSITIONS: Mapping[StudyEvent, Mapping[StudyStatus, StudyStatus]] = {
-    # New images reopen a study for reporting; a claimed one stays with its holder.
+    # New images reopen a study for reporting; a claimed one stays with its holder, a
+    # cancelled one stays cancelled (the images are kept).
     StudyEvent.IMAGES_ARRIVED: {
         RECEIVING: RECEIVING,
         READY: RECEIVING,
         IN_PROGRESS: IN_PROGRESS,
         REPORTED: RECEIVING,
+        CANCELLED: CANCELLED,
     },
     StudyEvent.BECAME_QUIET: {RECEIVING: READY},
     StudyEvent.CLAIMED: {READY: IN_PROGRESS, IN_PROGRESS: IN_PROGRESS},
     # Released or expired: back to the worklist (a study that went back to receiving
     # meanwhile stays there).
-    StudyEvent.CLAIM_ENDED: {IN_PROGRESS: READY, RECEIVING: RECEIVING, READY: READY},
+    StudyEvent.CLAIM_ENDED: {
+        IN_PROGRESS: READY,
+        RECEIVING: RECEIVING,
+        READY: READY,
+        CANCELLED: CANCELLED,
+    },
     StudyEvent.REPORT_SIGNED: {IN_PROGRESS: REPORTED},
     # An addendum that answers images arriving after signing reports the study again.
     StudyEvent.NEW_IMAGES_ANSWERED: {
         RECEIVING: REPORTED,
         READY: REPORTED,
         IN_PROGRESS: REPORTED,
+        REPORTED: REPORTED,
+    },
+    # The RIS cancelled the order: off the worklist (the caller releases any claim). A
+    # reported study keeps its report and status.
+    StudyEvent.ORDER_CANCELLED: {
+        RECEIVING: CANCELLED,
+        READY: CANCELLED,
+        IN_PROGRESS: CANCELLED,
+        CANCELLED: CANCELLED,
+        REPORTED: REPORTED,
+    },
+    # A new order for a cancelled accession: back through receiving (the worker makes it
+    # ready once its images are quiet).
+    StudyEvent.ORDER_REINSTATED: {
+        CANCELLED: RECEIVING,
+        RECEIVING: RECEIVING,
+        READY: READY,
+        IN_PROGRESS: IN_PROGRESS,
         REPORTED: REPORTED,
     },
 }
@@ -76,6 +104,8 @@ _EVENT_WORDS = {
     StudyEvent.CLAIM_ENDED: "released",
     StudyEvent.REPORT_SIGNED: "reported",
     StudyEvent.NEW_IMAGES_ANSWERED: "reported again",
+    StudyEvent.ORDER_CANCELLED: "cancelled",
+    StudyEvent.ORDER_REINSTATED: "reinstated",
 }
 
 

@@ -10,7 +10,7 @@ from importlib.resources import files
 
 DROP_INDEX_INSTANCES = "DROP FUNCTION IF EXISTS index_instances(jsonb, timestamptz)"
 # The version the newest migration installs (tests hold the database to it).
-INDEX_INSTANCES_CURRENT = "index_instances_v3"
+INDEX_INSTANCES_CURRENT = "index_instances_v4"
 
 
 def read_sql(name: str) -> str:

@@ -1,0 +1,263 @@
+"""Applying an order: the one place that writes ``orders`` and matches them to studies.
+
+HL7 v2 (``worklist.hl7``) and FHIR (``POST /api/v1/fhir/ServiceRequest``) both call
+``apply_order`` inside the transaction that acknowledges the message. An order and a
+study match by site and accession number whichever arrives first: here for the studies
+already indexed, in ``index_instances_v4`` for a study whose images come later. The
+order's priority overrides the DICOM one (due time recomputed from the study's arrival);
+a cancelled order cancels its study (``lifecycle``), releasing any claim with an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worklist.audit import repository as audit
+from worklist.claims import repository as claims
+from worklist.enums import AuditAction, OrderSource, OrderStatus
+from worklist.events import EventType, WorklistEvent, stage
+from worklist.models import Order, Study
+from worklist.orders.content import OrderContent, OrderControl
+from worklist.studies import lifecycle
+from worklist.studies.lifecycle import StudyEvent
+
+STUDY_UPDATED = "study.updated"
+RELEASE_REASON_CANCELLED = "order_cancelled"
+
+# OrderContent attribute -> Order column, for the fields a message may leave unsaid.
+_FIELDS = (
+    "placer_order_number",
+    "filler_order_number",
+    "ris_status",
+    "patient_local_id",
+    "nhs_number",
+    "patient_name",
+    "patient_birth_date",
+    "procedure_code",
+    "procedure_coding_system",
+    "procedure_name",
+    "priority",
+    "ris_priority",
+    "patient_source",
+    "indication",
+    "requested_at",
+)
+_REFERRER_FIELDS = {
+    "referrer_name": "name",
+    "referrer_code": "code",
+    "referrer_organisation": "organisation",
+    "referrer_organisation_code": "organisation_code",
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who applies the order, for the audit log."""
+
+    name: str
+    kind: audit.ActorKind
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class AppliedOrder:
+    """What applying an order did."""
+
+    order_id: int
+    created: bool
+    status: OrderStatus
+    study_uids: tuple[str, ...]
+
+
+async def _lock_order(session: AsyncSession, site_id: int, accession: str) -> Order | None:
+    stmt = (
+        select(Order)
+        .where(Order.site_id == site_id, Order.accession_number == accession)
+        .with_for_update()
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def _lock_or_create(
+    session: AsyncSession, site_id: int, accession: str, source: OrderSource
+) -> tuple[Order, bool]:
+    order = await _lock_order(session, site_id, accession)
+    if order is not None:
+        return order, False
+    # Two senders racing on one accession: the loser's insert does nothing and it locks
+    # the winner's row.
+    stmt = (
+        insert(Order)
+        .values(site_id=site_id, accession_number=accession, source=source.value)
+        .on_conflict_do_nothing(index_elements=["site_id", "accession_number"])
+        .returning(Order.id)
+    )
+    created = (await session.execute(stmt)).scalar_one_or_none() is not None
+    order = await _lock_order(session, site_id, accession)
+    assert order is not None
+    return order, created
+
+
+def _write_fields(order: Order, content: OrderContent) -> None:
+    for name in _FIELDS:
+        value = getattr(content, name)
+        if value is not None:
+            setattr(order, name, value)
+    for column, attribute in _REFERRER_FIELDS.items():
+        value = getattr(content.referrer, attribute)
+        if value is not None:
+            setattr(order, column, value)
+    if content.identifiers:
+        order.patient_identifiers = [identifier.as_json() for identifier in content.identifiers]
+
+
+async def apply_order(
+    session: AsyncSession,
+    *,
+    site_id: int,
+    content: OrderContent,
+    source: OrderSource,
+    actor: Actor,
+    turnaround_targets: Mapping[str, timedelta],
+    now: datetime | None = None,
+) -> AppliedOrder:
+    """Store ``content`` as the site's order for its accession number and apply it to the
+    site's studies of that accession; flushes, the caller commits."""
+    now = now or datetime.now(UTC)
+    order, created = await _lock_or_create(session, site_id, content.accession_number, source)
+    was_cancelled = order.status == OrderStatus.CANCELLED
+    _write_fields(order, content)
+    order.last_control = content.control.value
+    order.updated_at = now
+    if content.control.cancels:
+        order.status = OrderStatus.CANCELLED
+    elif content.control in (OrderControl.NEW, OrderControl.CHANGE):
+        order.status = OrderStatus.ACTIVE
+    await session.flush()
+    if created:
+        action = AuditAction.ORDER_RECEIVED
+    elif content.control.cancels:
+        action = AuditAction.ORDER_CANCELLED
+    else:
+        action = AuditAction.ORDER_CHANGED
+    _audit(
+        session,
+        actor,
+        action,
+        site_id=site_id,
+        detail={"order_id": order.id, "control": content.control.value, "source": source.value},
+    )
+    status = OrderStatus(order.status)
+    uids = await _apply_to_studies(
+        session,
+        order,
+        actor=actor,
+        cancel=content.control.cancels,
+        reinstate=was_cancelled and status is OrderStatus.ACTIVE,
+        turnaround_targets=turnaround_targets,
+    )
+    return AppliedOrder(order_id=order.id, created=created, status=status, study_uids=uids)
+
+
+async def _apply_to_studies(
+    session: AsyncSession,
+    order: Order,
+    *,
+    actor: Actor,
+    cancel: bool,
+    reinstate: bool,
+    turnaround_targets: Mapping[str, timedelta],
+) -> tuple[str, ...]:
+    stmt = (
+        select(Study)
+        .where(Study.site_id == order.site_id, Study.accession_number == order.accession_number)
+        .order_by(Study.id)
+        .with_for_update()
+    )
+    studies = list(await session.scalars(stmt))
+    for study in studies:
+        changes: dict[str, Any] = {}
+        if study.order_id != order.id:
+            study.order_id = order.id
+            _audit(
+                session,
+                actor,
+                AuditAction.ORDER_MATCHED,
+                study=study,
+                detail={"order_id": order.id},
+            )
+        if order.priority is not None and order.priority != study.priority:
+            study.priority = order.priority
+            study.due_at = study.received_at + turnaround_targets[order.priority.value]
+            changes |= {"priority": study.priority.value, "due_at": study.due_at.isoformat()}
+        before = study.status
+        if cancel:
+            lifecycle.apply(study, StudyEvent.ORDER_CANCELLED)
+            await _release_claim(session, study)
+        elif reinstate:
+            lifecycle.apply(study, StudyEvent.ORDER_REINSTATED)
+        if study.status != before:
+            changes["status"] = study.status.value
+            _audit(
+                session,
+                actor,
+                AuditAction.STUDY_CANCELLED if cancel else AuditAction.STUDY_REINSTATED,
+                study=study,
+                detail={"order_id": order.id, "old_status": before.value},
+            )
+        if changes:
+            stage(
+                session,
+                WorklistEvent(
+                    type=STUDY_UPDATED,
+                    site_id=study.site_id,
+                    study_uid=study.study_uid,
+                    data=changes,
+                ),
+            )
+    await session.flush()
+    return tuple(study.study_uid for study in studies)
+
+
+async def _release_claim(session: AsyncSession, study: Study) -> None:
+    held = await claims.get_claim(session, study_id=study.id)
+    if held is None:
+        return
+    await claims.delete_claim(session, study_id=study.id)
+    stage(
+        session,
+        WorklistEvent(
+            type=EventType.STUDY_RELEASED,
+            site_id=study.site_id,
+            study_uid=study.study_uid,
+            data={"reason": RELEASE_REASON_CANCELLED, "username": held.username},
+        ),
+    )
+
+
+def _audit(
+    session: AsyncSession,
+    actor: Actor,
+    action: AuditAction,
+    *,
+    study: Study | None = None,
+    site_id: int | None = None,
+    detail: dict[str, Any],
+) -> None:
+    audit.record(
+        session,
+        actor=actor.name,
+        actor_kind=actor.kind,
+        action=action,
+        study_uid=study.study_uid if study is not None else None,
+        site_id=study.site_id if study is not None else site_id,
+        address=actor.address,
+        detail=detail,
+    )
