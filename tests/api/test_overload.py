@@ -35,7 +35,7 @@ def headers(settings: Settings, db: sessionmaker[Session]) -> dict[str, str]:
 
 @pytest.fixture
 def small_pool(settings: Settings) -> Iterator[TestClient]:
-    """An API whose pool holds one connection (plus one overflow), waiting 50 ms at most."""
+    """An API whose pool holds one connection (no overflow), waiting 50 ms at most."""
     tight = settings.model_copy(update={"api_db_pool_size": 1, "api_db_pool_timeout_seconds": 0.05})
     with TestClient(create_app(tight)) as client:
         yield client
@@ -49,7 +49,7 @@ def test_a_request_that_finds_no_free_connection_is_shed_with_503_and_retry_afte
 
     async def hold_every_connection() -> list[AsyncConnection]:
         engine = app.state.engine  # type: ignore[attr-defined]
-        return [await engine.connect(), await engine.connect()]
+        return [await engine.connect()]
 
     held = small_pool.portal.call(hold_every_connection)  # type: ignore[union-attr]
     try:
