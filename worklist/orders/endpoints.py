@@ -58,7 +58,7 @@ POST_RESPONSES: dict[int | str, dict[str, Any]] = {
 POST_BODY = {
     "requestBody": {
         "required": True,
-        "description": "An R4 ServiceRequest (docs/orders.md)",
+        "description": "An R4 ServiceRequest (docs/fhir-orders.md)",
         "content": {FHIR_JSON: _RESOURCE, JSON_MEDIA: _RESOURCE},
     }
 }

@@ -12,16 +12,15 @@ from typing import Any
 
 from worklist.enums import OrderStatus, PatientSource, Priority
 from worklist.models import Order, Site
+from worklist.orders.fhir_requester import ODS_ORGANISATION, V3_ACT_CODE
 from worklist.orders.servicerequest import (
     ACCESSION_TYPE,
     FILLER_TYPE,
     NICIP,
-    ODS_ORGANISATION,
     PLACER_TYPE,
     PRIORITIES,
     SITE_SYSTEM,
     SNOMED_CT,
-    V3_ACT_CODE,
     RequestStatus,
 )
 from worklist.reports.fhir import (

@@ -7,13 +7,16 @@ with the model of their type when a reference points at them.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from worklist.orders.outcome import MalformedResource
 
 MAX_STRING = 1_000
 MAX_TEXT = 10_000
 MAX_ITEMS = 100
+M = TypeVar("M", bound=BaseModel)
 
 
 def _no_nul(text: str) -> str:
@@ -162,3 +165,14 @@ class ServiceRequestIn(Element):
             if resource.id == wanted:
                 return resource.model_dump(by_alias=True)
         return None
+
+
+def validate_element(model: type[M], data: object, where: str) -> M:
+    """``data`` read as ``model``; MalformedResource (400) naming the first element at fault
+    (the message names the element and the rule, never the value)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        path = ".".join([where, *(str(part) for part in error["loc"])])
+        raise MalformedResource(f"{path}: {error['msg']}", expression=path) from exc

@@ -1,34 +1,12 @@
 """An R4 ServiceRequest (``POST /api/v1/fhir/ServiceRequest``) read as an ``OrderContent``.
 
-What is read (docs/orders.md shows an example):
-
-- ``identifier``: the accession number (type ``ACSN`` of v2-0203, or a system
-  ``urn:imaging-network:site:CODE:accession``), the placer and filler order numbers
-  (types ``PLAC``, ``FILL``). The accession is required.
-- ``subject``: a logical reference (``subject.identifier``) or a contained Patient
-  (identifiers, name, birthDate). The NHS number is the identifier of system
-  ``https://fhir.nhs.uk/Id/nhs-number`` (Modulus 11 checked: invalid is refused); the
-  local patient ID the first other identifier (type ``MR`` first).
-- ``code``: a NICIP coding first, then SNOMED CT, then any; the name is ``code.text``,
-  else the coding's display.
-- ``priority``: ``stat`` -> stat, ``asap`` -> urgent, ``urgent`` -> urgent,
-  ``routine`` -> routine.
-- ``requester``: a Practitioner (display and identifier: the referrer's name and code),
-  an Organization (the referring organisation, by its ODS code), or a contained
-  PractitionerRole naming both (``practitioner``, ``organization``). Contained
-  Practitioner/Organization resources are read the same way.
-- ``reasonCode`` (text, else displays) and ``reasonReference`` (displays): the
-  clinical indication, joined with "; ".
-- ``supportingInfo``: an Encounter (contained, by its ``class``; or a reference whose
-  display is a class code or one of our patient sources) gives the setting: EMER
-  emergency; IMP, ACUTE, NONAC, SS inpatient; AMB, PRENC outpatient; others ``other``.
-  A referring organisation that is a GP practice (ODS code: a letter and 5 digits)
-  makes it ``gp`` unless the encounter says emergency or inpatient.
-- ``authoredOn``: the request date (a date alone is midnight, Europe/London).
-- ``status``: draft, active, on-hold -> a new or changed order; revoked,
-  entered-in-error -> cancelled; completed, unknown -> a status update only.
-- The site: the caller's. A request naming a site (the accession's system above, or a
-  ``performer`` identifier of system ``urn:imaging-network:site``) must name that one.
+docs/fhir-orders.md lists what each element becomes; in short: ``identifier`` (ACSN, PLAC,
+FILL of v2-0203) the order numbers, ``subject`` the patient (an invalid NHS number is
+refused), ``code`` the procedure (NICIP, then SNOMED CT), ``priority`` ours (asap is
+urgent), ``requester`` and ``supportingInfo`` who asked and from which setting
+(``fhir_requester``), ``reasonCode``/``reasonReference`` the indication, ``authoredOn``
+the request date and ``status`` the order control. The sites a request names (the
+accession's system, a ``performer``) are returned for ``intake`` to check.
 """
 
 from __future__ import annotations
@@ -37,24 +15,19 @@ import enum
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
-
-from worklist.enums import PatientSource, Priority
+from worklist.enums import Priority
 from worklist.identity import normalise_nhs_number
-from worklist.orders.content import OrderContent, OrderControl, PatientIdentifier, Referrer
+from worklist.orders.content import OrderContent, OrderControl, PatientIdentifier
 from worklist.orders.fhir_model import (
     CodeableConcept,
-    Encounter,
     HumanName,
     Identifier,
-    Organization,
     Person,
-    PractitionerRole,
-    Reference,
     ServiceRequestIn,
+    validate_element,
 )
+from worklist.orders.fhir_requester import encounter_setting, patient_source, requester
 from worklist.orders.outcome import MalformedResource, MissingElement, UnusableResource
 from worklist.reports.fhir import NHS_NUMBER_SYSTEM, V2_0203
 from worklist.timezones import SITE_TIMEZONE
@@ -62,15 +35,12 @@ from worklist.timezones import SITE_TIMEZONE
 RESOURCE_TYPE = "ServiceRequest"
 SNOMED_CT = "http://snomed.info/sct"
 NICIP = "https://fhir.nhs.uk/CodeSystem/NICIP"
-ODS_ORGANISATION = "https://fhir.nhs.uk/Id/ods-organization-code"
 SITE_SYSTEM = "urn:imaging-network:site"
-V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ACCESSION_TYPE, PLACER_TYPE, FILLER_TYPE, MEDICAL_RECORD_TYPE = "ACSN", "PLAC", "FILL", "MR"
 MAX_ACCESSION_LENGTH = 64
 INDICATION_SEPARATOR = "; "
 
 _SITE_ACCESSION = re.compile(r"^urn:imaging-network:site:([^:]+):accession$")
-_GP_PRACTICE = re.compile(r"^[A-Z]\d{5}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$")
 
@@ -80,21 +50,6 @@ PRIORITIES = {
     "urgent": Priority.URGENT,
     "routine": Priority.ROUTINE,
 }
-ENCOUNTER_CLASSES = {
-    "EMER": PatientSource.EMERGENCY,
-    "IMP": PatientSource.INPATIENT,
-    "ACUTE": PatientSource.INPATIENT,
-    "NONAC": PatientSource.INPATIENT,
-    "SS": PatientSource.INPATIENT,
-    "AMB": PatientSource.OUTPATIENT,
-    "PRENC": PatientSource.OUTPATIENT,
-    "OBSENC": PatientSource.OTHER,
-    "HH": PatientSource.OTHER,
-    "VR": PatientSource.OTHER,
-    "FLD": PatientSource.OTHER,
-}
-# Settings a GP practice as referrer does not override: the patient is in hospital.
-_HOSPITAL_SOURCES = (PatientSource.EMERGENCY, PatientSource.INPATIENT)
 
 
 class RequestStatus(enum.StrEnum):
@@ -126,29 +81,17 @@ class ServiceRequestOrder:
     named_sites: frozenset[str]
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def _validate(model: type[M], data: object, where: str) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        path = ".".join([where, *(str(part) for part in error["loc"])])
-        raise MalformedResource(f"{path}: {error['msg']}", expression=path) from exc
-
-
 def parse_service_request(data: object) -> ServiceRequestOrder:
     """The order a ServiceRequest's JSON asks for; MalformedResource (400) or
     UnusableResource (422) when it cannot be one."""
     if not isinstance(data, dict) or data.get("resourceType") != RESOURCE_TYPE:
         raise MalformedResource("the body must be a FHIR R4 ServiceRequest resource")
-    request = _validate(ServiceRequestIn, data, RESOURCE_TYPE)
+    request = validate_element(ServiceRequestIn, data, RESOURCE_TYPE)
     status = _status(request)
     accession, placer, filler, accession_site = _order_numbers(request)
     patient = _patient(request)
-    referrer = _referrer(request)
-    encounter_source = _encounter_source(request)
+    referrer = requester(request)
+    encounter_source = encounter_setting(request)
     code_system, code, name = _procedure(request.code)
     content = OrderContent(
         control=status.control,
@@ -167,7 +110,7 @@ def parse_service_request(data: object) -> ServiceRequestOrder:
         priority=_priority(request.priority),
         ris_priority=request.priority,
         referrer=referrer,
-        patient_source=_patient_source(encounter_source, referrer),
+        patient_source=patient_source(encounter_source, referrer),
         indication=_indication(request),
         requested_at=_authored_on(request.authoredOn),
     )
@@ -247,7 +190,7 @@ def _patient(request: ServiceRequestIn) -> _Patient:
     if subject is None:
         raise MissingElement("ServiceRequest.subject (the patient) is required", expression=where)
     contained = request.contained_resource(subject)
-    person = _validate(Person, contained, "ServiceRequest.contained") if contained else None
+    person = validate_element(Person, contained, "ServiceRequest.contained") if contained else None
     identifiers = list(person.identifier) if person else []
     if subject.identifier is not None:
         identifiers.append(subject.identifier)
@@ -334,97 +277,6 @@ def _priority(text: str | None) -> Priority | None:
             "ServiceRequest.priority must be one of routine, urgent, asap, stat",
             expression="ServiceRequest.priority",
         ) from None
-
-
-def _is_organisation(reference: Reference) -> bool:
-    identifier = reference.identifier
-    system = identifier.system if identifier is not None else None
-    return reference.resource_type() == "Organization" or system == ODS_ORGANISATION
-
-
-def _identifier_value(identifier: Identifier | None) -> str | None:
-    value = identifier.value.strip() if identifier is not None and identifier.value else ""
-    return value or None
-
-
-def _referrer(request: ServiceRequestIn) -> Referrer:
-    requester = request.requester
-    if requester is None:
-        return Referrer()
-    contained = request.contained_resource(requester)
-    where = "ServiceRequest.contained"
-    if contained is not None and contained["resourceType"] == "PractitionerRole":
-        role = _validate(PractitionerRole, contained, where)
-        clinician = _party(request, role.practitioner) if role.practitioner else (None, None)
-        organisation = _party(request, role.organization) if role.organization else (None, None)
-    elif (contained is not None and contained["resourceType"] == "Organization") or (
-        contained is None and _is_organisation(requester)
-    ):
-        clinician, organisation = (None, None), _party(request, requester)
-    else:
-        clinician, organisation = _party(request, requester), (None, None)
-    return Referrer(
-        name=clinician[0],
-        code=clinician[1],
-        organisation=organisation[0],
-        organisation_code=organisation[1],
-    )
-
-
-def _party(request: ServiceRequestIn, reference: Reference) -> tuple[str | None, str | None]:
-    """Name and code of the Practitioner or Organization ``reference`` points at."""
-    contained = request.contained_resource(reference)
-    where = "ServiceRequest.contained"
-    if contained is not None and contained["resourceType"] == "Organization":
-        organisation = _validate(Organization, contained, where)
-        code = next(filter(None, map(_identifier_value, organisation.identifier)), None)
-        return organisation.name or reference.display, code
-    if contained is not None:
-        person = _validate(Person, contained, where)
-        name = next(filter(None, (n.display() for n in person.name)), None)
-        code = next(filter(None, map(_identifier_value, person.identifier)), None)
-        return name or reference.display, code or _identifier_value(reference.identifier)
-    return reference.display, _identifier_value(reference.identifier)
-
-
-def _encounter_source(request: ServiceRequestIn) -> PatientSource | None:
-    for reference in request.supportingInfo:
-        contained = request.contained_resource(reference)
-        if contained is not None and contained["resourceType"] != "Encounter":
-            continue
-        if contained is None and reference.resource_type() != "Encounter":
-            continue
-        # Our own word first (what we answer with), then the class, then a class as text.
-        named = _source_from_display(reference.display)
-        if named is not None and named.value == (reference.display or "").strip().lower():
-            return named
-        if contained is not None:
-            encounter = _validate(Encounter, contained, "ServiceRequest.contained")
-            code = encounter.class_.code if encounter.class_ is not None else None
-            if code:
-                return ENCOUNTER_CLASSES.get(code.upper(), PatientSource.OTHER)
-        if named is not None:
-            return named
-    return None
-
-
-def _source_from_display(display: str | None) -> PatientSource | None:
-    text = (display or "").strip()
-    if not text:
-        return None
-    if text.upper() in ENCOUNTER_CLASSES:
-        return ENCOUNTER_CLASSES[text.upper()]
-    try:
-        return PatientSource(text.lower())
-    except ValueError:
-        return None
-
-
-def _patient_source(encounter: PatientSource | None, referrer: Referrer) -> PatientSource | None:
-    code = (referrer.organisation_code or "").upper()
-    if _GP_PRACTICE.match(code) and encounter not in _HOSPITAL_SOURCES:
-        return PatientSource.GP
-    return encounter
 
 
 def _indication(request: ServiceRequestIn) -> str | None:
