@@ -25,6 +25,7 @@ from worklist.db import make_async_engine, make_async_sessionmaker
 from worklist.dicomweb.endpoints import router as dicomweb_router
 from worklist.events.endpoints import router as events_router
 from worklist.ops.endpoints import router as ops_router
+from worklist.orders.endpoints import router as orders_router
 from worklist.priors.endpoints import router as priors_router
 from worklist.reports.endpoints import router as reports_router
 from worklist.sites.endpoints import router as sites_router
@@ -104,4 +105,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sites_router)
     app.include_router(dicomweb_router)
     app.include_router(users_router)
+    app.include_router(orders_router)
     return app

@@ -107,6 +107,7 @@ class AuditAction(enum.StrEnum):
     ORDER_CHANGED = "order.changed"
     ORDER_CANCELLED = "order.cancelled"
     ORDER_MATCHED = "order.matched"
+    ORDER_VIEW = "order.view"
     STUDY_CANCELLED = "study.cancelled"
     STUDY_REINSTATED = "study.reinstated"
 

@@ -74,7 +74,7 @@ ENDPOINTS: dict[str, Call] = {
     ),
 }
 
-ROLES = ("holder", "radiologist", "manager", "admin", "alert_client")
+ROLES = ("holder", "radiologist", "manager", "admin", "alert_client", "order_client")
 
 # (own, other) per endpoint and role.
 EXPECTED: dict[str, dict[str, tuple[int, int]]] = {
@@ -185,6 +185,11 @@ EXPECTED: dict[str, dict[str, tuple[int, int]]] = {
     },
 }
 
+# An order client (a RIS placing its trust's orders) reaches none of these, as an alert
+# client reaches none: its only endpoints are the FHIR ServiceRequest ones.
+for cells in EXPECTED.values():
+    cells["order_client"] = cells["alert_client"]
+
 CELLS = [
     (endpoint, role, site, EXPECTED[endpoint][role][0 if site == OWN else 1])
     for endpoint in ENDPOINTS
@@ -238,6 +243,7 @@ def world(db: sessionmaker[Session], app_settings: Settings, client: TestClient)
             "manager": _user(session, "manager", Role.MANAGER, [north]),
             "admin": _user(session, "admin", Role.ADMIN, []),
             "alert_client": _user(session, "alert_client", Role.ALERT_CLIENT, [north]),
+            "order_client": _user(session, "order_client", Role.ORDER_CLIENT, [north]),
         }
         for site_row in (north, south):
             own = _user(session, _site_radiologist(site_row.code), Role.RADIOLOGIST, [site_row])

@@ -210,6 +210,8 @@ def test_user_add_prompts_for_the_password_with_confirmation(
     [
         (("--role", "manager", "--site", "RXA", "--site", "RXB"), "exactly one site"),
         (("--role", "alert_client"), "exactly one site"),
+        (("--role", "order_client"), "exactly one site"),
+        (("--role", "order_client", "--site", "RXA", "--site", "RXB"), "exactly one site"),
         (("--role", "radiologist"), "at one site at least"),
         (("--role", "admin", "--site", "RXA"), "network-wide"),
         (("--role", "radiologist", "--site", "NOPE"), "no site with code 'NOPE'"),
@@ -226,6 +228,35 @@ def test_user_add_enforces_role_site_rules(
     assert_clean_error(result, fragment)
     with db() as session:
         assert session.scalars(select(User)).all() == []
+
+
+def test_user_add_makes_an_order_client_of_one_site(
+    invoke: Invoke, db: sessionmaker[Session]
+) -> None:
+    add_site(invoke, "RXA", "RXA_PACS")
+
+    result = invoke(
+        "user",
+        "add",
+        "rxa.ris",
+        "--role",
+        "order_client",
+        "--site",
+        "RXA",
+        "--password-stdin",
+        input=PASSWORD + "\n",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "order_client" in result.stdout
+    with db() as session:
+        user = load_user(session, "rxa.ris")
+    assert user is not None
+    assert user.role is Role.ORDER_CLIENT
+    assert [site.code for site in user.sites] == ["RXA"]
+    listing = invoke("user", "list", "--role", "order_client")
+    assert listing.exit_code == 0, listing.output
+    assert "rxa.ris" in listing.stdout
 
 
 def test_user_add_rejects_short_password_and_existing_username(invoke: Invoke) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.sse import EventSourceResponse
 
 from worklist.alerts import service
@@ -35,6 +35,7 @@ from worklist.api.guard import UidPath, UidQuery
 from worklist.api.limits import body_limited_route, json_body_bytes
 from worklist.api.permissions import study_access
 from worklist.enums import AlertCategory, AlertStatus, Role
+from worklist.reports.fhir import FHIR_JSON
 from worklist.sse import (
     EVENT_STREAM,
     LastEventIdDep,
@@ -171,6 +172,28 @@ async def get_alert(
 ) -> AlertOut:
     """One alert with its deliveries (reading the finding is audited)."""
     return await service.get_alert(session=session, user=user, alert_id=alert_id, address=address)
+
+
+@alerts_router.get(
+    "/alerts/{alert_id}/fhir",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "content": {FHIR_JSON: {"schema": {"type": "object"}}},
+            "description": "The alert as a FHIR R4 Communication (recipient: the referrer "
+            "and the trust)",
+        },
+        **ALERT_NOT_VISIBLE,
+    },
+)
+async def get_alert_fhir(
+    alert_id: str, session: SessionDep, user: CurrentUser, address: ClientAddress
+) -> JSONResponse:
+    """The alert as a FHIR R4 ``Communication`` (reading the finding is audited)."""
+    resource = await service.get_alert_fhir(
+        session=session, user=user, alert_id=alert_id, address=address
+    )
+    return JSONResponse(resource, media_type=FHIR_JSON)
 
 
 @alerts_router.post(

@@ -24,6 +24,7 @@ from worklist.models import (
     AlertStreamEntry,
     Claim,
     Delivery,
+    Order,
     OutboxMessage,
     Patient,
     Report,
@@ -31,6 +32,7 @@ from worklist.models import (
     Study,
     User,
 )
+from worklist.orders.content import Referrer
 
 # Advisory lock (two-key form: class, object) that every transaction adding an alert
 # message holds from the message's insert to its commit. Alert messages therefore commit
@@ -41,12 +43,13 @@ from worklist.models import (
 _REFRESH: dict[str, Any] = {"synchronize_session": False, "populate_existing": True}
 
 
-_ViewSelect = Select[Alert, str, str | None, Site, str, str | None, str, str]
+_ViewSelect = Select[Alert, str, str | None, Site, str, str | None, str, str, Order | None]
 
 
 @dataclass(frozen=True)
 class AlertView:
-    """An alert with what its JSON shows: the study, the site, the patient, the raiser."""
+    """An alert with what its JSON shows: the study, the site, the patient, the raiser, and
+    the order the study matched (its clinical context), if any."""
 
     alert: Alert
     study_uid: str
@@ -56,6 +59,7 @@ class AlertView:
     nhs_number: str | None
     local_id: str
     raised_by: str
+    order: Order | None = None
 
 
 @dataclass(frozen=True)
@@ -107,11 +111,13 @@ def _view_select() -> _ViewSelect:
             Patient.nhs_number,
             Patient.local_id,
             User.username,
+            Order,
         )
         .join(Study, Study.id == Alert.study_id)
         .join(Site, Site.id == Alert.site_id)
         .join(Patient, Patient.id == Study.patient_id)
         .join(User, User.id == Alert.raised_by_id)
+        .outerjoin(Order, Order.id == Study.order_id)
         .execution_options(populate_existing=True)
     )
 
@@ -131,6 +137,13 @@ async def study_writers(session: AsyncSession, *, study_id: int) -> tuple[int | 
     return row[0], row[1]
 
 
+async def order_of(session: AsyncSession, order_id: int | None) -> Order | None:
+    """The order a study matched (None when it matched none)."""
+    if order_id is None:
+        return None
+    return await session.get(Order, order_id)
+
+
 async def insert_alert(
     session: AsyncSession,
     *,
@@ -139,10 +152,12 @@ async def insert_alert(
     category: AlertCategory,
     finding: str,
     recipient: str | None,
+    referrer: Referrer,
     raised_by_id: int,
     deadline: timedelta,
 ) -> Alert:
-    """Insert an open alert due for acknowledgement ``deadline`` after it was raised."""
+    """Insert an open alert due for acknowledgement ``deadline`` after it was raised;
+    ``referrer`` is who asked for the study (from its order), kept as it was then."""
     stmt = (
         insert(Alert)
         .values(
@@ -151,6 +166,9 @@ async def insert_alert(
             category=category,
             finding=finding,
             recipient=recipient,
+            referrer_name=referrer.name,
+            referrer_code=referrer.code,
+            referrer_organisation=referrer.organisation,
             raised_by_id=raised_by_id,
             ack_due_at=func.now() + deadline,
         )

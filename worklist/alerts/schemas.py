@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from worklist.enums import AlertCategory, AlertStatus, DeliveryChannel, DeliveryStatus
+from worklist.enums import (
+    AlertCategory,
+    AlertStatus,
+    DeliveryChannel,
+    DeliveryStatus,
+    PatientSource,
+)
+from worklist.models import Alert, Order
 from worklist.outbox.sender import shown_error
 from worklist.studies.schemas import SiteRef
 
@@ -101,6 +108,27 @@ class AlertPatient(BaseModel):
     local_id: str
 
 
+class AlertReferrer(BaseModel):
+    """Who asked for the study (the order's referrer when the alert was raised): the
+    clinician the trust's alerting system should page."""
+
+    name: str | None
+    code: str | None = Field(description="The referrer's code as the RIS sent it (e.g. GMC)")
+    organisation: str | None = Field(description="The referring organisation (name, else code)")
+
+
+class AlertOrder(BaseModel):
+    """The clinical context of the order the study matched, as it stands now."""
+
+    placer_order_number: str | None
+    filler_order_number: str | None
+    procedure_code: str | None
+    procedure_name: str | None
+    indication: str | None
+    patient_source: PatientSource | None
+    requested_at: AwareDatetime | None
+
+
 class AlertOut(BaseModel):
     """A critical-result alert and where its notifications are."""
 
@@ -121,6 +149,12 @@ class AlertOut(BaseModel):
     accession_number: str | None
     patient: AlertPatient
     acknowledgement_note: str | None
+    referrer: AlertReferrer | None = Field(
+        description="The order's referrer when the alert was raised; null without an order"
+    )
+    order: AlertOrder | None = Field(
+        description="The clinical context of the study's order; null without an order"
+    )
     deliveries: list[DeliveryOut]
 
 
@@ -162,7 +196,35 @@ def alert_fields(view: AlertView) -> dict[str, Any]:
             name=view.patient_name, nhs_number=view.nhs_number, local_id=view.local_id
         ),
         "acknowledgement_note": alert.acknowledgement_note,
+        "referrer": alert_referrer(alert),
+        "order": alert_order(view.order),
     }
+
+
+def alert_referrer(alert: Alert) -> AlertReferrer | None:
+    """The referrer the alert keeps, or None when its study had no order naming one."""
+    if not (alert.referrer_name or alert.referrer_code or alert.referrer_organisation):
+        return None
+    return AlertReferrer(
+        name=alert.referrer_name,
+        code=alert.referrer_code,
+        organisation=alert.referrer_organisation,
+    )
+
+
+def alert_order(order: Order | None) -> AlertOrder | None:
+    """The order's clinical context, or None without an order."""
+    if order is None:
+        return None
+    return AlertOrder(
+        placer_order_number=order.placer_order_number,
+        filler_order_number=order.filler_order_number,
+        procedure_code=order.procedure_code,
+        procedure_name=order.procedure_name,
+        indication=order.indication,
+        patient_source=PatientSource(order.patient_source) if order.patient_source else None,
+        requested_at=order.requested_at,
+    )
 
 
 def alert_out(view: AlertView, deliveries: Sequence[DeliveryRow]) -> AlertOut:

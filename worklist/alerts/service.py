@@ -10,11 +10,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist import outbox, pagination
 from worklist.alerts import repository
+from worklist.alerts.fhir import communication
 from worklist.alerts.repository import AlertFilters, AlertKey, AlertView
 from worklist.alerts.schemas import (
     AcknowledgeIn,
@@ -28,7 +30,8 @@ from worklist.alerts.visibility import require_acknowledger, visible_alert_condi
 from worklist.audit import repository as audit
 from worklist.enums import AuditAction, OutboxEventType
 from worklist.errors import Forbidden, NotFound
-from worklist.models import User
+from worklist.models import Order, User
+from worklist.orders.content import Referrer
 from worklist.studies import repository as studies
 from worklist.studies.repository import StudyLoad
 from worklist.studies.service import STUDY_NOT_FOUND
@@ -81,13 +84,16 @@ async def raise_alert(
     site, patient = study.site, study.patient
     if user.id not in await repository.study_writers(session, study_id=study.id):
         raise Forbidden(NOT_HOLDER_OR_AUTHOR)
+    order = await repository.order_of(session, study.order_id)
+    referrer = referrer_of(order)
     alert = await repository.insert_alert(
         session,
         study_id=study.id,
         site_id=site.id,
         category=body.category,
         finding=body.finding,
-        recipient=body.recipient,
+        recipient=default_recipient(body.recipient, referrer),
+        referrer=referrer,
         raised_by_id=user.id,
         deadline=deadlines[body.category.value],
     )
@@ -100,6 +106,7 @@ async def raise_alert(
         nhs_number=patient.nhs_number,
         local_id=patient.local_id,
         raised_by=user.username,
+        order=order,
     )
     audit.record(
         session,
@@ -115,6 +122,28 @@ async def raise_alert(
     return await _out(session, view)
 
 
+def referrer_of(order: Order | None) -> Referrer:
+    """Who asked for the study, as an alert keeps them: the order's referrer, the
+    organisation by name (else its code)."""
+    if order is None:
+        return Referrer()
+    return Referrer(
+        name=order.referrer_name,
+        code=order.referrer_code,
+        organisation=order.referrer_organisation or order.referrer_organisation_code,
+    )
+
+
+def default_recipient(given: str | None, referrer: Referrer) -> str | None:
+    """The recipient the radiologist named; else the referrer ("Dr A Jones, Riverside
+    Surgery"). Escalation still goes to the trust's alert desk whoever it names."""
+    if given is not None and given.strip():
+        return given
+    who = referrer.name or referrer.code
+    named = ", ".join(filter(None, [who, referrer.organisation]))
+    return named or given
+
+
 async def get_alert(
     *, session: AsyncSession, user: User, alert_id: str, address: str | None
 ) -> AlertOut:
@@ -122,6 +151,15 @@ async def get_alert(
     view = await visible_alert(session, user, alert_id)
     _audit_view(session, user, view, address)
     return await _out(session, view)
+
+
+async def get_alert_fhir(
+    *, session: AsyncSession, user: User, alert_id: str, address: str | None
+) -> dict[str, Any]:
+    """One alert the user may see as a FHIR R4 Communication; the read is audited."""
+    view = await visible_alert(session, user, alert_id)
+    _audit_view(session, user, view, address)
+    return communication(view)
 
 
 async def list_alerts(

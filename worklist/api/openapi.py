@@ -84,8 +84,9 @@ def _declare_errors(path: str, operation: dict[str, Any]) -> None:
         responses.setdefault("413", {"description": TOO_LARGE})
     if parameters or has_body or "422" in responses:
         unprocessable = responses.setdefault("422", {"description": UNPROCESSABLE})
-        unprocessable["content"] = _error_content(
-            {"anyOf": [_ref(VALIDATION_SCHEMA), _ref(ERROR_SCHEMA)]}
+        # Merged: a route may also answer 422 in a media type of its own (FHIR).
+        unprocessable.setdefault("content", {}).update(
+            _error_content({"anyOf": [_ref(VALIDATION_SCHEMA), _ref(ERROR_SCHEMA)]})
         )
     for status, response in responses.items():
         if status.startswith("4") and not response.get("content"):

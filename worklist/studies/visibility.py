@@ -1,7 +1,8 @@
 """Who may see which studies: the one place the rule lives.
 
 radiologist: the sites they hold reporting privileges at; manager: their site;
-admin: every site; alert_client: none (they only see their site's alerts). A study
+admin: every site; alert_client: none (they only see their site's alerts); order_client:
+none (they only place their site's orders). A study
 outside the rule is treated as absent (404), never as forbidden. The one query that fetches
 (or locks) a study by UID under a rule is ``worklist.studies.repository.get_visible_study``.
 """
@@ -45,6 +46,6 @@ def result_visible_condition(user: User) -> ColumnElement[bool]:
 
 
 def require_worklist_access(user: User) -> None:
-    """Raise Forbidden for roles that have no worklist at all (alert clients)."""
-    if user.role is Role.ALERT_CLIENT:
+    """Raise Forbidden for roles that have no worklist at all (alert and order clients)."""
+    if user.role in (Role.ALERT_CLIENT, Role.ORDER_CLIENT):
         raise Forbidden(NO_WORKLIST_ACCESS)
