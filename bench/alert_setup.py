@@ -82,6 +82,9 @@ def cli_env(secret_key: str) -> dict[str, str]:
         "WORKLIST_DATABASE_URL": load_studies.database_url(),
         "WORKLIST_SECRET_KEY": secret_key,
         "WORKLIST_LOG_LEVEL": "WARNING",
+        # The webhook receiver listens on loopback (docs/webhooks.md: private targets
+        # are refused unless the operator allows them).
+        "WORKLIST_WEBHOOK_ALLOW_PRIVATE": "true",
     }
 
 

@@ -96,6 +96,7 @@ class AlertsApiCluster(ApiCluster):
         """One API process's environment."""
         env = super().env(port)
         env["WORKLIST_REDIS_URL"] = REDIS_URL
+        env["WORKLIST_WEBHOOK_ALLOW_PRIVATE"] = "true"  # the receiver is on loopback
         return env
 
     def worker_env(self) -> dict[str, str]:

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp
 
 from worklist.alerts.endpoints import router as alerts_router
+from worklist.api.deps import RESERVED_POOL_TIMEOUT_SECONDS
 from worklist.api.docs import install_docs
 from worklist.api.errors import install_error_handlers
 from worklist.api.guard import InputGuardMiddleware
@@ -58,14 +59,22 @@ def create_app(settings: Settings) -> FastAPI:
             pool_timeout=settings.api_db_pool_timeout_seconds,
         )
         redis = make_redis(settings.require_redis_url(), timeout=settings.redis_timeout_seconds)
+        reserved_engine = make_async_engine(
+            settings.require_database_url(),
+            pool_size=settings.api_db_reserved_pool_size,
+            pool_timeout=RESERVED_POOL_TIMEOUT_SECONDS,
+            application_name="worklist-api-reserved",
+        )
         app.state.engine = engine
         app.state.sessionmaker = make_async_sessionmaker(engine)
+        app.state.reserved_sessionmaker = make_async_sessionmaker(reserved_engine)
         app.state.redis = redis
         try:
             yield
         finally:
             await redis.aclose()
             await engine.dispose()
+            await reserved_engine.dispose()
 
     app = WorklistAPI(
         title="Imaging network reporting worklist",

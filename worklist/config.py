@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     # may overflow), and how long a request waits for one before it is answered 503.
     api_db_pool_size: int = Field(default=10, ge=1, le=200)
     api_db_pool_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Connections kept for raising and acknowledging alerts only, so worklist load never
+    # sheds a critical result (docs/performance.md).
+    api_db_reserved_pool_size: int = Field(default=3, ge=1, le=50)
 
     # Hardening against bad input and open endpoints (docs/hardening.md).
     max_body_bytes: int = Field(default=1_048_576, ge=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,7 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.api.conftest import NORTH, add_site, add_user, bearer
+from tests.api.conftest import NORTH, add_patient, add_site, add_study, add_user, bearer
+from tests.claims.conftest import add_claim
 from worklist.api.errors import (
     AT_CAPACITY,
     DATABASE_UNAVAILABLE,
@@ -97,3 +99,43 @@ def test_a_connection_the_database_dropped_costs_one_503_then_the_pool_recovers(
     assert first.status_code == 503
     assert first.json() == {"detail": DATABASE_UNAVAILABLE}
     assert then.status_code == 200
+
+
+def test_alerts_are_raised_and_acknowledged_on_the_reserved_pool_when_the_worklist_is_shed(
+    small_pool: TestClient, settings: Settings, db: sessionmaker[Session]
+) -> None:
+    """Worklist load never sheds a critical result: its endpoints have their own connections."""
+    now = datetime.now(UTC)
+    with db() as session, session.begin():
+        site = add_site(session, NORTH)
+        radiologist = add_user(session, "rad", Role.RADIOLOGIST, NORTH)
+        desk = add_user(session, "desk", Role.ALERT_CLIENT, NORTH)
+        study = add_study(session, add_patient(session, site))
+        add_claim(
+            session, study, radiologist.id, claimed_at=now, expires_at=now + timedelta(hours=1)
+        )
+        study_uid = study.study_uid
+    rad_headers, desk_headers = bearer(settings, radiologist), bearer(settings, desk)
+    app = small_pool.app
+
+    async def hold_the_shared_pool() -> AsyncConnection:
+        return await app.state.engine.connect()  # type: ignore[attr-defined,no-any-return]
+
+    held = small_pool.portal.call(hold_the_shared_pool)  # type: ignore[union-attr]
+    try:
+        assert small_pool.get("/api/v1/worklist", headers=rad_headers).status_code == 503
+        raised = small_pool.post(
+            f"/api/v1/studies/{study_uid}/alerts",
+            headers=rad_headers,
+            json={"category": "critical", "finding": "Tension pneumothorax."},
+        )
+        assert raised.status_code == 201, raised.text
+        acknowledged = small_pool.post(
+            f"/api/v1/alerts/{raised.json()['id']}/acknowledge",
+            headers=desk_headers,
+            json={"acknowledged_by": "Dr On Call"},
+        )
+        assert acknowledged.status_code == 200, acknowledged.text
+        assert acknowledged.json()["status"] == "acknowledged"
+    finally:
+        small_pool.portal.call(held.close)  # type: ignore[union-attr]

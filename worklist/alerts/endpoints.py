@@ -29,6 +29,7 @@ from worklist.api.deps import (
     SessionMakerDep,
     SettingsDep,
     current_user,
+    reserved_pool,
     stream_user,
 )
 from worklist.api.guard import UidPath, UidQuery
@@ -83,6 +84,7 @@ ALERT_NOT_VISIBLE: dict[int | str, dict[str, Any]] = {
     },
     dependencies=[study_access(roles=(Role.RADIOLOGIST,), detail=service.NOT_HOLDER_OR_AUTHOR)],
 )
+@reserved_pool
 async def raise_alert(
     study_uid: UidPath,
     body: AlertIn,
@@ -205,6 +207,7 @@ async def get_alert_fhir(
     },
     dependencies=[Depends(acknowledger_access)],
 )
+@reserved_pool
 async def acknowledge_alert(
     alert_id: str,
     body: AcknowledgeIn,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -23,13 +23,32 @@ MAX_TICKET_LENGTH = 2048
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
+# A clinical write waits this long for a reserved connection rather than being shed.
+RESERVED_POOL_TIMEOUT_SECONDS = 10.0
+_RESERVED = "_worklist_reserved_pool"
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+def reserved_pool(endpoint: _Endpoint) -> _Endpoint:
+    """Mark an endpoint whose requests use the reserved pool (raising, acknowledging
+    alerts): worklist load, however heavy, does not shed them (docs/performance.md)."""
+    setattr(endpoint, _RESERVED, True)
+    return endpoint
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One unit of work per request: commit when the endpoint succeeds, roll back if it raises.
 
     Events the request staged (``worklist.events.stage``) are published only after the
-    commit, best effort; a rolled-back request announces nothing.
+    commit, best effort; a rolled-back request announces nothing. Every dependency of a
+    request shares this one session, from the reserved pool for ``reserved_pool`` endpoints.
     """
-    factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    state = request.app.state
+    reserved = getattr(request.scope.get("endpoint"), _RESERVED, False)
+    factory: async_sessionmaker[AsyncSession] = (
+        state.reserved_sessionmaker if reserved else state.sessionmaker
+    )
     async with factory() as session:
         try:
             yield session
