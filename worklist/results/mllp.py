@@ -41,9 +41,13 @@ class Acknowledgement:
 
 
 def parse_ack(text: str) -> Acknowledgement:
-    """The acknowledgement in ``text``; ValueError when it is not an HL7 ACK."""
+    """The acknowledgement in ``text``; ValueError when it is not an HL7 ACK.
+
+    Blank segments and ``\n`` line ends (some senders add them) are tolerated.
+    """
+    lines = [line for line in er7.normalise_newlines(text).split("\n") if line.strip()]
     try:
-        message = hl7.parse(text)
+        message = hl7.parse(er7.SEGMENT_TERMINATOR.join(lines))
         msa = message.segment("MSA")
     except (KeyError, IndexError, hl7.ParseException) as exc:
         raise ValueError("not an HL7 acknowledgement") from exc
