@@ -33,7 +33,7 @@ from tests.results.conftest import (
 from tests.results.receiver import MllpReceiver
 from tests.results.validation import assert_valid_oru, field, report_text, segments
 from worklist.config import Settings
-from worklist.models import Site
+from worklist.models import Hl7Sender, Site
 from worklist.results import er7
 from worklist.results.oru import MAX_FT_LENGTH
 from worklist.timezones import SITE_TIMEZONE
@@ -183,3 +183,17 @@ def test_times_are_london_wall_clock_with_their_offset(
     sent = field(message, "OBR.F22")
     finalised = datetime.fromisoformat(signed["finalised_at"]).astimezone(SITE_TIMEZONE)
     assert sent == finalised.strftime("%Y%m%d%H%M%S%z")
+
+
+def test_the_receiving_facility_is_the_one_the_trusts_ris_sends_from(
+    result: Result, ris: MllpReceiver, fast: Settings, db: sessionmaker[Session]
+) -> None:
+    with db() as session, session.begin():
+        site = session.scalars(select(Site).where(Site.code == "TRUSTA")).one()
+        session.add_all([Hl7Sender(facility="RXA_RIS", site_id=site.id)])
+    result.sign()
+
+    assert dispatch_once(fast) == 1
+
+    message = assert_valid_oru(ris.wait_for(1)[0].text)
+    assert field(message, "MSH.F6") == "RXA_RIS"

@@ -377,6 +377,7 @@ def run_dispatcher(settings: Settings, stop: threading.Event) -> None:
         extra={
             "concurrency": settings.webhook_concurrency,
             "timeout_s": settings.webhook_timeout_seconds,
+            "ris_timeout_s": settings.ris_timeout_seconds,
             "poll_s": settings.worker_interval_seconds,
             "allow_private": settings.webhook_allow_private,
             "allowed_networks": [str(n) for n in settings.webhook_allowed_networks],
