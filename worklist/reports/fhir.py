@@ -6,8 +6,7 @@ identifiers (NHS number, local patient ID, Study Instance UID, accession number,
 HCPC number), not under ours.
 The same function builds the webhook payload and ``GET .../report/fhir``, so both carry
 the same resource for a given report version. When the study has an order, ``basedOn``
-names its ServiceRequest by identifier (a logical reference): the placer order number,
-else the accession number, under the trust's identifier systems.
+names its ServiceRequest by identifier (a logical reference): its accession number.
 """
 
 from __future__ import annotations
@@ -68,27 +67,16 @@ def site_accession_system(site_code: str) -> str:
     return f"urn:imaging-network:site:{site_code}:accession"
 
 
-def site_placer_order_system(site_code: str) -> str:
-    """The identifier system of a trust's placer order numbers."""
-    return f"urn:imaging-network:site:{site_code}:placer-order"
-
-
 def service_request_reference(order: Order, site: Site) -> dict[str, Any]:
-    """A logical reference to the order's ServiceRequest: placer number, else accession."""
-    if order.placer_order_number:
-        code, system, value = (
-            "PLAC",
-            site_placer_order_system(site.code),
-            order.placer_order_number,
-        )
-    else:
-        code, system, value = "ACSN", site_accession_system(site.code), order.accession_number
+    """A logical reference to the order's ServiceRequest by its accession number: the one
+    identifier every order has, unique within its trust (``GET .../ServiceRequest`` lists it
+    with the placer and filler numbers)."""
     return {
         "type": "ServiceRequest",
         "identifier": {
-            "type": {"coding": [{"system": V2_0203, "code": code}]},
-            "system": system,
-            "value": value,
+            "type": {"coding": [{"system": V2_0203, "code": "ACSN"}]},
+            "system": site_accession_system(site.code),
+            "value": order.accession_number,
         },
     }
 
