@@ -224,8 +224,18 @@ def site_add(
     webhook_url: Annotated[
         str | None, typer.Option("--webhook-url", help="Where alerts and reports are POSTed.")
     ] = None,
+    ris_host: Annotated[
+        str | None,
+        typer.Option("--ris-host", help="Host of the trust's RIS, where results go as ORU^R01."),
+    ] = None,
+    ris_port: Annotated[
+        int | None, typer.Option("--ris-port", help="Port of the RIS's MLLP listener.")
+    ] = None,
 ) -> None:
-    """Register a member trust and a DICOM node of it (repeat for more nodes)."""
+    """Register a member trust and a DICOM node of it (repeat for more nodes).
+
+    Run again for a site already registered (with one of its nodes, or a new one) to
+    set its webhook URL or RIS target."""
     settings = load_settings()
 
     async def register(session: AsyncSession) -> SiteRegistration:
@@ -238,6 +248,8 @@ def site_add(
             port=port,
             webhook_url=webhook_url,
             policy=TargetPolicy.from_settings(settings),
+            ris_host=ris_host,
+            ris_port=ris_port,
         )
         record(
             session,
@@ -249,7 +261,9 @@ def site_add(
                 "code": registration.site.code,
                 "ae_title": registration.node.ae_title,
                 "created_site": registration.created_site,
+                "created_node": registration.created_node,
                 "webhook_secret_issued": registration.webhook_secret is not None,
+                "ris": _ris_target(registration.site),
             },
         )
         return registration
@@ -258,10 +272,23 @@ def site_add(
     site = registration.site
     if registration.created_site:
         typer.echo(f"site {site.code} ({site.name}) registered")
-    typer.echo(f"node {registration.node.ae_title} added to site {site.code}")
+    if registration.created_node:
+        typer.echo(f"node {registration.node.ae_title} added to site {site.code}")
+    else:
+        typer.echo(f"node {registration.node.ae_title} already registered to site {site.code}")
+    if ris_host is not None:
+        typer.echo(f"results to RIS: {_ris_target(site)} (ORU^R01 over MLLP)")
     if registration.webhook_secret is not None:
         typer.echo(f"webhook URL: {site.webhook_url}")
         typer.echo(f"webhook secret (shown once, store it now): {registration.webhook_secret}")
+
+
+def _ris_target(site: Site) -> str | None:
+    """``host:port`` of the site's RIS (where results go), or None."""
+    if site.ris_host is None or site.ris_port is None:
+        return None
+    host = f"[{site.ris_host}]" if ":" in site.ris_host else site.ris_host
+    return f"{host}:{site.ris_port}"
 
 
 @site_app.command("list")
@@ -279,18 +306,18 @@ def site_list() -> None:
     if not sites:
         typer.echo("no sites registered")
         return
-    table = Table("code", "name", "AE title", "hosts", "port", "also sees", "webhook")
+    table = Table("code", "name", "AE title", "hosts", "port", "also sees", "webhook", "RIS")
     for site in sites:
         site_cells = [site.code, site.name]
-        webhook = site.webhook_url or "-"
+        targets = [site.webhook_url or "-", _ris_target(site) or "-"]
         if not site.nodes:
-            table.add_row(*site_cells, "-", "-", "-", "-", webhook)
+            table.add_row(*site_cells, "-", "-", "-", "-", *targets)
         for node in sorted(site.nodes, key=lambda n: n.ae_title):
             hosts = ", ".join(node.hosts) if node.hosts else "any"
             port = str(node.port) if node.port else "-"
             granted = ", ".join(grants.get(node.ae_title, [])) or "-"
-            table.add_row(*site_cells, node.ae_title, hosts, port, granted, webhook)
-            site_cells, webhook = ["", ""], ""
+            table.add_row(*site_cells, node.ae_title, hosts, port, granted, *targets)
+            site_cells, targets = ["", ""], ["", ""]
     console = Console()
     if not console.is_terminal:
         console.width = max(console.width, 160)  # piped or captured: keep one node per line

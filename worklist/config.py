@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     hl7_priority_map: Annotated[dict[str, Priority], NoDecode] = Field(
         default_factory=lambda: parse_priority_map(DEFAULT_HL7_PRIORITY_MAP)
     )
+    # Results to the RIS (ORU^R01 over MLLP): connect, send and acknowledgement within this.
+    ris_timeout_seconds: float = Field(default=10.0, gt=0)
     # Extensions (documented in the README).
     access_token_minutes: int = 480
     login_max_failures: int = 5

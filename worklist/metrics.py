@@ -62,6 +62,12 @@ WEBHOOK_ATTEMPTS = Counter(
     "Webhook delivery attempts by site and outcome (delivered, failed, gone, timeout, error)",
     ["site", "outcome"],
 )
+HL7_RESULT_ATTEMPTS = Counter(
+    "worklist_hl7_result_attempts_total",
+    "ORU^R01 delivery attempts to the trusts' RIS by site and outcome "
+    "(delivered, failed: AE, rejected: AR, timeout, error)",
+    ["site", "outcome"],
+)
 DELIVERY_LATENCY = Histogram(
     "worklist_delivery_latency_seconds",
     "Time from an outbox message's commit to its delivery, by channel",

@@ -3,7 +3,8 @@
 A job is an async function ``(session, settings) -> int`` returning how many things it
 did; the worker runs them on its own event loop (``run_worker`` is a blocking entry
 point). Jobs: promoting quiet studies, claim lease expiry, alert escalation. Beside the
-jobs, the webhook dispatcher (``worklist.outbox.dispatcher``) runs in its own thread.
+jobs, the outbox dispatcher (``worklist.outbox.dispatcher``: webhooks and HL7 results to the
+trusts' RIS) runs in its own thread.
 Every job must be safe to run concurrently in several worker replicas (set-based
 UPDATEs or ``FOR UPDATE SKIP LOCKED``).
 """

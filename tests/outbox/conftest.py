@@ -25,6 +25,7 @@ from worklist.db import normalise_url
 from worklist.enums import DeliveryChannel, OutboxEventType
 from worklist.models import Delivery, DeliveryAttempt, OutboxMessage, Site
 from worklist.outbox import WAKE_CHANNEL, wake_payload
+from worklist.outbox.channel import WebhookChannel
 from worklist.outbox.dispatcher import Dispatcher, run_dispatcher
 from worklist.outbox.sender import make_client
 from worklist.outbox.targets import TargetPolicy
@@ -153,7 +154,8 @@ def dispatch_once(settings: Settings) -> int:
             sessions = async_sessionmaker(engine, expire_on_commit=False)
             policy = TargetPolicy.from_settings(settings)
             async with make_client(concurrency=settings.webhook_concurrency, policy=policy) as http:
-                return await Dispatcher(settings, sessions, http).dispatch_once()
+                channel = WebhookChannel(settings, http)
+                return await Dispatcher(settings, sessions, channel).dispatch_once()
         finally:
             await engine.dispose()
 

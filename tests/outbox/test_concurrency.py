@@ -26,6 +26,7 @@ from worklist.config import Settings
 from worklist.db import normalise_url
 from worklist.models import Site
 from worklist.outbox import repository
+from worklist.outbox.channel import WebhookChannel
 from worklist.outbox.dispatcher import MAX_IN_FLIGHT_PER_SITE, Dispatcher, lease_seconds
 from worklist.outbox.sender import make_client
 from worklist.outbox.targets import TargetPolicy
@@ -137,8 +138,8 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing_to_the_delivery(
 
     async def scenario(sessions: async_sessionmaker[AsyncSession]) -> None:
         async with make_client(concurrency=2, policy=TargetPolicy.from_settings(fast)) as client:
-            stalled = Dispatcher(fast, sessions, client)
-            successor = Dispatcher(fast, sessions, client)
+            stalled = Dispatcher(fast, sessions, WebhookChannel(fast, client))
+            successor = Dispatcher(fast, sessions, WebhookChannel(fast, client))
             async with sessions() as session, session.begin():
                 # A lease that is already over: as if this worker stalled past it.
                 [old] = await repository.claim_due(

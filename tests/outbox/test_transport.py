@@ -36,6 +36,7 @@ from tests.receiver import WebhookReceiver
 from worklist.audit.repository import ActorKind
 from worklist.config import Settings
 from worklist.models import Delivery, Site
+from worklist.outbox.channel import WebhookChannel
 from worklist.outbox.dispatcher import Dispatcher
 from worklist.outbox.sender import make_client
 from worklist.outbox.targets import TargetPolicy, TargetRefused
@@ -126,7 +127,7 @@ def deliver_once(settings: Settings, policy: TargetPolicy, dns: ScriptedDns) -> 
 
     async def scenario(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
         async with make_client(concurrency=2, policy=policy, resolve=dns) as client:
-            dispatcher = Dispatcher(settings, sessions, client)
+            dispatcher = Dispatcher(settings, sessions, WebhookChannel(settings, client))
             claimed = await dispatcher.claim(2)
             return [(await dispatcher.deliver(c)).outcome for c in claimed]
 

@@ -95,6 +95,20 @@ class DeliveryCollector(Collector):
         yield pending
         yield oldest
 
+        failed = GaugeMetricFamily(
+            "worklist_deliveries_failed",
+            "Outbox deliveries the receiver refused for good (HL7 AR: never retried), "
+            "by site and channel",
+            labels=["site", "channel"],
+        )
+        counts = {(row.site_id, row.channel): row.count for row in snapshot.failed}
+        for site_id in self._site_ids(row.site_id for row in snapshot.failed):
+            for channel in DeliveryChannel:
+                failed.add_metric(
+                    [self._codes[site_id], channel.value], counts.get((site_id, channel), 0)
+                )
+        yield failed
+
         disabled = GaugeMetricFamily(
             "worklist_webhook_endpoint_disabled",
             "1 when the site's webhook endpoint was disabled by a 410 Gone, else 0",

@@ -82,6 +82,15 @@ class PendingDeliveries:
 
 
 @dataclass(frozen=True)
+class FailedDeliveries:
+    """Deliveries of a site on one channel that failed for good."""
+
+    site_id: int
+    channel: DeliveryChannel
+    count: int
+
+
+@dataclass(frozen=True)
 class DeliverySnapshot:
     """Everything the alert and delivery metrics need, read in one transaction."""
 
@@ -89,6 +98,8 @@ class DeliverySnapshot:
     breaches: list[AlertCount]
     open_alerts: list[AlertCount]
     pending: list[PendingDeliveries]
+    # Deliveries the receiver refused for good (HL7 AR), by site and channel.
+    failed: list[FailedDeliveries]
 
 
 async def limit_statement_time(session: AsyncSession, seconds: float) -> None:
@@ -100,10 +111,12 @@ async def limit_statement_time(session: AsyncSession, seconds: float) -> None:
 
 
 async def delivery_snapshot(session: AsyncSession) -> DeliverySnapshot:
-    """Sites with their webhook state, breaches and open alerts by category, pending deliveries.
+    """Sites with their webhook state, breaches and open alerts by category, pending and
+    failed deliveries.
 
     Each query reads an index made for it: open alerts and pending deliveries are
-    partial indexes; breaches are rare by construction.
+    partial indexes; breaches are rare by construction. Failed deliveries (an HL7 AR)
+    are rare too, but have no index of their own yet: the count scans ``deliveries``.
     """
     site_rows = await session.execute(
         select(
@@ -134,8 +147,14 @@ async def delivery_snapshot(session: AsyncSession) -> DeliverySnapshot:
         .where(Delivery.status == DeliveryStatus.PENDING)
         .group_by(Delivery.site_id, Delivery.channel)
     )
+    failed_rows = await session.execute(
+        select(Delivery.site_id, Delivery.channel, func.count())
+        .where(Delivery.status == DeliveryStatus.FAILED)
+        .group_by(Delivery.site_id, Delivery.channel)
+    )
     return DeliverySnapshot(
         sites=[SiteWebhook(*row) for row in site_rows],
+        failed=[FailedDeliveries(*row) for row in failed_rows],
         breaches=[AlertCount(*row) for row in breach_rows],
         open_alerts=[AlertCount(*row) for row in open_rows],
         pending=[

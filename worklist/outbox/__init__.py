@@ -62,13 +62,16 @@ def new_message(
     study_id: int | None = None,
     alert_id: uuid.UUID | None = None,
     sse: bool = False,
+    hl7: bool = False,
 ) -> tuple[OutboxMessage, list[Delivery]]:
     """The rows of a message for ``site``: the message and its deliveries, not yet added.
 
     A webhook delivery when the site has a webhook URL (a disabled endpoint holds it
     until re-enabled) or had one that was removed (held until a URL is set again); an
     ``sse`` delivery when ``sse`` (alert events: the alert stream marks it delivered once
-    a client of the site received it). ``enqueue`` is how the domain adds them.
+    a client of the site received it); an ``hl7`` delivery when ``hl7`` (results: an
+    ORU^R01 to the site's RIS) and the site has a RIS target. ``enqueue`` is how the
+    domain adds them.
     """
     message = OutboxMessage(
         webhook_id=new_webhook_id(),
@@ -83,6 +86,8 @@ def new_message(
         channels.append(DeliveryChannel.WEBHOOK)
     if sse:
         channels.append(DeliveryChannel.SSE)
+    if hl7 and site.ris_host and site.ris_port:
+        channels.append(DeliveryChannel.HL7)
     deliveries = [
         Delivery(message=message, site_id=site.id, channel=channel) for channel in channels
     ]
@@ -98,6 +103,7 @@ def enqueue(
     study_id: int | None = None,
     alert_id: uuid.UUID | None = None,
     sse: bool = False,
+    hl7: bool = False,
 ) -> OutboxMessage:
     """Add a message for ``site`` and its deliveries (``new_message``) to the transaction.
 
@@ -110,6 +116,7 @@ def enqueue(
         study_id=study_id,
         alert_id=alert_id,
         sse=sse,
+        hl7=hl7,
     )
     session.add(message)
     session.add_all(deliveries)

@@ -1,11 +1,15 @@
-"""The webhook dispatcher: delivers pending outbox deliveries (runs in the worker).
+"""The outbox dispatcher: delivers pending outbox deliveries of one channel (runs in the worker).
 
-It keeps up to ``webhook_concurrency`` POSTs in flight (at most ``MAX_IN_FLIGHT_PER_SITE``
-to one trust, so one hung endpoint cannot starve the others) and claims more whenever a
-slot frees, a Redis wake-up arrives, the earliest retry falls due, or the poll interval
+It keeps up to the channel's ``concurrency`` sends in flight (at most its ``per_site`` to
+one trust, so one hung receiver cannot starve the others) and claims more whenever a slot
+frees, a Redis wake-up arrives, the earliest retry falls due, or the poll interval
 (``worker_interval_seconds``) passes. Claims are leases (``FOR UPDATE SKIP LOCKED``), so
 any number of workers share the work; a worker that dies mid-send loses its leases when
-they expire and another sends again with the same ``webhook-id`` (at-least-once).
+they expire and another sends again under the same message id (at-least-once).
+
+The worker runs one dispatcher per channel (``serve``): webhooks (``WebhookChannel``) and
+ORU^R01 results to the trusts' RIS (``worklist.results.channel.Hl7Channel``). Leases,
+backoff and the record of every attempt are this module's whatever the channel.
 """
 
 from __future__ import annotations
@@ -17,29 +21,33 @@ import random
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from worklist.audit import repository as audit
 from worklist.config import Settings
 from worklist.db import normalise_url
-from worklist.enums import AuditAction, DeliveryChannel
-from worklist.metrics import DELIVERY_LATENCY, WEBHOOK_ATTEMPTS
+from worklist.metrics import DELIVERY_LATENCY
 from worklist.outbox import repository
+from worklist.outbox.channel import (
+    MAX_IN_FLIGHT_PER_SITE,
+    WORKER_ACTOR,
+    Channel,
+    WebhookChannel,
+    lease_seconds,
+)
 from worklist.outbox.repository import ClaimedDelivery
 from worklist.outbox.retry import parse_retry_after, retry_delay
-from worklist.outbox.sender import AttemptResult, make_client, post_webhook
+from worklist.outbox.sender import AttemptResult, make_client
 from worklist.outbox.targets import TargetPolicy
 from worklist.outbox.wakeups import listen_for_wakeups, wait_for_event
+from worklist.results.channel import Hl7Channel
+
+__all__ = ["MAX_IN_FLIGHT_PER_SITE", "WORKER_ACTOR", "Dispatcher", "lease_seconds", "serve"]
 
 log = logging.getLogger(__name__)
 
-MAX_IN_FLIGHT_PER_SITE = 4
-WORKER_ACTOR = "worker"
-# How long a stopping dispatcher lets in-flight POSTs finish before abandoning them.
+# How long a stopping dispatcher lets in-flight sends finish before abandoning them.
 STOP_GRACE_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
 # Recording an outcome is retried this often (database blips) before the lease is left to expire.
@@ -49,36 +57,26 @@ _MIN_WAIT_SECONDS = 0.02
 _STOP_CHECK_SECONDS = 0.05
 
 
-def lease_seconds(settings: Settings) -> float:
-    """How long a claim lasts: twice the POST timeout plus margin, so a live send never loses it."""
-    return 2 * settings.webhook_timeout_seconds + 5
-
-
 def _first_line(exc: BaseException) -> str:
     cause = exc.orig if isinstance(exc, DBAPIError) else exc
     lines = str(cause).strip().splitlines()
     return lines[0] if lines else type(cause).__name__
 
 
-def _host(url: str) -> str:
-    # Without userinfo: a URL stored before targets were checked may carry credentials.
-    return urlsplit(url).netloc.rpartition("@")[2] or "?"
-
-
 class Dispatcher:
-    """Claims due webhook deliveries, POSTs them and records every attempt."""
+    """Claims due deliveries of one channel, sends them and records every attempt."""
 
     def __init__(
         self,
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
-        client: httpx.AsyncClient,
+        channel: Channel,
         *,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.client = client
+        self.channel = channel
         self.rng = rng or random.Random()
         # Set by wake-ups, finished sends and stop: "look for work now".
         self.kick = asyncio.Event()
@@ -87,34 +85,25 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        """How many POSTs are under way."""
+        """How many sends are under way."""
         return len(self._in_flight)
 
     def _full_sites(self) -> list[int]:
-        return [site for site, n in self._busy.items() if n >= MAX_IN_FLIGHT_PER_SITE]
+        return [site for site, n in self._busy.items() if n >= self.channel.per_site]
 
     async def claim(self, limit: int) -> list[ClaimedDelivery]:
         """Lease up to ``limit`` due deliveries (one short transaction)."""
         async with self.sessions() as session, session.begin():
-            return await repository.claim_due(
-                session,
-                limit=limit,
-                lease_seconds=lease_seconds(self.settings),
-                per_site=MAX_IN_FLIGHT_PER_SITE,
-                busy=self._busy,
-            )
+            return list(await self.channel.claim(session, limit=limit, busy=self._busy))
 
     async def seconds_until_next_due(self) -> float | None:
         """Seconds until the earliest claimable delivery falls due, or None if there is none."""
         async with self.sessions() as session, session.begin():
-            return await repository.seconds_until_next_due(session, full_sites=self._full_sites())
+            return await self.channel.seconds_until_next_due(session, full_sites=self._full_sites())
 
     async def deliver(self, claimed: ClaimedDelivery) -> AttemptResult:
-        """POST one claimed delivery and record the outcome; returns what the POST did."""
-        result = await post_webhook(
-            self.client, claimed, timeout=self.settings.webhook_timeout_seconds
-        )
-        WEBHOOK_ATTEMPTS.labels(claimed.site_code, result.outcome).inc()
+        """Send one claimed delivery and record the outcome; returns what the send did."""
+        result = await self.channel.send(claimed)
         retry_in = self._retry_in(claimed, result)
         for attempt in range(RECORD_TRIES):
             try:
@@ -123,7 +112,8 @@ class Dispatcher:
             except (SQLAlchemyError, OSError) as exc:
                 if attempt == RECORD_TRIES - 1:
                     log.error(
-                        "webhook outcome not recorded; it will be sent again when its lease ends",
+                        f"{self.channel.noun} outcome not recorded; "
+                        "it will be sent again when its lease ends",
                         extra={"webhook_id": claimed.webhook_id, "error": _first_line(exc)},
                     )
                     break
@@ -132,7 +122,7 @@ class Dispatcher:
         return result
 
     def _retry_in(self, claimed: ClaimedDelivery, result: AttemptResult) -> float | None:
-        if result.delivered:
+        if result.delivered or result.outcome == repository.OUTCOME_REJECTED:
             return None
         if result.outcome == repository.OUTCOME_GONE:
             return 0.0  # held by the disabled endpoint; goes at once when re-enabled
@@ -162,13 +152,22 @@ class Dispatcher:
                 error=result.error,
                 retry_in=None if gone else retry_in,
             )
-            if result.delivered and result.status_code is not None:
+            if result.delivered:
                 delivered_at = await repository.mark_delivered(
                     session,
                     delivery_id=claimed.delivery_id,
                     lease_token=claimed.lease_token,
                     attempted_at=result.started_at,
                     status_code=result.status_code,
+                )
+            elif result.outcome == repository.OUTCOME_REJECTED:
+                await repository.mark_rejected(
+                    session,
+                    delivery_id=claimed.delivery_id,
+                    lease_token=claimed.lease_token,
+                    attempted_at=result.started_at,
+                    status_code=result.status_code,
+                    error=result.error,
                 )
             else:
                 await repository.mark_failed(
@@ -180,36 +179,16 @@ class Dispatcher:
                     error=result.error,
                     retry_in=retry_in or 0.0,
                 )
-            if gone:
-                await self._disable_endpoint(session, claimed, result)
+            await self.channel.after_attempt(session, claimed, result)
         if delivered_at is not None:
             latency = (delivered_at - claimed.created_at).total_seconds()
-            DELIVERY_LATENCY.labels(DeliveryChannel.WEBHOOK.value).observe(max(latency, 0.0))
-
-    async def _disable_endpoint(
-        self, session: AsyncSession, claimed: ClaimedDelivery, result: AttemptResult
-    ) -> None:
-        reason = f"410 Gone from {claimed.url} at {result.started_at.isoformat(timespec='seconds')}"
-        if not await repository.disable_endpoint(
-            session, site_id=claimed.site_id, url=claimed.url, reason=reason
-        ):
-            return  # already disabled, or the URL changed since: the new one gets a chance
-        audit.record(
-            session,
-            actor=WORKER_ACTOR,
-            actor_kind=audit.ActorKind.SYSTEM,
-            action=AuditAction.WEBHOOK_DISABLED,
-            site_id=claimed.site_id,
-            detail={"url": claimed.url, "status_code": 410, "webhook_id": claimed.webhook_id},
-        )
-        log.warning(
-            "webhook endpoint answered 410 Gone: disabled until a manager re-enables it",
-            extra={"site": claimed.site_code, "host": _host(claimed.url)},
-        )
+            DELIVERY_LATENCY.labels(self.channel.kind.value).observe(max(latency, 0.0))
 
     def _log_attempt(
         self, claimed: ClaimedDelivery, result: AttemptResult, retry_in: float | None
     ) -> None:
+        # Ids, outcome and timing only: never the message (it carries the report).
+        noun = self.channel.noun
         extra = {
             "site": claimed.site_code,
             "webhook_id": claimed.webhook_id,
@@ -220,10 +199,15 @@ class Dispatcher:
             "ms": result.duration_ms,
         }
         if result.delivered:
-            log.debug("webhook delivered", extra=extra)
+            log.debug(f"{noun} delivered", extra=extra)
+        elif result.outcome == repository.OUTCOME_REJECTED:
+            log.warning(
+                f"{noun} rejected by the receiver: failed, not retried",
+                extra={**extra, "error": result.error},
+            )
         elif result.outcome != repository.OUTCOME_GONE:
             log.info(
-                "webhook attempt failed",
+                f"{noun} attempt failed",
                 extra={**extra, "retry_in_s": round(retry_in or 0.0, 3), "error": result.error},
             )
 
@@ -239,7 +223,9 @@ class Dispatcher:
         try:
             await self.deliver(claimed)
         except Exception:
-            log.exception("webhook delivery crashed", extra={"webhook_id": claimed.webhook_id})
+            log.exception(
+                f"{self.channel.noun} delivery crashed", extra={"webhook_id": claimed.webhook_id}
+            )
 
     def _slot_freed(self, task: asyncio.Task[None]) -> None:
         claimed = self._in_flight.pop(task)
@@ -250,7 +236,7 @@ class Dispatcher:
 
     async def dispatch_once(self) -> int:
         """Claim what is due (up to the free slots), deliver it all and wait; how many were sent."""
-        claimed = await self.claim(self.settings.webhook_concurrency - self.in_flight)
+        claimed = await self.claim(self.channel.concurrency - self.in_flight)
         tasks = [self.start(c) for c in claimed]
         if tasks:
             await asyncio.gather(*tasks)
@@ -259,7 +245,7 @@ class Dispatcher:
     async def fill_slots(self) -> float:
         """Claim and start work for the free slots; how long to wait before looking again."""
         poll = self.settings.worker_interval_seconds
-        free = self.settings.webhook_concurrency - self.in_flight
+        free = self.channel.concurrency - self.in_flight
         if free <= 0:
             return poll  # a finishing send kicks us
         claimed = await self.claim(free)
@@ -276,6 +262,7 @@ class Dispatcher:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Deliver until ``stopping`` is set; database outages are logged and waited out."""
+        plural = self.channel.plural
         failures = 0
         while not stopping.is_set():
             self.kick.clear()
@@ -287,15 +274,18 @@ class Dispatcher:
                 extra = {"failures": failures, "retry_in_s": delay}
                 if isinstance(exc, SQLAlchemyError | OSError):
                     log.warning(
-                        "database unavailable, webhooks wait",
+                        f"database unavailable, {plural} wait",
                         extra={**extra, "error": _first_line(exc)},
                     )
                 else:
-                    log.exception("webhook dispatcher error, backing off", extra=extra)
+                    log.exception(f"{self.channel.noun} dispatcher error, backing off", extra=extra)
                 await wait_for_event(stopping, delay)
                 continue
             if failures:
-                log.info("webhook dispatcher reconnected", extra={"after_failures": failures})
+                log.info(
+                    f"{self.channel.noun} dispatcher reconnected",
+                    extra={"after_failures": failures},
+                )
                 failures = 0
             if wait > 0:
                 await wait_for_event(self.kick, wait)
@@ -314,48 +304,64 @@ class Dispatcher:
         await self._release(list(left.values()))
 
     async def _release(self, claimed: Sequence[ClaimedDelivery]) -> None:
+        noun = self.channel.noun
         try:
             async with asyncio.timeout(2.0), self.sessions() as session, session.begin():
                 await repository.release_leases(session, claimed)
         except Exception as exc:  # the leases expire on their own
             log.warning(
-                "abandoned webhook leases not released",
+                f"abandoned {noun} leases not released",
                 extra={"count": len(claimed), "error": _first_line(exc)},
             )
         else:
-            log.info("webhook sends abandoned on stop", extra={"count": len(claimed)})
+            log.info(f"{noun} sends abandoned on stop", extra={"count": len(claimed)})
 
 
-async def _watch_stop(stop: threading.Event, stopping: asyncio.Event, kick: asyncio.Event) -> None:
+async def _watch_stop(
+    stop: threading.Event, stopping: asyncio.Event, kicks: Sequence[asyncio.Event]
+) -> None:
     # A thread-safe hand-off without an executor thread that could outlive the loop.
     while not stop.is_set():
         await asyncio.sleep(_STOP_CHECK_SECONDS)
     stopping.set()
-    kick.set()
+    for kick in kicks:
+        kick.set()
+
+
+async def _fan_out(wake: asyncio.Event, kicks: Sequence[asyncio.Event]) -> None:
+    # One Redis subscription per worker: a wake-up kicks every channel's dispatcher.
+    while True:
+        await wake.wait()
+        wake.clear()
+        for kick in kicks:
+            kick.set()
 
 
 async def serve(settings: Settings, stop: threading.Event) -> None:
-    """Run a dispatcher with its own engine, HTTP client and wake-up listener until ``stop``."""
-    concurrency = settings.webhook_concurrency
+    """Run a dispatcher per channel (webhooks, HL7 results) with one engine until ``stop``."""
+    policy = TargetPolicy.from_settings(settings)
+    client = make_client(concurrency=settings.webhook_concurrency, policy=policy)
+    channels: list[Channel] = [WebhookChannel(settings, client), Hl7Channel(settings)]
+    connections = sum(min(c.concurrency + 1, 8) for c in channels)
     engine = create_async_engine(
         normalise_url(settings.require_database_url()),
-        pool_size=min(concurrency + 1, 8),
-        max_overflow=concurrency + 1,
+        pool_size=connections,
+        max_overflow=sum(c.concurrency + 1 for c in channels),
         pool_pre_ping=True,
         hide_parameters=True,
         connect_args={"application_name": "worklist-dispatcher", "connect_timeout": 5},
     )
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    client = make_client(concurrency=concurrency, policy=TargetPolicy.from_settings(settings))
-    dispatcher = Dispatcher(settings, sessions, client)
+    dispatchers = [Dispatcher(settings, sessions, channel) for channel in channels]
+    kicks = [d.kick for d in dispatchers]
     stopping = asyncio.Event()
-    helpers = [asyncio.create_task(_watch_stop(stop, stopping, dispatcher.kick))]
+    helpers = [asyncio.create_task(_watch_stop(stop, stopping, kicks))]
     if settings.redis_url:
-        helpers.append(
-            asyncio.create_task(listen_for_wakeups(settings.redis_url, dispatcher.kick, stopping))
-        )
+        wake = asyncio.Event()
+        helpers.append(asyncio.create_task(_fan_out(wake, kicks)))
+        helpers.append(asyncio.create_task(listen_for_wakeups(settings.redis_url, wake, stopping)))
     try:
-        await dispatcher.run(stopping)
+        await asyncio.gather(*(d.run(stopping) for d in dispatchers))
     finally:
         for task in helpers:
             task.cancel()
@@ -365,12 +371,13 @@ async def serve(settings: Settings, stop: threading.Event) -> None:
 
 
 def run_dispatcher(settings: Settings, stop: threading.Event) -> None:
-    """Deliver webhooks until ``stop`` is set (blocking; runs its own event loop)."""
+    """Deliver webhooks and HL7 results until ``stop`` is set (blocking; own event loop)."""
     log.info(
         "webhook dispatcher started",
         extra={
             "concurrency": settings.webhook_concurrency,
             "timeout_s": settings.webhook_timeout_seconds,
+            "ris_timeout_s": settings.ris_timeout_seconds,
             "poll_s": settings.worker_interval_seconds,
             "allow_private": settings.webhook_allow_private,
             "allowed_networks": [str(n) for n in settings.webhook_allowed_networks],

@@ -5,7 +5,8 @@ The resource is self-contained: the patient, the imaging study and the radiologi
 identifiers (NHS number, local patient ID, Study Instance UID, accession number, GMC or
 HCPC number), not under ours.
 The same function builds the webhook payload and ``GET .../report/fhir``, so both carry
-the same resource for a given report version.
+the same resource for a given report version. When the study has an order, ``basedOn``
+names its ServiceRequest by identifier (a logical reference): its accession number.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worklist.enums import ReportStatus
-from worklist.models import Patient, Report, ReportAddendum, Site, Study
+from worklist.models import Order, Patient, Report, ReportAddendum, Site, Study
 from worklist.users.registration import registration_identifier
 
 FHIR_JSON = "application/fhir+json"
@@ -64,6 +65,20 @@ def site_patient_id_system(site_code: str) -> str:
 def site_accession_system(site_code: str) -> str:
     """The identifier system of a trust's accession numbers."""
     return f"urn:imaging-network:site:{site_code}:accession"
+
+
+def service_request_reference(order: Order, site: Site) -> dict[str, Any]:
+    """A logical reference to the order's ServiceRequest by its accession number: the one
+    identifier every order has, unique within its trust (``GET .../ServiceRequest`` lists it
+    with the placer and filler numbers)."""
+    return {
+        "type": "ServiceRequest",
+        "identifier": {
+            "type": {"coding": [{"system": V2_0203, "code": "ACSN"}]},
+            "system": site_accession_system(site.code),
+            "value": order.accession_number,
+        },
+    }
 
 
 def fhir_instant(value: datetime) -> str:
@@ -215,8 +230,10 @@ def diagnostic_report(
     patient: Patient,
     site: Site,
     readers: Mapping[int, Reader],
+    order: Order | None = None,
 ) -> dict[str, Any]:
-    """The signed (or amended) report as a FHIR R4 DiagnosticReport (JSON-ready dict)."""
+    """The signed (or amended) report as a FHIR R4 DiagnosticReport (JSON-ready dict);
+    ``basedOn`` the ServiceRequest of the study's ``order`` when it has one."""
     if report.status is ReportStatus.DRAFT:
         raise ValueError("a draft report is not a result")
     text = full_text(report, addenda, readers)
@@ -233,6 +250,7 @@ def diagnostic_report(
             *practitioners,
         ],
         "identifier": [{"system": REPORT_SYSTEM, "value": str(report.id)}],
+        **({"basedOn": [service_request_reference(order, site)]} if order is not None else {}),
         "status": report.status.value,
         "category": [RADIOLOGY_CATEGORY],
         "code": {

@@ -18,7 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.enums import ReportStatus
 from worklist.errors import Conflict
-from worklist.models import Patient, Report, ReportAddendum, ReportVersion, Site, Study, User
+from worklist.models import (
+    Order,
+    Patient,
+    Report,
+    ReportAddendum,
+    ReportVersion,
+    Site,
+    Study,
+    User,
+)
 from worklist.reports.fhir import Reader
 
 # Raised by the triggers of migration 0002: signed report text changed / history rewritten.
@@ -193,3 +202,14 @@ async def get_patient_and_site(session: AsyncSession, *, study: Study) -> tuple[
     )
     patient, site = (await session.execute(stmt)).one()
     return patient, site
+
+
+async def get_order(session: AsyncSession, *, study: Study) -> Order | None:
+    """The study's order as now committed, or None when it has none."""
+    stmt = (
+        select(Order)
+        .join(Study, Study.order_id == Order.id)
+        .where(Study.id == study.id)
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(stmt)

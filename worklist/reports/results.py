@@ -2,8 +2,10 @@
 
 Signing and amending call ``deliver_result`` inside their transaction, so the
 ``report.finalised`` / ``report.amended`` outbox message commits (or rolls back) with
-the report. ``GET .../report/fhir`` builds the resource the same way from the same
-rows, so it equals what the webhook carried for that report version.
+the report. Its deliveries: the webhook, and an ORU^R01 to the trust's RIS when the
+site has a RIS target (``worklist.results``, rendered from the same message).
+``GET .../report/fhir`` builds the resource the same way from the same rows, so it
+equals what the webhook carried for that report version.
 """
 
 from __future__ import annotations
@@ -51,8 +53,15 @@ async def deliver_result(
     """Add the result's outbox message for the originating trust to this transaction."""
     patient, site = await repository.get_patient_and_site(session, study=study)
     readers = await repository.readers(session, names)
+    order = await repository.get_order(session, study=study)
     resource = diagnostic_report(
-        report=report, addenda=addenda, study=study, patient=patient, site=site, readers=readers
+        report=report,
+        addenda=addenda,
+        study=study,
+        patient=patient,
+        site=site,
+        readers=readers,
+        order=order,
     )
     outbox.enqueue(
         session,
@@ -65,6 +74,7 @@ async def deliver_result(
             "report": resource,
         },
         study_id=study.id,
+        hl7=True,
     )
 
 
@@ -86,8 +96,15 @@ async def get_fhir_report(
     addenda, names = await report_parts(session, report)
     patient, site = await repository.get_patient_and_site(session, study=study)
     readers = await repository.readers(session, names)
+    order = await repository.get_order(session, study=study)
     resource = diagnostic_report(
-        report=report, addenda=addenda, study=study, patient=patient, site=site, readers=readers
+        report=report,
+        addenda=addenda,
+        study=study,
+        patient=patient,
+        site=site,
+        readers=readers,
+        order=order,
     )
     audit.record(
         session,

@@ -1,4 +1,4 @@
-"""SQL for sites, DICOM nodes and the state of a site's webhook deliveries."""
+"""SQL for sites, DICOM nodes and the state of a site's deliveries (webhook, RIS results)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from worklist.models import Delivery, DeliveryAttempt, DicomNode, NodeGrant, Out
 
 @dataclass(frozen=True)
 class AttemptRow:
-    """One recorded webhook attempt with the message it carried."""
+    """One recorded delivery attempt with the message it carried."""
 
     at: datetime
     webhook_id: str
@@ -37,21 +37,61 @@ async def get_site_by_code(session: AsyncSession, code: str, *, lock: bool = Fal
     return await session.scalar(stmt)
 
 
+@dataclass(frozen=True)
+class FailedRow:
+    """A delivery the receiver refused for good (HL7 AR), with the message it carried."""
+
+    webhook_id: str
+    event: str
+    failed_at: datetime | None
+    error: str | None
+
+
 async def pending_webhook_deliveries(
-    session: AsyncSession, site_id: int
+    session: AsyncSession, site_id: int, channel: DeliveryChannel = DeliveryChannel.WEBHOOK
 ) -> tuple[int, datetime | None]:
-    """How many webhook deliveries of the site are pending, and since when the oldest."""
+    """How many deliveries of the site on ``channel`` are pending, and since when the oldest."""
     stmt = select(func.count(), func.min(Delivery.created_at)).where(
         Delivery.site_id == site_id,
         Delivery.status == DeliveryStatus.PENDING,
-        Delivery.channel == DeliveryChannel.WEBHOOK,
+        Delivery.channel == channel,
     )
     count, oldest = (await session.execute(stmt)).one()
     return count, oldest
 
 
-async def recent_attempts(session: AsyncSession, site_id: int, limit: int) -> list[AttemptRow]:
-    """The site's latest recorded webhook attempts, newest first."""
+async def failed_deliveries(
+    session: AsyncSession, site_id: int, channel: DeliveryChannel, limit: int
+) -> tuple[int, list[FailedRow]]:
+    """How many deliveries of the site on ``channel`` failed for good, and the latest."""
+    where = (
+        Delivery.site_id == site_id,
+        Delivery.status == DeliveryStatus.FAILED,
+        Delivery.channel == channel,
+    )
+    count = await session.scalar(select(func.count()).select_from(Delivery).where(*where))
+    stmt = (
+        select(
+            OutboxMessage.webhook_id,
+            OutboxMessage.type,
+            Delivery.last_attempt_at,
+            Delivery.last_error,
+        )
+        .join(OutboxMessage, OutboxMessage.id == Delivery.message_id)
+        .where(*where)
+        .order_by(Delivery.id.desc())
+        .limit(limit)
+    )
+    return count or 0, [FailedRow(*row) for row in await session.execute(stmt)]
+
+
+async def recent_attempts(
+    session: AsyncSession,
+    site_id: int,
+    limit: int,
+    channel: DeliveryChannel = DeliveryChannel.WEBHOOK,
+) -> list[AttemptRow]:
+    """The site's latest recorded attempts on ``channel``, newest first."""
     stmt = (
         select(
             DeliveryAttempt.started_at,
@@ -63,7 +103,7 @@ async def recent_attempts(session: AsyncSession, site_id: int, limit: int) -> li
         )
         .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
         .join(OutboxMessage, OutboxMessage.id == Delivery.message_id)
-        .where(Delivery.site_id == site_id)
+        .where(Delivery.site_id == site_id, Delivery.channel == channel)
         # Attempt ids follow recording order and their index lets the scan stop early.
         .order_by(DeliveryAttempt.id.desc())
         .limit(limit)

@@ -42,8 +42,30 @@ class WebhookAttemptOut(BaseModel):
     error: str | None
 
 
+class FailedDeliveryOut(BaseModel):
+    """A delivery the receiver refused for good (HL7 ``AR``): never retried."""
+
+    webhook_id: str
+    event: str
+    failed_at: AwareDatetime | None
+    error: str | None
+
+
+class RisStatusOut(BaseModel):
+    """Where the trust's results go as ORU^R01 over MLLP, and how their delivery stands."""
+
+    host: str | None
+    port: int | None
+    pending_deliveries: int
+    oldest_pending_at: AwareDatetime | None
+    failed_deliveries: int = Field(description="Results the RIS refused (AR): not retried")
+    recent_failures: list[FailedDeliveryOut]
+    recent_attempts: list[WebhookAttemptOut]
+
+
 class WebhookStatusOut(BaseModel):
-    """The endpoint's configuration, state, backlog and latest attempts (newest first)."""
+    """The endpoint's configuration, state, backlog and latest attempts (newest first),
+    and the same for results sent to the trust's RIS (``ris``)."""
 
     site: SiteRef
     url: str | None
@@ -57,6 +79,7 @@ class WebhookStatusOut(BaseModel):
     pending_deliveries: int
     oldest_pending_at: AwareDatetime | None
     recent_attempts: list[WebhookAttemptOut]
+    ris: RisStatusOut
 
 
 class WebhookUrlIn(BaseModel):

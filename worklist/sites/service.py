@@ -1,4 +1,4 @@
-"""Rules for member trusts: registering them and their DICOM nodes, managing their webhook.
+"""Rules for member trusts: registering them, their DICOM nodes and RIS, managing their webhook.
 
 The webhook functions serve both the API (a manager of the site, or an admin) and the
 CLI (an operator, network-wide); ``Actor`` says who acts and with what authority. They
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit import repository as audit
 from worklist.audit.repository import ActorKind
-from worklist.enums import AuditAction, Priority, Role
+from worklist.enums import AuditAction, DeliveryChannel, Priority, Role
 from worklist.errors import Conflict, Forbidden, InvalidInput, NotFound
 from worklist.models import DicomNode, Site, User
 from worklist.outbox import stage_wakeup
@@ -31,6 +31,8 @@ from worklist.sites import repository
 from worklist.sites.schemas import (
     MAX_OVERLAP_SECONDS,
     RECENT_ATTEMPTS,
+    FailedDeliveryOut,
+    RisStatusOut,
     SecretRotationOut,
     SiteRef,
     WebhookAttemptOut,
@@ -45,16 +47,23 @@ NO_WEBHOOK_URL = "the site has no webhook URL: set one first"
 
 _CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+RIS_TARGET_INCOMPLETE = "--ris-host and --ris-port go together: where the RIS accepts ORU^R01"
 
 
 @dataclass
 class SiteRegistration:
-    """What `site add` did: the site, the new node, and a webhook secret shown once."""
+    """What `site add` did: the site, its node (new unless ``created_node`` is False: the
+    same AE title again), and a webhook secret shown once."""
 
     site: Site
     node: DicomNode
     created_site: bool
     webhook_secret: str | None
+    created_node: bool = True
 
 
 def new_webhook_secret() -> str:
@@ -70,6 +79,46 @@ def validate_ae_title(ae_title: str) -> str:
     return stripped
 
 
+def validate_ris_target(host: str | None, port: int | None) -> tuple[str, int] | None:
+    """The RIS's MLLP listener (a host name or IP address, and a port), or None if not given.
+
+    Not judged by the webhook target policy: a trust's RIS is normally on its private
+    network, and only an operator sets it.
+    """
+    if host is None and port is None:
+        return None
+    if host is None or port is None:
+        raise InvalidInput(RIS_TARGET_INCOMPLETE)
+    host = host.strip()
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        if not _HOSTNAME.match(host):
+            raise InvalidInput(
+                f"--ris-host must be a host name or IP address, got {host!r}"
+            ) from None
+    if not 0 < port < 65536:
+        raise InvalidInput(f"invalid RIS port {port}")
+    return host, port
+
+
+def _existing_node(
+    site: Site | None, node: DicomNode | None, hosts: list[str], port: int | None
+) -> bool:
+    """Whether ``node`` is the site's own node registered as asked: `site add` run again
+    (e.g. to set the RIS); anything else under its AE title is a conflict."""
+    if node is None:
+        return False
+    same = site is not None and node.site_id == site.id
+    if (
+        not same
+        or (hosts and sorted(hosts) != sorted(node.hosts))
+        or (port is not None and port != node.port)
+    ):
+        raise Conflict(f"AE title {node.ae_title!r} is already registered")
+    return True
+
+
 async def register_site_node(
     *,
     session: AsyncSession,
@@ -81,8 +130,15 @@ async def register_site_node(
     webhook_url: str | None,
     policy: TargetPolicy = PUBLIC_ONLY,
     default_priority: Priority | None = None,
+    ris_host: str | None = None,
+    ris_port: int | None = None,
 ) -> SiteRegistration:
-    """Register a site (if new) and one DICOM node of it; ``policy`` judges the webhook URL."""
+    """Register a site (if new) and one DICOM node of it; ``policy`` judges the webhook URL.
+
+    A RIS target (``ris_host``/``ris_port``) is set on the site, new or not. Running it
+    again with a node the site already has (same hosts and port, or none given) adds no
+    node and applies the site's options.
+    """
     if not _CODE.match(code):
         raise InvalidInput(f"invalid site code {code!r}: upper-case letters, digits, '-' or '_'")
     ae_title = validate_ae_title(ae_title)
@@ -95,9 +151,10 @@ async def register_site_node(
         raise InvalidInput(f"invalid port {port}")
     if webhook_url is not None:
         webhook_url = policy.check_url(webhook_url)
-    if await repository.get_node_by_ae_title(session, ae_title) is not None:
-        raise Conflict(f"AE title {ae_title!r} is already registered")
+    ris = validate_ris_target(ris_host, ris_port)
+    existing = await repository.get_node_by_ae_title(session, ae_title)
     site = await repository.get_site_by_code(session, code)
+    known_node = _existing_node(site, existing, hosts, port)
     secret = None
     created = site is None
     if site is None:
@@ -118,6 +175,14 @@ async def register_site_node(
         site.webhook_disabled_at = None
         site.webhook_disabled_reason = None
         _wake_dispatchers(session, site)
+    if ris is not None and ris != (site.ris_host, site.ris_port):
+        site.ris_host, site.ris_port = ris
+        await session.flush()
+        _wake_dispatchers(session, site)  # held results go to the new target at once
+    if existing is not None and known_node:
+        return SiteRegistration(
+            site=site, node=existing, created_site=False, webhook_secret=secret, created_node=False
+        )
     node = await repository.add_node(session, site=site, ae_title=ae_title, hosts=hosts, port=port)
     return SiteRegistration(site=site, node=node, created_site=created, webhook_secret=secret)
 
@@ -200,6 +265,7 @@ async def _status(session: AsyncSession, site: Site) -> WebhookStatusOut:
     rollover = site.webhook_previous_secret_until
     pending, oldest = await repository.pending_webhook_deliveries(session, site.id)
     attempts = await repository.recent_attempts(session, site.id, RECENT_ATTEMPTS)
+    ris = await _ris_status(session, site)
     return WebhookStatusOut(
         site=SiteRef(code=site.code, name=site.name),
         url=site.webhook_url,
@@ -216,6 +282,23 @@ async def _status(session: AsyncSession, site: Site) -> WebhookStatusOut:
             WebhookAttemptOut(**{**vars(a), "error": shown_error(a.status_code, a.error)})
             for a in attempts
         ],
+        ris=ris,
+    )
+
+
+async def _ris_status(session: AsyncSession, site: Site) -> RisStatusOut:
+    hl7 = DeliveryChannel.HL7
+    pending, oldest = await repository.pending_webhook_deliveries(session, site.id, hl7)
+    failed, failures = await repository.failed_deliveries(session, site.id, hl7, RECENT_ATTEMPTS)
+    attempts = await repository.recent_attempts(session, site.id, RECENT_ATTEMPTS, hl7)
+    return RisStatusOut(
+        host=site.ris_host,
+        port=site.ris_port,
+        pending_deliveries=pending,
+        oldest_pending_at=oldest,
+        failed_deliveries=failed,
+        recent_failures=[FailedDeliveryOut(**vars(f)) for f in failures],
+        recent_attempts=[WebhookAttemptOut(**vars(a)) for a in attempts],
     )
 
 
