@@ -142,6 +142,13 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("status = 'pending' AND channel = 'hl7'"),
     )
+    op.create_index(
+        "ix_deliveries_failed",
+        "deliveries",
+        ["site_id", "id"],
+        unique=False,
+        postgresql_where=sa.text("status = 'failed'"),
+    )
     op.execute(DROP_INDEX_INSTANCES)
     op.execute(read_sql("index_instances_v4"))
 
@@ -157,6 +164,7 @@ def downgrade() -> None:
     op.execute("UPDATE deliveries SET status = 'pending' WHERE status = 'failed'")
     op.execute("UPDATE studies SET status = 'ready' WHERE status = 'cancelled'")
     op.execute("UPDATE users SET active = false WHERE role = 'order_client'")
+    op.drop_index("ix_deliveries_failed", table_name="deliveries")
     op.drop_index("ix_deliveries_hl7_due", table_name="deliveries")
     for column in ("referrer_organisation", "referrer_code", "referrer_name"):
         op.drop_column("alerts", column)

@@ -96,6 +96,13 @@ class Delivery(Base):
             "id",
             postgresql_where=sql_text("status = 'pending' AND channel = 'hl7'"),
         ),
+        # Migration 0010: what a RIS refused for good (site status, /metrics).
+        Index(
+            "ix_deliveries_failed",
+            "site_id",
+            "id",
+            postgresql_where=sql_text("status = 'failed'"),
+        ),
         Index(
             "ix_deliveries_pending_site_id",
             "site_id",
