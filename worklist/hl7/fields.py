@@ -35,7 +35,7 @@ Components = list[list[str]]
 
 def decode(data: bytes) -> str:
     """The message as text, in the character set its MSH-18 names; segments end in CR."""
-    codec = _charset(data)
+    codec = declared_codec(data)
     try:
         text = data.decode(codec or "utf-8")
     except UnicodeDecodeError:
@@ -45,7 +45,8 @@ def decode(data: bytes) -> str:
     return "\r".join(line for line in text.split("\r") if line.strip())
 
 
-def _charset(data: bytes) -> str | None:
+def declared_codec(data: bytes) -> str | None:
+    """The codec MSH-18 names (None when it names none we know); ACKs are sent in it."""
     first = data.split(b"\r", 1)[0].split(b"\n", 1)[0]
     if len(first) < 8 or not first.startswith(b"MSH"):
         return None

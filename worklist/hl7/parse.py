@@ -116,7 +116,13 @@ def check_header(header: Header) -> None:
 def parse_order_message(data: bytes, *, priority_map: Mapping[str, Priority]) -> OrderMessage:
     """Parse one message (without its MLLP frame); raises ``Hl7Rejection``."""
     text = decode(data)
-    header = read_header(text)
+    return parse_orders(read_header(text), text, priority_map=priority_map)
+
+
+def parse_orders(
+    header: Header, text: str, *, priority_map: Mapping[str, Priority]
+) -> OrderMessage:
+    """Parse decoded ``text`` whose MSH is ``header``; raises ``Hl7Rejection``."""
     check_header(header)
     try:
         message = hl7.parse(text)

@@ -1,0 +1,215 @@
+"""One HL7 order message in, one ACK out, and nothing half-stored.
+
+The message's Sending Facility (MSH-4) must be registered to an active site
+(``hl7_senders``) and, when the site lists addresses (``sites.hl7_hosts``), come from one
+of them: else AR. A message that cannot be applied is AE/AR (``parse``). Otherwise its
+orders are applied (``orders.service.apply_order``) and the message recorded in
+``hl7_messages`` in ONE transaction, and AA is answered after the commit. A resend (the
+same MSH-10 from the same facility) hits that table's primary key, which also holds when
+both copies are in flight at once: the second insert waits for the first commit, fails,
+rolls back whatever it applied, and the stored acknowledgement is answered again.
+Staged events are published after the commit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from redis.asyncio import Redis as AsyncRedis
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from worklist.audit.repository import ActorKind
+from worklist.enums import OrderSource, Priority
+from worklist.events.bus import publish_staged
+from worklist.hl7.ack import build_ack, internal_error
+from worklist.hl7.errors import AckCode, ErrorCode, Hl7Rejection, reject
+from worklist.hl7.fields import Header, declared_codec, decode, read_header
+from worklist.hl7.parse import OrderMessage, parse_orders
+from worklist.models import Hl7Message, Hl7Sender, Site
+from worklist.orders.service import Actor, apply_order
+
+log = logging.getLogger(__name__)
+
+HL7_MESSAGES_TABLE = Hl7Message.__tablename__
+# One text for an unknown facility and a known one from the wrong address: a stranger
+# learns nothing about which facilities exist. The log says which it was.
+NOT_REGISTERED = "sending facility not registered for this address"
+
+
+@dataclass(frozen=True)
+class Hl7Context:
+    """What handling a message needs: sessions, Redis for events, and the mappings."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    redis: AsyncRedis | None
+    priority_map: Mapping[str, Priority]
+    turnaround_targets: Mapping[str, timedelta]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The ACK to send and what it said (for logs and metrics: no message content)."""
+
+    ack: bytes
+    code: AckCode
+    error: ErrorCode | None = None
+    resent: bool = False
+    orders: int = 0
+    reason: str | None = None
+
+
+def answer(
+    header: Header | None,
+    rejection: Hl7Rejection,
+    *,
+    codec: str | None = None,
+    reason: str | None = None,
+) -> Outcome:
+    """The Outcome refusing a message with ``header`` for ``rejection``."""
+    text = build_ack(header, rejection.ack, rejection=rejection)
+    return Outcome(
+        ack=text.encode(codec or "utf-8", errors="replace"),
+        code=rejection.ack,
+        error=rejection.code,
+        reason=reason or rejection.text,
+    )
+
+
+async def handle_message(context: Hl7Context, data: bytes, *, peer: str | None) -> Outcome:
+    """Apply one message (without its MLLP frame) from ``peer``; return its ACK."""
+    codec = declared_codec(data)
+    try:
+        text = decode(data)
+        header = read_header(text)
+    except Hl7Rejection as rejection:
+        return answer(None, rejection, codec=codec)
+    # Parsed before the transaction (it is CPU only), refused after the sender is known.
+    parsed: OrderMessage | None = None
+    refusal: Hl7Rejection | None = None
+    try:
+        parsed = parse_orders(header, text, priority_map=context.priority_map)
+    except Hl7Rejection as rejection:
+        refusal = rejection
+    async with context.sessions() as session:
+        try:
+            async with session.begin():
+                site_id = await _sender_site(session, header.facility, peer)
+                if refusal is not None:
+                    raise refusal
+                assert parsed is not None
+                await _apply(session, context, site_id, parsed, peer)
+        except _Refused as refused:
+            unknown = reject(ErrorCode.UNKNOWN_KEY, NOT_REGISTERED)
+            return answer(header, unknown, codec=codec, reason=refused.reason)
+        except Hl7Rejection as rejection:
+            return answer(header, rejection, codec=codec)
+        except IntegrityError as exc:
+            if not _is_resend(exc):
+                log.error("hl7 message not stored", extra={"error": type(exc.orig).__name__})
+                return answer(header, internal_error(), codec=codec)
+            return await _resend(session, header, codec)
+        except (SQLAlchemyError, OSError) as exc:
+            cause = exc.orig if isinstance(exc, DBAPIError) else exc
+            log.error("hl7 message not stored", extra={"error": type(cause).__name__})
+            return answer(header, internal_error(), codec=codec)
+        if context.redis is not None:
+            await publish_staged(context.redis, session)
+    assert parsed is not None
+    ack = build_ack(header, AckCode.ACCEPT).encode(codec or "utf-8", errors="replace")
+    return Outcome(ack=ack, code=AckCode.ACCEPT, orders=len(parsed.orders))
+
+
+async def _sender_site(session: AsyncSession, facility: str, peer: str | None) -> int:
+    row = (
+        await session.execute(
+            select(Site.id, Site.hl7_hosts, Site.active)
+            .join(Hl7Sender, Hl7Sender.site_id == Site.id)
+            .where(Hl7Sender.facility == facility)
+        )
+    ).one_or_none()
+    if row is None or not row.active:
+        raise _Refused("unknown sending facility")
+    if row.hl7_hosts and not address_allowed(peer, row.hl7_hosts):
+        raise _Refused("address not registered for the facility")
+    return int(row.id)
+
+
+class _Refused(Exception):
+    """The sender is not one we take; ``reason`` (for the log) says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def address_allowed(peer: str | None, hosts: list[str]) -> bool:
+    """Whether ``peer`` is one of ``hosts`` (IPv4-mapped IPv6 compared as IPv4)."""
+    if peer is None:
+        return False
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for host in hosts:
+        try:
+            if ipaddress.ip_address(host) == address:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+async def _apply(
+    session: AsyncSession,
+    context: Hl7Context,
+    site_id: int,
+    parsed: OrderMessage,
+    peer: str | None,
+) -> None:
+    facility = parsed.header.facility
+    actor = Actor(name=f"hl7:{facility}", kind=ActorKind.NODE, address=peer)
+    first_order: int | None = None
+    for content in parsed.orders:
+        applied = await apply_order(
+            session,
+            site_id=site_id,
+            content=content,
+            source=OrderSource.HL7,
+            actor=actor,
+            turnaround_targets=context.turnaround_targets,
+        )
+        first_order = first_order or applied.order_id
+    session.add(
+        Hl7Message(
+            facility=facility,
+            control_id=parsed.header.control_id,
+            order_id=first_order,
+            ack_code=AckCode.ACCEPT.value,
+        )
+    )
+
+
+def _is_resend(exc: IntegrityError) -> bool:
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "table_name", None) == HL7_MESSAGES_TABLE
+
+
+async def _resend(session: AsyncSession, header: Header, codec: str | None) -> Outcome:
+    async with session.begin():
+        stored = await session.scalar(
+            select(Hl7Message.ack_code).where(
+                Hl7Message.facility == header.facility,
+                Hl7Message.control_id == header.control_id,
+            )
+        )
+    code = AckCode(stored) if stored else AckCode.ACCEPT
+    ack = build_ack(header, code).encode(codec or "utf-8", errors="replace")
+    return Outcome(ack=ack, code=code, resent=True)
