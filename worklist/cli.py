@@ -31,6 +31,7 @@ from worklist.db import migrate as migrate_database
 from worklist.db import run_in_transaction
 from worklist.enums import AuditAction
 from worklist.errors import DomainError
+from worklist.hl7.senders import SenderChange, facilities_by_site, register_senders
 from worklist.logs import configure_logging
 from worklist.models import Site
 from worklist.outbox.targets import TargetPolicy
@@ -146,7 +147,7 @@ def up(
         bool, typer.Option("--demo", help="Seed demo trusts, users and studies.")
     ] = False,
 ) -> None:
-    """Migrate, then run gateway + API + worker together until Ctrl-C."""
+    """Migrate, then run gateway + API + worker + HL7 listener together until Ctrl-C."""
     from worklist.embedded import run_stack
 
     raise typer.Exit(run_stack(load_settings(), demo=demo))
@@ -201,6 +202,17 @@ def worker() -> None:
 
 @app.command()
 @reports_errors
+def hl7() -> None:
+    """Run the MLLP listener for orders from the trusts' RIS alone."""
+    from worklist.hl7.server import serve
+
+    settings = load_settings()
+    settings.require_database_url()
+    raise typer.Exit(serve(settings))
+
+
+@app.command()
+@reports_errors
 def migrate() -> None:
     """Upgrade the database schema to the latest revision (alembic upgrade head)."""
     settings = load_settings()
@@ -213,7 +225,13 @@ def migrate() -> None:
 def site_add(
     code: Annotated[str, typer.Argument(help="Short code of the trust, e.g. RXA.")],
     name: Annotated[str, typer.Option("--name", help="The trust's name.")],
-    ae_title: Annotated[str, typer.Option("--ae-title", help="AE title of the DICOM node.")],
+    ae_title: Annotated[
+        str | None,
+        typer.Option(
+            "--ae-title",
+            help="AE title of a DICOM node to add (may be left out when only adding HL7).",
+        ),
+    ] = None,
     host: Annotated[
         list[str] | None,
         typer.Option("--host", help="IP address the node connects from (repeatable)."),
@@ -224,9 +242,25 @@ def site_add(
     webhook_url: Annotated[
         str | None, typer.Option("--webhook-url", help="Where alerts and reports are POSTed.")
     ] = None,
+    hl7_facility: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hl7-facility", help="Sending Facility (MSH-4) of the trust's RIS (repeatable)."
+        ),
+    ] = None,
+    hl7_host: Annotated[
+        list[str] | None,
+        typer.Option("--hl7-host", help="IP address the RIS sends HL7 from (repeatable)."),
+    ] = None,
 ) -> None:
-    """Register a member trust and a DICOM node of it (repeat for more nodes)."""
+    """Register a member trust and a DICOM node of it (repeat for more nodes), and its RIS
+    as an HL7 sender; with only --hl7-* options, add those to an existing trust."""
+    if ae_title is None and (host or port is not None):
+        raise ConfigError("--host and --port describe a DICOM node: give --ae-title too")
+    if ae_title is None and not (hl7_facility or hl7_host):
+        raise ConfigError("give --ae-title (a DICOM node) or --hl7-facility/--hl7-host")
     settings = load_settings()
+    hl7_change: SenderChange | None = None
 
     async def register(session: AsyncSession) -> SiteRegistration:
         registration = await register_site_node(
@@ -239,6 +273,11 @@ def site_add(
             webhook_url=webhook_url,
             policy=TargetPolicy.from_settings(settings),
         )
+        nonlocal hl7_change
+        if hl7_facility or hl7_host:
+            hl7_change = await register_senders(
+                session, site=registration.site, facilities=hl7_facility or [], hosts=hl7_host or []
+            )
         record(
             session,
             actor=_cli_actor(),
@@ -247,9 +286,11 @@ def site_add(
             site_id=registration.site.id,
             detail={
                 "code": registration.site.code,
-                "ae_title": registration.node.ae_title,
+                "ae_title": registration.node.ae_title if registration.node else None,
                 "created_site": registration.created_site,
                 "webhook_secret_issued": registration.webhook_secret is not None,
+                "hl7_facilities": list(hl7_change.facilities) if hl7_change else [],
+                "hl7_hosts": list(hl7_change.hosts) if hl7_change else [],
             },
         )
         return registration
@@ -258,7 +299,13 @@ def site_add(
     site = registration.site
     if registration.created_site:
         typer.echo(f"site {site.code} ({site.name}) registered")
-    typer.echo(f"node {registration.node.ae_title} added to site {site.code}")
+    if registration.node is not None:
+        typer.echo(f"node {registration.node.ae_title} added to site {site.code}")
+    if hl7_change is not None:
+        for facility in hl7_change.facilities:
+            typer.echo(f"HL7 facility {facility} added to site {site.code}")
+        for address in hl7_change.hosts:
+            typer.echo(f"HL7 host {address} allowed for site {site.code}")
     if registration.webhook_secret is not None:
         typer.echo(f"webhook URL: {site.webhook_url}")
         typer.echo(f"webhook secret (shown once, store it now): {registration.webhook_secret}")
@@ -269,28 +316,34 @@ def site_add(
 def site_list() -> None:
     """List member trusts and their DICOM nodes."""
 
-    async def read(session: AsyncSession) -> tuple[list[Site], dict[str, list[str]]]:
+    async def read(
+        session: AsyncSession,
+    ) -> tuple[list[Site], dict[str, list[str]], dict[int, list[str]]]:
         return (
             await site_repository.list_sites(session),
             await site_repository.granted_site_codes(session),
+            await facilities_by_site(session),
         )
 
-    sites, grants = in_transaction(load_settings(), read)
+    sites, grants, facilities = in_transaction(load_settings(), read)
     if not sites:
         typer.echo("no sites registered")
         return
-    table = Table("code", "name", "AE title", "hosts", "port", "also sees", "webhook")
+    table = Table("code", "name", "AE title", "hosts", "port", "also sees", "webhook", "HL7")
     for site in sites:
         site_cells = [site.code, site.name]
         webhook = site.webhook_url or "-"
+        hl7 = ", ".join(facilities.get(site.id, [])) or "-"
+        if site.hl7_hosts:
+            hl7 += f" (from {', '.join(site.hl7_hosts)})"
         if not site.nodes:
-            table.add_row(*site_cells, "-", "-", "-", "-", webhook)
+            table.add_row(*site_cells, "-", "-", "-", "-", webhook, hl7)
         for node in sorted(site.nodes, key=lambda n: n.ae_title):
             hosts = ", ".join(node.hosts) if node.hosts else "any"
             port = str(node.port) if node.port else "-"
             granted = ", ".join(grants.get(node.ae_title, [])) or "-"
-            table.add_row(*site_cells, node.ae_title, hosts, port, granted, webhook)
-            site_cells, webhook = ["", ""], ""
+            table.add_row(*site_cells, node.ae_title, hosts, port, granted, webhook, hl7)
+            site_cells, webhook, hl7 = ["", ""], "", ""
     console = Console()
     if not console.is_terminal:
         console.width = max(console.width, 160)  # piped or captured: keep one node per line

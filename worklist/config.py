@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     hl7_priority_map: Annotated[dict[str, Priority], NoDecode] = Field(
         default_factory=lambda: parse_priority_map(DEFAULT_HL7_PRIORITY_MAP)
     )
+    # Largest HL7 message the listener takes (AR above; never held whole in memory).
+    hl7_max_message_bytes: int = Field(default=1_048_576, ge=4096)
     # Extensions (documented in the README).
     access_token_minutes: int = 480
     login_max_failures: int = 5

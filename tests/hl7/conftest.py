@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import func, select
@@ -16,6 +17,7 @@ from tests.hl7.messages import FACILITY
 from worklist.config import Settings
 from worklist.db import make_async_engine, make_async_sessionmaker
 from worklist.events.bus import make_async_redis
+from worklist.hl7.server import build_hl7
 from worklist.hl7.service import Hl7Context, Outcome, handle_message
 from worklist.models import AuditEvent, Hl7Message, Hl7Sender, Order, Site
 
@@ -104,3 +106,41 @@ def run_in_context(
             await engine.dispose()
 
     return asyncio.run(main())
+
+
+@dataclass
+class RunningListener:
+    """A listener serving on a thread of its own (its own event loop)."""
+
+    port: int
+    stop: Callable[[], None]
+
+
+@pytest.fixture
+def listener(settings: Settings, hl7_site: int) -> Iterator[RunningListener]:
+    """``worklist hl7``'s listener in-process on a free port, for site RXA's RIS."""
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def serve() -> None:
+        runtime = build_hl7(settings)
+        stop = asyncio.Event()
+        try:
+            await runtime.listener.start("127.0.0.1", 0)
+            state.update(port=runtime.listener.port, loop=asyncio.get_running_loop(), stop=stop)
+            ready.set()
+            await stop.wait()
+        finally:
+            await runtime.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(30), "the HL7 listener did not start"
+
+    def stop() -> None:
+        state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(30)
+
+    yield RunningListener(port=state["port"], stop=stop)
+    if thread.is_alive():
+        stop()

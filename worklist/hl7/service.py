@@ -62,6 +62,8 @@ class Outcome:
     resent: bool = False
     orders: int = 0
     reason: str | None = None
+    facility: str = ""
+    control_id: str = ""
 
 
 def answer(
@@ -78,6 +80,8 @@ def answer(
         code=rejection.ack,
         error=rejection.code,
         reason=reason or rejection.text,
+        facility=header.facility if header else "",
+        control_id=header.control_id if header else "",
     )
 
 
@@ -122,7 +126,13 @@ async def handle_message(context: Hl7Context, data: bytes, *, peer: str | None) 
             await publish_staged(context.redis, session)
     assert parsed is not None
     ack = build_ack(header, AckCode.ACCEPT).encode(codec or "utf-8", errors="replace")
-    return Outcome(ack=ack, code=AckCode.ACCEPT, orders=len(parsed.orders))
+    return Outcome(
+        ack=ack,
+        code=AckCode.ACCEPT,
+        orders=len(parsed.orders),
+        facility=header.facility,
+        control_id=header.control_id,
+    )
 
 
 async def _sender_site(session: AsyncSession, facility: str, peer: str | None) -> int:
@@ -212,4 +222,10 @@ async def _resend(session: AsyncSession, header: Header, codec: str | None) -> O
         )
     code = AckCode(stored) if stored else AckCode.ACCEPT
     ack = build_ack(header, code).encode(codec or "utf-8", errors="replace")
-    return Outcome(ack=ack, code=code, resent=True)
+    return Outcome(
+        ack=ack,
+        code=code,
+        resent=True,
+        facility=header.facility,
+        control_id=header.control_id,
+    )

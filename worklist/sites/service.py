@@ -49,10 +49,10 @@ _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
 
 @dataclass
 class SiteRegistration:
-    """What `site add` did: the site, the new node, and a webhook secret shown once."""
+    """What `site add` did: the site, the new node (if any), and a webhook secret shown once."""
 
     site: Site
-    node: DicomNode
+    node: DicomNode | None
     created_site: bool
     webhook_secret: str | None
 
@@ -75,17 +75,18 @@ async def register_site_node(
     session: AsyncSession,
     code: str,
     name: str,
-    ae_title: str,
+    ae_title: str | None,
     hosts: list[str],
     port: int | None,
     webhook_url: str | None,
     policy: TargetPolicy = PUBLIC_ONLY,
     default_priority: Priority | None = None,
 ) -> SiteRegistration:
-    """Register a site (if new) and one DICOM node of it; ``policy`` judges the webhook URL."""
+    """Register a site (if new) and one DICOM node of it (none without ``ae_title``: a site
+    whose RIS alone is being registered); ``policy`` judges the webhook URL."""
     if not _CODE.match(code):
         raise InvalidInput(f"invalid site code {code!r}: upper-case letters, digits, '-' or '_'")
-    ae_title = validate_ae_title(ae_title)
+    ae_title = validate_ae_title(ae_title) if ae_title is not None else None
     for host in hosts:
         try:
             ipaddress.ip_address(host)
@@ -95,7 +96,7 @@ async def register_site_node(
         raise InvalidInput(f"invalid port {port}")
     if webhook_url is not None:
         webhook_url = policy.check_url(webhook_url)
-    if await repository.get_node_by_ae_title(session, ae_title) is not None:
+    if ae_title is not None and await repository.get_node_by_ae_title(session, ae_title):
         raise Conflict(f"AE title {ae_title!r} is already registered")
     site = await repository.get_site_by_code(session, code)
     secret = None
@@ -118,7 +119,11 @@ async def register_site_node(
         site.webhook_disabled_at = None
         site.webhook_disabled_reason = None
         _wake_dispatchers(session, site)
-    node = await repository.add_node(session, site=site, ae_title=ae_title, hosts=hosts, port=port)
+    node = None
+    if ae_title is not None:
+        node = await repository.add_node(
+            session, site=site, ae_title=ae_title, hosts=hosts, port=port
+        )
     return SiteRegistration(site=site, node=node, created_site=created, webhook_secret=secret)
 
 
