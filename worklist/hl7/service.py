@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import cast
 
 from redis.asyncio import Redis as AsyncRedis
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -43,6 +45,34 @@ NOT_REGISTERED = "sending facility not registered for this address"
 
 
 @dataclass(frozen=True)
+class _Sender:
+    site_id: int
+    hosts: tuple[str, ...]
+
+
+@dataclass
+class SenderCache:
+    """Registered facilities seen lately, so a RIS's every message does not look its
+    sender up again: a registration change reaches a running listener within ``ttl``
+    seconds. Only registered, active senders are kept (an unknown one is asked for each
+    time, so a facility registered a moment ago is accepted at once)."""
+
+    ttl: float = 5.0
+    _entries: dict[str, tuple[float, _Sender]] = field(default_factory=dict)
+
+    def get(self, facility: str) -> _Sender | None:
+        """The sender of ``facility`` if looked up less than ``ttl`` seconds ago."""
+        entry = self._entries.get(facility)
+        if entry is None or time.monotonic() - entry[0] > self.ttl:
+            return None
+        return entry[1]
+
+    def put(self, facility: str, sender: _Sender) -> None:
+        """Remember ``sender`` (the cache holds at most what is registered)."""
+        self._entries[facility] = (time.monotonic(), sender)
+
+
+@dataclass(frozen=True)
 class Hl7Context:
     """What handling a message needs: sessions, Redis for events, and the mappings."""
 
@@ -50,6 +80,7 @@ class Hl7Context:
     redis: AsyncRedis | None
     priority_map: Mapping[str, Priority]
     turnaround_targets: Mapping[str, timedelta]
+    senders: SenderCache = field(default_factory=SenderCache)
 
 
 @dataclass(frozen=True)
@@ -103,7 +134,7 @@ async def handle_message(context: Hl7Context, data: bytes, *, peer: str | None) 
     async with context.sessions() as session:
         try:
             async with session.begin():
-                site_id = await _sender_site(session, header.facility, peer)
+                site_id = await _sender_site(session, context.senders, header.facility, peer)
                 if refusal is not None:
                     raise refusal
                 assert parsed is not None
@@ -135,19 +166,28 @@ async def handle_message(context: Hl7Context, data: bytes, *, peer: str | None) 
     )
 
 
-async def _sender_site(session: AsyncSession, facility: str, peer: str | None) -> int:
-    row = (
-        await session.execute(
-            select(Site.id, Site.hl7_hosts, Site.active)
-            .join(Hl7Sender, Hl7Sender.site_id == Site.id)
-            .where(Hl7Sender.facility == facility)
-        )
-    ).one_or_none()
-    if row is None or not row.active:
-        raise _Refused("unknown sending facility")
-    if row.hl7_hosts and not address_allowed(peer, row.hl7_hosts):
+_FIND_SENDER = (
+    select(Site.id, Site.hl7_hosts)
+    .join(Hl7Sender, Hl7Sender.site_id == Site.id)
+    .where(Hl7Sender.facility == bindparam("facility"), Site.active)
+)
+# Core, not the ORM's unit of work: one row, written on the spot (a resend fails here).
+_RECORD_MESSAGE = insert(cast(Table, Hl7Message.__table__))
+
+
+async def _sender_site(
+    session: AsyncSession, senders: SenderCache, facility: str, peer: str | None
+) -> int:
+    sender = senders.get(facility)
+    if sender is None:
+        row = (await session.execute(_FIND_SENDER, {"facility": facility})).one_or_none()
+        if row is None:
+            raise _Refused("unknown sending facility")
+        sender = _Sender(site_id=int(row.id), hosts=tuple(row.hl7_hosts))
+        senders.put(facility, sender)
+    if sender.hosts and not address_allowed(peer, sender.hosts):
         raise _Refused("address not registered for the facility")
-    return int(row.id)
+    return sender.site_id
 
 
 class _Refused(Exception):
@@ -158,7 +198,7 @@ class _Refused(Exception):
         self.reason = reason
 
 
-def address_allowed(peer: str | None, hosts: list[str]) -> bool:
+def address_allowed(peer: str | None, hosts: Sequence[str]) -> bool:
     """Whether ``peer`` is one of ``hosts`` (IPv4-mapped IPv6 compared as IPv4)."""
     if peer is None:
         return False
@@ -197,14 +237,13 @@ async def _apply(
             turnaround_targets=context.turnaround_targets,
         )
         first_order = first_order or applied.order_id
-    session.add(
-        Hl7Message(
-            facility=facility,
-            control_id=parsed.header.control_id,
-            order_id=first_order,
-            ack_code=AckCode.ACCEPT.value,
-        )
-    )
+    message = {
+        "facility": facility,
+        "control_id": parsed.header.control_id,
+        "order_id": first_order,
+        "ack_code": AckCode.ACCEPT.value,
+    }
+    await session.execute(_RECORD_MESSAGE, message)
 
 
 def _is_resend(exc: IntegrityError) -> bool:

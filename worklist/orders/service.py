@@ -13,15 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit import repository as audit
 from worklist.claims import repository as claims
-from worklist.enums import AuditAction, OrderSource, OrderStatus
+from worklist.enums import AuditAction, OrderSource, OrderStatus, Priority
 from worklist.events import EventType, WorklistEvent, stage
 from worklist.models import Order, Study
 from worklist.orders.content import OrderContent, OrderControl
@@ -76,46 +76,112 @@ class AppliedOrder:
     study_uids: tuple[str, ...]
 
 
+# Built once: an order message runs these statements each time, and building them
+# (coercing every value) cost more CPU than executing them (bench.hl7).
+_LOCK_ORDER = (
+    select(Order)
+    .where(Order.site_id == bindparam("site_id"), Order.accession_number == bindparam("accession"))
+    .with_for_update()
+)
+_ORDERS = cast(Table, Order.__table__)
+_CREATE_ORDER = (
+    insert(_ORDERS)
+    .on_conflict_do_nothing(index_elements=["site_id", "accession_number"])
+    .returning(_ORDERS.c.id)
+)
+# Ids first: usually the order comes before its images and there is no study to load.
+_LOCK_STUDY_IDS = (
+    select(Study.id)
+    .where(Study.site_id == bindparam("site_id"), Study.accession_number == bindparam("accession"))
+    .order_by(Study.id)
+    .with_for_update()
+)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The order a message was applied to, as its studies need it."""
+
+    order_id: int
+    site_id: int
+    accession_number: str
+    priority: Priority | None
+    status: OrderStatus
+
+
 async def _lock_order(session: AsyncSession, site_id: int, accession: str) -> Order | None:
-    stmt = (
-        select(Order)
-        .where(Order.site_id == site_id, Order.accession_number == accession)
-        .with_for_update()
-    )
-    return (await session.scalars(stmt)).one_or_none()
+    params = {"site_id": site_id, "accession": accession}
+    return (await session.scalars(_LOCK_ORDER, params)).one_or_none()
+
+
+async def _create(
+    session: AsyncSession,
+    site_id: int,
+    content: OrderContent,
+    source: OrderSource,
+    now: datetime,
+) -> _Target | None:
+    """INSERT the order whole; None when the site has one for the accession already."""
+    status = OrderStatus.CANCELLED if content.control.cancels else OrderStatus.ACTIVE
+    values = {
+        "site_id": site_id,
+        "accession_number": content.accession_number,
+        "source": source.value,
+        "status": status.value,
+        "last_control": content.control.value,
+        "updated_at": now,
+        # Every column, said or not (NULL), so the statement is the same each time.
+        **dict.fromkeys((*_FIELDS, *_REFERRER_FIELDS)),
+        "patient_identifiers": [],
+        **_field_values(content),
+    }
+    order_id = (await session.execute(_CREATE_ORDER, values)).scalar_one_or_none()
+    if order_id is None:
+        return None
+    return _Target(order_id, site_id, content.accession_number, content.priority, status)
 
 
 async def _lock_or_create(
-    session: AsyncSession, site_id: int, accession: str, source: OrderSource
-) -> tuple[Order, bool]:
-    order = await _lock_order(session, site_id, accession)
-    if order is not None:
-        return order, False
-    # Two senders racing on one accession: the loser's insert does nothing and it locks
-    # the winner's row.
-    stmt = (
-        insert(Order)
-        .values(site_id=site_id, accession_number=accession, source=source.value)
-        .on_conflict_do_nothing(index_elements=["site_id", "accession_number"])
-        .returning(Order.id)
-    )
-    created = (await session.execute(stmt)).scalar_one_or_none() is not None
-    order = await _lock_order(session, site_id, accession)
+    session: AsyncSession,
+    site_id: int,
+    content: OrderContent,
+    source: OrderSource,
+    now: datetime,
+) -> tuple[Order | _Target, bool]:
+    # A new order (NW, usually for an accession not seen yet) tries its INSERT first;
+    # anything else looks for the order first. A new order is written whole by its
+    # INSERT (no reload, no UPDATE after it). An INSERT that finds the order there (a
+    # resent NW, or two senders racing on one accession) does nothing, and the order is
+    # then locked and written over like any change.
+    if content.control is not OrderControl.NEW:
+        order = await _lock_order(session, site_id, content.accession_number)
+        if order is not None:
+            return order, False
+    created = await _create(session, site_id, content, source, now)
+    if created is not None:
+        return created, True
+    order = await _lock_order(session, site_id, content.accession_number)
     assert order is not None
-    return order, created
+    return order, False
 
 
-def _write_fields(order: Order, content: OrderContent) -> None:
-    for name in _FIELDS:
-        value = getattr(content, name)
-        if value is not None:
-            setattr(order, name, value)
+def _field_values(content: OrderContent) -> dict[str, Any]:
+    """The order columns ``content`` says something about (None: unsaid, kept)."""
+    values: dict[str, Any] = {
+        name: getattr(content, name) for name in _FIELDS if getattr(content, name) is not None
+    }
     for column, attribute in _REFERRER_FIELDS.items():
         value = getattr(content.referrer, attribute)
         if value is not None:
-            setattr(order, column, value)
+            values[column] = value
     if content.identifiers:
-        order.patient_identifiers = [identifier.as_json() for identifier in content.identifiers]
+        values["patient_identifiers"] = [identifier.as_json() for identifier in content.identifiers]
+    return values
+
+
+def _write_fields(order: Order, content: OrderContent) -> None:
+    for name, value in _field_values(content).items():
+        setattr(order, name, value)
 
 
 async def apply_order(
@@ -131,16 +197,24 @@ async def apply_order(
     """Store ``content`` as the site's order for its accession number and apply it to the
     site's studies of that accession; flushes, the caller commits."""
     now = now or datetime.now(UTC)
-    order, created = await _lock_or_create(session, site_id, content.accession_number, source)
-    was_cancelled = order.status == OrderStatus.CANCELLED
-    _write_fields(order, content)
-    order.last_control = content.control.value
-    order.updated_at = now
-    if content.control.cancels:
-        order.status = OrderStatus.CANCELLED
-    elif content.control in (OrderControl.NEW, OrderControl.CHANGE):
-        order.status = OrderStatus.ACTIVE
-    await session.flush()
+    found, created = await _lock_or_create(session, site_id, content, source, now)
+    was_cancelled = False
+    if isinstance(found, _Target):
+        target = found
+    else:
+        order = found
+        was_cancelled = order.status == OrderStatus.CANCELLED
+        _write_fields(order, content)
+        order.last_control = content.control.value
+        order.updated_at = now
+        if content.control.cancels:
+            order.status = OrderStatus.CANCELLED
+        elif content.control in (OrderControl.NEW, OrderControl.CHANGE):
+            order.status = OrderStatus.ACTIVE
+        await session.flush()
+        target = _Target(
+            order.id, site_id, order.accession_number, order.priority, OrderStatus(order.status)
+        )
     if created:
         action = AuditAction.ORDER_RECEIVED
     elif content.control.cancels:
@@ -152,46 +226,51 @@ async def apply_order(
         actor,
         action,
         site_id=site_id,
-        detail={"order_id": order.id, "control": content.control.value, "source": source.value},
+        detail={
+            "order_id": target.order_id,
+            "control": content.control.value,
+            "source": source.value,
+        },
     )
-    status = OrderStatus(order.status)
     uids = await _apply_to_studies(
         session,
-        order,
+        target,
         actor=actor,
         cancel=content.control.cancels,
-        reinstate=was_cancelled and status is OrderStatus.ACTIVE,
+        reinstate=was_cancelled and target.status is OrderStatus.ACTIVE,
         turnaround_targets=turnaround_targets,
     )
-    return AppliedOrder(order_id=order.id, created=created, status=status, study_uids=uids)
+    return AppliedOrder(
+        order_id=target.order_id, created=created, status=target.status, study_uids=uids
+    )
 
 
 async def _apply_to_studies(
     session: AsyncSession,
-    order: Order,
+    order: _Target,
     *,
     actor: Actor,
     cancel: bool,
     reinstate: bool,
     turnaround_targets: Mapping[str, timedelta],
 ) -> tuple[str, ...]:
-    stmt = (
-        select(Study)
-        .where(Study.site_id == order.site_id, Study.accession_number == order.accession_number)
-        .order_by(Study.id)
-        .with_for_update()
-    )
-    studies = list(await session.scalars(stmt))
+    params = {"site_id": order.site_id, "accession": order.accession_number}
+    ids = list(await session.scalars(_LOCK_STUDY_IDS, params))
+    studies = []
+    if ids:
+        studies = list(
+            await session.scalars(select(Study).where(Study.id.in_(ids)).order_by(Study.id))
+        )
     for study in studies:
         changes: dict[str, Any] = {}
-        if study.order_id != order.id:
-            study.order_id = order.id
+        if study.order_id != order.order_id:
+            study.order_id = order.order_id
             _audit(
                 session,
                 actor,
                 AuditAction.ORDER_MATCHED,
                 study=study,
-                detail={"order_id": order.id},
+                detail={"order_id": order.order_id},
             )
         if order.priority is not None and order.priority != study.priority:
             study.priority = order.priority
@@ -210,7 +289,7 @@ async def _apply_to_studies(
                 actor,
                 AuditAction.STUDY_CANCELLED if cancel else AuditAction.STUDY_REINSTATED,
                 study=study,
-                detail={"order_id": order.id, "old_status": before.value},
+                detail={"order_id": order.order_id, "old_status": before.value},
             )
         if changes:
             stage(
