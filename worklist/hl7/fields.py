@@ -128,22 +128,26 @@ class Segment:
         self.name = str(raw[0][0]) if len(raw) and len(raw[0]) else ""
 
     def repetitions(self, n: int) -> list[Components]:
-        """Field ``n``'s repetitions, each as components of subcomponents."""
+        """Field ``n``'s repetitions, each as components of subcomponents (empty ones
+        left out)."""
         if n >= len(self._raw):
             return []
+        unescape, esc = self._unescape, self._esc
         result: list[Components] = []
         for rep in self._raw[n]:
             if isinstance(rep, str):
-                result.append([[self._unescape(rep)]])
+                if rep:
+                    result.append([[unescape(rep) if esc in rep else rep]])
                 continue
-            components: Components = []
-            for component in rep:
-                if isinstance(component, str):
-                    components.append([self._unescape(component)])
-                else:
-                    components.append([self._unescape(str(s)) for s in component])
-            result.append(components)
-        return [rep for rep in result if any(any(s for s in c) for c in rep)]
+            components: Components = [
+                [unescape(c) if esc in c else c]
+                if isinstance(c, str)
+                else [unescape(x) if esc in x else x for x in c]
+                for c in rep
+            ]
+            if any(any(c) for c in components):
+                result.append(components)
+        return result
 
     def first(self, n: int) -> Components:
         """The first repetition of field ``n`` (empty when absent)."""
@@ -155,8 +159,6 @@ class Segment:
         return component_of(self.first(n), component, subcomponent)
 
     def _unescape(self, value: str) -> str:
-        if self._esc not in value:
-            return value
         seps = self._separators
         named = {
             "F": seps[1],

@@ -27,7 +27,8 @@ Where each value comes from (the first that is present wins):
   England's wall clock;
 - indication: OBR-31 (reason for study, each repetition's text or code), then OBR-13.
 
-PID is required in every message (cancels included), and ORC starts each order.
+PID is required in every message (cancels included), and ORC starts each order. Only
+the segments and fields above are handed to the ``hl7`` library; the rest is skipped.
 """
 
 from __future__ import annotations
@@ -125,12 +126,29 @@ def parse_orders(
     """Parse decoded ``text`` whose MSH is ``header``; raises ``Hl7Rejection``."""
     check_header(header)
     try:
-        message = hl7.parse(text)
+        message = hl7.parse(_read_parts(text, header.field_separator))
     except (ParseException, ValueError, IndexError) as exc:
         raise error(ErrorCode.SEGMENT_SEQUENCE, "message could not be parsed") from exc
     separators, esc = message.separators, message.esc
     segments = [Segment(raw, separators=separators, esc=esc) for raw in message]
     return _read(header, segments, priority_map)
+
+
+# The fields read from each segment (MSH's are read by ``read_header``). Only these
+# reach the library: the rest of a message (notes, observations, insurance, addresses)
+# is never parsed, which is most of the parsing a real RIS message would cost.
+_READ_UP_TO = {"MSH": 12, "PID": 7, "PV1": 2, "ORC": 21, "OBR": 31, "TQ1": 9, "IPC": 1}
+
+
+def _read_parts(text: str, separator: str) -> str:
+    kept = []
+    for line in text.split("\r"):
+        last = _READ_UP_TO.get(line[:3])
+        if last is not None:
+            # MSH-1 is the separator itself: MSH-n is the n-1th piece after the name.
+            pieces = last if line[:3] == "MSH" else last + 1
+            kept.append(separator.join(line.split(separator, pieces)[:pieces]))
+    return "\r".join(kept)
 
 
 @dataclass

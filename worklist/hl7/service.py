@@ -180,7 +180,8 @@ async def _sender_site(
 ) -> int:
     sender = senders.get(facility)
     if sender is None:
-        row = (await session.execute(_FIND_SENDER, {"facility": facility})).one_or_none()
+        connection = await session.connection()
+        row = (await connection.execute(_FIND_SENDER, {"facility": facility})).one_or_none()
         if row is None:
             raise _Refused("unknown sending facility")
         sender = _Sender(site_id=int(row.id), hosts=tuple(row.hl7_hosts))
@@ -243,7 +244,7 @@ async def _apply(
         "order_id": first_order,
         "ack_code": AckCode.ACCEPT.value,
     }
-    await session.execute(_RECORD_MESSAGE, message)
+    await (await session.connection()).execute(_RECORD_MESSAGE, message)
 
 
 def _is_resend(exc: IntegrityError) -> bool:
