@@ -129,7 +129,7 @@ def profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | No
         print("py-spy is not installed: no profile (python -m pip install py-spy)")
         return None
     argv = [spy, "record", "--pid", str(pid), "--duration", str(int(seconds) + 1)]
-    argv += ["--format", "speedscope", "--output", str(out), "--rate", "250"]
+    argv += ["--format", "speedscope", "--output", str(out), "--rate", "250", "--nonblocking"]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

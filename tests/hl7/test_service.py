@@ -300,3 +300,38 @@ def test_a_message_with_two_orders_stores_both_or_neither(
     assert handle(broken).code is AckCode.ERROR
 
     assert stored(db).orders == 2
+
+
+def test_a_new_order_after_a_cancel_reinstates_the_study(
+    handle: Handle, db: sessionmaker[Session], hl7_site: int
+) -> None:
+    uid = _study(db, hl7_site, "ACC1001")
+
+    handle(m.orm("NW", control_id="1"), m.orm("CA", control_id="2"), m.orm("NW", control_id="3"))
+
+    # Back to receiving: the worker promotes it once it has been quiet (lifecycle).
+    assert _load(db, uid).status is StudyStatus.RECEIVING
+    assert the_order(db).status == OrderStatus.ACTIVE
+    with db() as session:
+        actions = list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+    assert AuditAction.STUDY_REINSTATED in actions
+
+
+def test_a_change_keeps_what_it_does_not_say(handle: Handle, db: sessionmaker[Session]) -> None:
+    change = m.message(
+        m.msh(control_id="2"),
+        m.pid(),
+        m.orc("XO", clinician="", organisation=""),
+        m.obr(procedure="MHEAD^MR Head^NICIP", clinical_info="", reason="", priority="S"),
+    )
+
+    handle(m.orm("NW", control_id="1"), change)
+
+    order = the_order(db)
+    assert (order.procedure_code, order.priority) == ("MHEAD", Priority.STAT)
+    assert order.referrer_code == "C1234567"
+    assert order.indication == "Query lung cancer; Cough for 6 weeks, smoker"
+    assert order.last_control == "XO"
+    with db() as session:
+        actions = list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+    assert actions == [AuditAction.ORDER_RECEIVED, AuditAction.ORDER_CHANGED]

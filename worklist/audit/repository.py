@@ -103,7 +103,13 @@ async def record_now(
         address=address,
         detail=detail,
     )
-    row = {
+    # On the connection: a Core INSERT needs none of the session's execution machinery.
+    await (await session.connection()).execute(_INSERT_EVENT, event_values(event))
+
+
+def event_values(event: AuditEvent) -> dict[str, Any]:
+    """The column values of a row built by ``new_event``, for a Core INSERT."""
+    return {
         "actor": event.actor,
         "actor_kind": event.actor_kind,
         "action": event.action,
@@ -112,8 +118,6 @@ async def record_now(
         "address": event.address,
         "detail": event.detail,
     }
-    # On the connection: a Core INSERT needs none of the session's execution machinery.
-    await (await session.connection()).execute(_INSERT_EVENT, row)
 
 
 @dataclass(frozen=True)

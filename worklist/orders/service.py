@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit import repository as audit
@@ -24,6 +23,7 @@ from worklist.claims import repository as claims
 from worklist.enums import AuditAction, OrderSource, OrderStatus, Priority
 from worklist.events import EventType, WorklistEvent, stage
 from worklist.models import Order, Study
+from worklist.orders import repository
 from worklist.orders.content import OrderContent, OrderControl
 from worklist.studies import lifecycle
 from worklist.studies.lifecycle import StudyEvent
@@ -76,28 +76,6 @@ class AppliedOrder:
     study_uids: tuple[str, ...]
 
 
-# Built once: an order message runs these statements each time, and building them
-# (coercing every value) cost more CPU than executing them (bench.hl7).
-_LOCK_ORDER = (
-    select(Order)
-    .where(Order.site_id == bindparam("site_id"), Order.accession_number == bindparam("accession"))
-    .with_for_update()
-)
-_ORDERS = cast(Table, Order.__table__)
-_CREATE_ORDER = (
-    insert(_ORDERS)
-    .on_conflict_do_nothing(index_elements=["site_id", "accession_number"])
-    .returning(_ORDERS.c.id)
-)
-# Ids first: usually the order comes before its images and there is no study to load.
-_LOCK_STUDY_IDS = (
-    select(Study.id)
-    .where(Study.site_id == bindparam("site_id"), Study.accession_number == bindparam("accession"))
-    .order_by(Study.id)
-    .with_for_update()
-)
-
-
 @dataclass(frozen=True)
 class _Target:
     """The order a message was applied to, as its studies need it."""
@@ -107,65 +85,6 @@ class _Target:
     accession_number: str
     priority: Priority | None
     status: OrderStatus
-
-
-async def _lock_order(session: AsyncSession, site_id: int, accession: str) -> Order | None:
-    params = {"site_id": site_id, "accession": accession}
-    return (await session.scalars(_LOCK_ORDER, params)).one_or_none()
-
-
-async def _create(
-    session: AsyncSession,
-    site_id: int,
-    content: OrderContent,
-    source: OrderSource,
-    now: datetime,
-) -> _Target | None:
-    """INSERT the order whole; None when the site has one for the accession already."""
-    status = OrderStatus.CANCELLED if content.control.cancels else OrderStatus.ACTIVE
-    values = {
-        "site_id": site_id,
-        "accession_number": content.accession_number,
-        "source": source.value,
-        "status": status.value,
-        "last_control": content.control.value,
-        "updated_at": now,
-        # Every column, said or not (NULL), so the statement is the same each time.
-        **dict.fromkeys((*_FIELDS, *_REFERRER_FIELDS)),
-        "patient_identifiers": [],
-        **_field_values(content),
-    }
-    # Core statements go to the connection, past the session's execution machinery (a
-    # tenth of a millisecond each, bench.hl7): nothing is pending in the session here.
-    connection = await session.connection()
-    order_id = (await connection.execute(_CREATE_ORDER, values)).scalar_one_or_none()
-    if order_id is None:
-        return None
-    return _Target(order_id, site_id, content.accession_number, content.priority, status)
-
-
-async def _lock_or_create(
-    session: AsyncSession,
-    site_id: int,
-    content: OrderContent,
-    source: OrderSource,
-    now: datetime,
-) -> tuple[Order | _Target, bool]:
-    # A new order (NW, usually for an accession not seen yet) tries its INSERT first;
-    # anything else looks for the order first. A new order is written whole by its
-    # INSERT (no reload, no UPDATE after it). An INSERT that finds the order there (a
-    # resent NW, or two senders racing on one accession) does nothing, and the order is
-    # then locked and written over like any change.
-    if content.control is not OrderControl.NEW:
-        order = await _lock_order(session, site_id, content.accession_number)
-        if order is not None:
-            return order, False
-    created = await _create(session, site_id, content, source, now)
-    if created is not None:
-        return created, True
-    order = await _lock_order(session, site_id, content.accession_number)
-    assert order is not None
-    return order, False
 
 
 def _field_values(content: OrderContent) -> dict[str, Any]:
@@ -182,9 +101,76 @@ def _field_values(content: OrderContent) -> dict[str, Any]:
     return values
 
 
-def _write_fields(order: Order, content: OrderContent) -> None:
+def _audit_row(
+    actor: Actor, action: AuditAction, site_id: int, content: OrderContent, source: OrderSource
+) -> dict[str, Any]:
+    # The order-level row; its detail gains "order_id" once the order has one.
+    event = audit.new_event(
+        actor=actor.name,
+        actor_kind=actor.kind,
+        action=action,
+        site_id=site_id,
+        address=actor.address,
+        detail={"control": content.control.value, "source": source.value},
+    )
+    return audit.event_values(event)
+
+
+async def _create(
+    session: AsyncSession,
+    site_id: int,
+    content: OrderContent,
+    source: OrderSource,
+    actor: Actor,
+    now: datetime,
+) -> tuple[_Target | None, tuple[int, ...]]:
+    """A new order written whole by one statement, with its audit row and the lock on its
+    studies; None (and the studies locked) when the site has the accession already."""
+    status = OrderStatus.CANCELLED if content.control.cancels else OrderStatus.ACTIVE
+    values = {
+        **dict.fromkeys(repository.CREATE_COLUMNS),
+        "site_id": site_id,
+        "accession_number": content.accession_number,
+        "source": source.value,
+        "status": status.value,
+        "last_control": content.control.value,
+        "updated_at": now,
+        "patient_identifiers": [],
+        **_field_values(content),
+    }
+    row = _audit_row(actor, AuditAction.ORDER_RECEIVED, site_id, content, source)
+    created = await repository.create_order(session, values=values, audit_row=row)
+    if created.order_id is None:
+        return None, created.study_ids
+    target = _Target(created.order_id, site_id, content.accession_number, content.priority, status)
+    return target, created.study_ids
+
+
+async def _change(
+    session: AsyncSession,
+    order: Order,
+    content: OrderContent,
+    source: OrderSource,
+    actor: Actor,
+    now: datetime,
+) -> tuple[_Target, bool]:
+    """Write ``content`` over an existing (locked) order; whether it was cancelled."""
+    was_cancelled = order.status == OrderStatus.CANCELLED
     for name, value in _field_values(content).items():
         setattr(order, name, value)
+    order.last_control = content.control.value
+    order.updated_at = now
+    if content.control.cancels:
+        order.status = OrderStatus.CANCELLED
+    elif content.control in (OrderControl.NEW, OrderControl.CHANGE):
+        order.status = OrderStatus.ACTIVE
+    await session.flush()
+    action = AuditAction.ORDER_CANCELLED if content.control.cancels else AuditAction.ORDER_CHANGED
+    row = _audit_row(actor, action, order.site_id, content, source)
+    await audit.record_now(session, **{**row, "detail": {"order_id": order.id, **row["detail"]}})
+    status = OrderStatus(order.status)
+    target = _Target(order.id, order.site_id, order.accession_number, order.priority, status)
+    return target, was_cancelled
 
 
 async def apply_order(
@@ -198,48 +184,36 @@ async def apply_order(
     now: datetime | None = None,
 ) -> AppliedOrder:
     """Store ``content`` as the site's order for its accession number and apply it to the
-    site's studies of that accession; flushes, the caller commits."""
+    site's studies of that accession; flushes, the caller commits.
+
+    A new order (NW, usually for an accession not seen yet) tries its INSERT first;
+    anything else looks for the order first. An INSERT that finds the order there (a
+    resent NW, or two senders racing on one accession) does nothing, and the order is
+    then locked and written over like any change.
+    """
     now = now or datetime.now(UTC)
-    found, created = await _lock_or_create(session, site_id, content, source, now)
+    accession = content.accession_number
+    target: _Target | None = None
+    study_ids: tuple[int, ...] | None = None
+    order: Order | None = None
+    if content.control is not OrderControl.NEW:
+        order = await repository.lock_order(session, site_id=site_id, accession=accession)
+    if order is None:
+        target, study_ids = await _create(session, site_id, content, source, actor, now)
+    created = target is not None
     was_cancelled = False
-    if isinstance(found, _Target):
-        target = found
-    else:
-        order = found
-        was_cancelled = order.status == OrderStatus.CANCELLED
-        _write_fields(order, content)
-        order.last_control = content.control.value
-        order.updated_at = now
-        if content.control.cancels:
-            order.status = OrderStatus.CANCELLED
-        elif content.control in (OrderControl.NEW, OrderControl.CHANGE):
-            order.status = OrderStatus.ACTIVE
-        await session.flush()
-        target = _Target(
-            order.id, site_id, order.accession_number, order.priority, OrderStatus(order.status)
+    if target is None:
+        order = order or await repository.lock_order(session, site_id=site_id, accession=accession)
+        assert order is not None
+        target, was_cancelled = await _change(session, order, content, source, actor, now)
+    if study_ids is None:
+        study_ids = tuple(
+            await repository.lock_study_ids(session, site_id=site_id, accession=accession)
         )
-    if created:
-        action = AuditAction.ORDER_RECEIVED
-    elif content.control.cancels:
-        action = AuditAction.ORDER_CANCELLED
-    else:
-        action = AuditAction.ORDER_CHANGED
-    await audit.record_now(
-        session,
-        actor=actor.name,
-        actor_kind=actor.kind,
-        action=action,
-        site_id=site_id,
-        address=actor.address,
-        detail={
-            "order_id": target.order_id,
-            "control": content.control.value,
-            "source": source.value,
-        },
-    )
     uids = await _apply_to_studies(
         session,
         target,
+        study_ids,
         actor=actor,
         cancel=content.control.cancels,
         reinstate=was_cancelled and target.status is OrderStatus.ACTIVE,
@@ -253,21 +227,17 @@ async def apply_order(
 async def _apply_to_studies(
     session: AsyncSession,
     order: _Target,
+    study_ids: tuple[int, ...],
     *,
     actor: Actor,
     cancel: bool,
     reinstate: bool,
     turnaround_targets: Mapping[str, timedelta],
 ) -> tuple[str, ...]:
-    params = {"site_id": order.site_id, "accession": order.accession_number}
-    # The order's own changes were flushed by now: nothing pending for an autoflush.
-    connection = await session.connection()
-    ids = list((await connection.execute(_LOCK_STUDY_IDS, params)).scalars())
-    studies = []
-    if ids:
-        studies = list(
-            await session.scalars(select(Study).where(Study.id.in_(ids)).order_by(Study.id))
-        )
+    studies: list[Study] = []
+    if study_ids:
+        stmt = select(Study).where(Study.id.in_(study_ids)).order_by(Study.id)
+        studies = list(await session.scalars(stmt))
     for study in studies:
         changes: dict[str, Any] = {}
         if study.order_id != order.order_id:
