@@ -132,27 +132,29 @@ class Segment:
         left out)."""
         if n >= len(self._raw):
             return []
-        unescape, esc = self._unescape, self._esc
-        result: list[Components] = []
-        for rep in self._raw[n]:
-            if isinstance(rep, str):
-                if rep:
-                    result.append([[unescape(rep) if esc in rep else rep]])
-                continue
-            components: Components = [
-                [unescape(c) if esc in c else c]
-                if isinstance(c, str)
-                else [unescape(x) if esc in x else x for x in c]
-                for c in rep
-            ]
-            if any(any(c) for c in components):
-                result.append(components)
-        return result
+        return [components for rep in self._raw[n] if (components := self._convert(rep))]
 
     def first(self, n: int) -> Components:
-        """The first repetition of field ``n`` (empty when absent)."""
-        reps = self.repetitions(n)
-        return reps[0] if reps else []
+        """The first repetition of field ``n`` that says something (empty when none)."""
+        if n < len(self._raw):
+            for rep in self._raw[n]:
+                if components := self._convert(rep):
+                    return components
+        return []
+
+    def _convert(self, rep: Any) -> Components:
+        # A repetition as the library holds it (a str, or components of str or of
+        # subcomponents) as lists of unescaped strings; [] when all of it is empty.
+        esc = self._esc
+        if isinstance(rep, str):
+            return [[self._unescape(rep) if esc in rep else rep]] if rep else []
+        components: Components = [
+            [self._unescape(c) if esc in c else c]
+            if isinstance(c, str)
+            else [self._unescape(x) if esc in x else x for x in c]
+            for c in rep
+        ]
+        return components if any(any(c) for c in components) else []
 
     def get(self, n: int, component: int = 1, subcomponent: int = 1) -> str:
         """One value of the first repetition of field ``n``, stripped; '' when absent."""

@@ -278,7 +278,8 @@ async def _apply_to_studies(
                     data=changes,
                 ),
             )
-    await session.flush()
+    if studies:
+        await session.flush()
     return tuple(study.study_uid for study in studies)
 
 
