@@ -67,3 +67,27 @@ def test_worklist_hl7_serves_until_sigterm(
     assert "hl7 listener ready" in output
     assert m.NHS_NUMBER not in output
     assert "SMITH" not in output
+
+
+def test_worklist_hl7_on_a_port_in_use_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLIST_")}
+        env.update(
+            WORKLIST_DATABASE_URL=settings.require_database_url(),
+            WORKLIST_DATA_DIR=str(tmp_path / "var"),
+            WORKLIST_HL7_PORT=str(busy.getsockname()[1]),
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "worklist", "hl7"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: cannot listen on 127.0.0.1:")
+    assert "Traceback" not in result.stderr

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worklist.config import Settings
+from worklist.config import ConfigError, Settings
 from worklist.db import make_async_engine, make_async_sessionmaker
 from worklist.events.bus import make_async_redis
 from worklist.hl7.errors import AckCode, ErrorCode, Hl7Rejection, reject
@@ -221,7 +221,13 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Listen on ``WORKLIST_HL7_HOST:PORT`` until ``stop`` is set."""
     runtime = build_hl7(settings)
     try:
-        await runtime.listener.start(settings.hl7_host, settings.hl7_port)
+        try:
+            await runtime.listener.start(settings.hl7_host, settings.hl7_port)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {settings.hl7_host}:{settings.hl7_port} ({exc.strerror}); "
+                "set WORKLIST_HL7_HOST / WORKLIST_HL7_PORT"
+            ) from exc
         await stop.wait()
         log.info("hl7 listener stopping")
     finally:
