@@ -23,5 +23,5 @@ RUN pip install --no-cache-dir --no-index --find-links=/wheels imaging-worklist 
 USER worklist
 WORKDIR /data
 VOLUME ["/data"]
-EXPOSE 8000 11112
+EXPOSE 8000 11112 2575
 CMD ["worklist", "api"]

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
-COMPONENT_SERVICES = {"migrate", "api", "gateway", "worker"}
+COMPONENT_SERVICES = {"migrate", "api", "gateway", "worker", "hl7"}
 
 
 @pytest.fixture(scope="module")

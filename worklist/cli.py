@@ -31,6 +31,7 @@ from worklist.db import migrate as migrate_database
 from worklist.db import run_in_transaction
 from worklist.enums import AuditAction
 from worklist.errors import DomainError
+from worklist.hl7.senders import SenderChange, facilities_by_site, register_senders
 from worklist.logs import configure_logging
 from worklist.models import Site
 from worklist.outbox.targets import TargetPolicy
@@ -146,7 +147,7 @@ def up(
         bool, typer.Option("--demo", help="Seed demo trusts, users and studies.")
     ] = False,
 ) -> None:
-    """Migrate, then run gateway + API + worker together until Ctrl-C."""
+    """Migrate, then run gateway + API + worker + HL7 listener together until Ctrl-C."""
     from worklist.embedded import run_stack
 
     raise typer.Exit(run_stack(load_settings(), demo=demo))
@@ -201,6 +202,17 @@ def worker() -> None:
 
 @app.command()
 @reports_errors
+def hl7() -> None:
+    """Run the MLLP listener for orders from the trusts' RIS alone."""
+    from worklist.hl7.server import serve
+
+    settings = load_settings()
+    settings.require_database_url()
+    raise typer.Exit(serve(settings))
+
+
+@app.command()
+@reports_errors
 def migrate() -> None:
     """Upgrade the database schema to the latest revision (alembic upgrade head)."""
     settings = load_settings()
@@ -213,7 +225,13 @@ def migrate() -> None:
 def site_add(
     code: Annotated[str, typer.Argument(help="Short code of the trust, e.g. RXA.")],
     name: Annotated[str, typer.Option("--name", help="The trust's name.")],
-    ae_title: Annotated[str, typer.Option("--ae-title", help="AE title of the DICOM node.")],
+    ae_title: Annotated[
+        str | None,
+        typer.Option(
+            "--ae-title",
+            help="AE title of a DICOM node to add (may be left out when only adding HL7).",
+        ),
+    ] = None,
     host: Annotated[
         list[str] | None,
         typer.Option("--host", help="IP address the node connects from (repeatable)."),
@@ -231,12 +249,30 @@ def site_add(
     ris_port: Annotated[
         int | None, typer.Option("--ris-port", help="Port of the RIS's MLLP listener.")
     ] = None,
+    hl7_facility: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hl7-facility", help="Sending Facility (MSH-4) of the trust's RIS (repeatable)."
+        ),
+    ] = None,
+    hl7_host: Annotated[
+        list[str] | None,
+        typer.Option("--hl7-host", help="IP address the RIS sends HL7 from (repeatable)."),
+    ] = None,
 ) -> None:
-    """Register a member trust and a DICOM node of it (repeat for more nodes).
+    """Register a member trust and a DICOM node of it (repeat for more nodes), and its RIS.
 
-    Run again for a site already registered (with one of its nodes, or a new one) to
-    set its webhook URL or RIS target."""
+    Run again for a site already registered (with one of its nodes, a new one, or no
+    --ae-title) to set its webhook URL or RIS target, or add HL7 facilities and hosts."""
+    if ae_title is None and (host or port is not None):
+        raise ConfigError("--host and --port describe a DICOM node: give --ae-title too")
+    if ae_title is None and not (hl7_facility or hl7_host or ris_host or webhook_url):
+        raise ConfigError(
+            "give --ae-title (a DICOM node), or --hl7-facility/--hl7-host, --ris-host/--ris-port"
+            " or --webhook-url for an existing site"
+        )
     settings = load_settings()
+    hl7_change: SenderChange | None = None
 
     async def register(session: AsyncSession) -> SiteRegistration:
         registration = await register_site_node(
@@ -251,6 +287,11 @@ def site_add(
             ris_host=ris_host,
             ris_port=ris_port,
         )
+        nonlocal hl7_change
+        if hl7_facility or hl7_host:
+            hl7_change = await register_senders(
+                session, site=registration.site, facilities=hl7_facility or [], hosts=hl7_host or []
+            )
         record(
             session,
             actor=_cli_actor(),
@@ -259,11 +300,13 @@ def site_add(
             site_id=registration.site.id,
             detail={
                 "code": registration.site.code,
-                "ae_title": registration.node.ae_title,
+                "ae_title": registration.node.ae_title if registration.node else None,
                 "created_site": registration.created_site,
                 "created_node": registration.created_node,
                 "webhook_secret_issued": registration.webhook_secret is not None,
                 "ris": _ris_target(registration.site),
+                "hl7_facilities": list(hl7_change.facilities) if hl7_change else [],
+                "hl7_hosts": list(hl7_change.hosts) if hl7_change else [],
             },
         )
         return registration
@@ -272,12 +315,18 @@ def site_add(
     site = registration.site
     if registration.created_site:
         typer.echo(f"site {site.code} ({site.name}) registered")
-    if registration.created_node:
-        typer.echo(f"node {registration.node.ae_title} added to site {site.code}")
-    else:
-        typer.echo(f"node {registration.node.ae_title} already registered to site {site.code}")
+    if registration.node is not None:
+        if registration.created_node:
+            typer.echo(f"node {registration.node.ae_title} added to site {site.code}")
+        else:
+            typer.echo(f"node {registration.node.ae_title} already registered to site {site.code}")
     if ris_host is not None:
         typer.echo(f"results to RIS: {_ris_target(site)} (ORU^R01 over MLLP)")
+    if hl7_change is not None:
+        for facility in hl7_change.facilities:
+            typer.echo(f"HL7 facility {facility} added to site {site.code}")
+        for address in hl7_change.hosts:
+            typer.echo(f"HL7 host {address} allowed for site {site.code}")
     if registration.webhook_secret is not None:
         typer.echo(f"webhook URL: {site.webhook_url}")
         typer.echo(f"webhook secret (shown once, store it now): {registration.webhook_secret}")
@@ -296,20 +345,26 @@ def _ris_target(site: Site) -> str | None:
 def site_list() -> None:
     """List member trusts and their DICOM nodes."""
 
-    async def read(session: AsyncSession) -> tuple[list[Site], dict[str, list[str]]]:
+    async def read(
+        session: AsyncSession,
+    ) -> tuple[list[Site], dict[str, list[str]], dict[int, list[str]]]:
         return (
             await site_repository.list_sites(session),
             await site_repository.granted_site_codes(session),
+            await facilities_by_site(session),
         )
 
-    sites, grants = in_transaction(load_settings(), read)
+    sites, grants, facilities = in_transaction(load_settings(), read)
     if not sites:
         typer.echo("no sites registered")
         return
-    table = Table("code", "name", "AE title", "hosts", "port", "also sees", "webhook", "RIS")
+    table = Table("code", "name", "AE title", "hosts", "port", "also sees", "webhook", "HL7", "RIS")
     for site in sites:
         site_cells = [site.code, site.name]
-        targets = [site.webhook_url or "-", _ris_target(site) or "-"]
+        hl7 = ", ".join(facilities.get(site.id, [])) or "-"
+        if site.hl7_hosts:
+            hl7 += f" (from {', '.join(site.hl7_hosts)})"
+        targets = [site.webhook_url or "-", hl7, _ris_target(site) or "-"]
         if not site.nodes:
             table.add_row(*site_cells, "-", "-", "-", "-", *targets)
         for node in sorted(site.nodes, key=lambda n: n.ae_title):
@@ -317,7 +372,7 @@ def site_list() -> None:
             port = str(node.port) if node.port else "-"
             granted = ", ".join(grants.get(node.ae_title, [])) or "-"
             table.add_row(*site_cells, node.ae_title, hosts, port, granted, *targets)
-            site_cells, targets = ["", ""], ["", ""]
+            site_cells, targets = ["", ""], ["", "", ""]
     console = Console()
     if not console.is_terminal:
         console.width = max(console.width, 160)  # piped or captured: keep one node per line

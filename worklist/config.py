@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     )
     # Results to the RIS (ORU^R01 over MLLP): connect, send and acknowledgement within this.
     ris_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Largest HL7 message the listener takes (AR above; never held whole in memory).
+    hl7_max_message_bytes: int = Field(default=1_048_576, ge=4096)
     # Extensions (documented in the README).
     access_token_minutes: int = 480
     login_max_failures: int = 5

@@ -265,7 +265,7 @@ def resolved_services(
 
 # --- `worklist up`: the whole stack, one child process per component -----------------
 
-COMPONENTS = ("gateway", "api", "worker")
+COMPONENTS = ("gateway", "api", "worker", "hl7")
 READY_TIMEOUT_SECONDS = 90.0
 CHILD_STOP_TIMEOUT_SECONDS = 20.0
 
@@ -283,7 +283,8 @@ class Child:
 
 
 def run_stack(settings: Settings, *, demo: bool) -> int:
-    """Run migrate, gateway, API and worker (plus embedded services) until SIGINT/SIGTERM.
+    """Run migrate, gateway, API, worker and the HL7 listener (plus embedded services)
+    until SIGINT/SIGTERM.
 
     Returns the process exit code: 0 after a requested stop where every component
     exited cleanly, 1 when a component died or did not stop by itself.
@@ -294,6 +295,7 @@ def run_stack(settings: Settings, *, demo: bool) -> int:
     for host, port, variable in (
         (settings.api_host, settings.api_port, "WORKLIST_API_PORT"),
         (settings.gateway_host, settings.gateway_port, "WORKLIST_GATEWAY_PORT"),
+        (settings.hl7_host, settings.hl7_port, "WORKLIST_HL7_PORT"),
     ):
         _check_port_free(host, port, variable)
 
@@ -416,13 +418,14 @@ def api_base_url(settings: Settings) -> str:
 
 
 def _wait_until_ready(settings: Settings, children: list[Child], stop: threading.Event) -> bool:
-    """Wait for /readyz and the DICOM port; False if a stop was requested meanwhile."""
+    """Wait for /readyz, the DICOM and the MLLP ports; False if a stop was requested."""
     readyz = api_base_url(settings) + "/readyz"
     gateway = (probe_host(settings.gateway_host), settings.gateway_port)
+    hl7 = (probe_host(settings.hl7_host), settings.hl7_port)
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while not stop.is_set():
         _raise_if_exited(children)
-        if _http_ok(readyz) and _tcp_open(gateway):
+        if _http_ok(readyz) and _tcp_open(gateway) and _tcp_open(hl7):
             return True
         if time.monotonic() > deadline:
             raise StackError(f"components not ready after {READY_TIMEOUT_SECONDS:.0f}s")
@@ -502,6 +505,7 @@ def _print_banner(
         f"  API        {base}  (docs {base}/docs, metrics {base}/metrics)",
         f"  DICOM      AE title {settings.gateway_ae_title} at "
         f"{settings.gateway_host}:{settings.gateway_port}",
+        f"  HL7 MLLP   {settings.hl7_host}:{settings.hl7_port} (orders from the trusts' RIS)",
         f"  data dir   {data_dir}",
         f"  database   {database}",
         f"  redis      {cache}",

@@ -45,6 +45,15 @@ API_LATENCY = Histogram(
 STUDIES_PROMOTED = Counter(
     "worklist_studies_ready_total", "Studies promoted from receiving to ready by the worker"
 )
+# Orders in over HL7 v2 (worklist hl7). No facility label: it comes from strangers too.
+HL7_MESSAGES = Counter(
+    "worklist_hl7_messages_total", "HL7 order messages by acknowledgement (AA, AE, AR)", ["ack"]
+)
+HL7_LATENCY = Histogram(
+    "worklist_hl7_ack_seconds",
+    "Time from a complete HL7 message to its acknowledgement (after the commit)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 
 
 def render_process_metrics() -> bytes:

@@ -19,6 +19,7 @@ BENCHMARKS = frozenset(
         "retrieve",
         "qido",
         "profile_api",
+        "hl7",
     }
 )
 # Programs a benchmark starts as a process of their own (never imported).

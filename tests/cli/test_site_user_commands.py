@@ -13,7 +13,7 @@ from tests.conftest import TEST_PASSWORD_COST
 from tests.factories import load_user
 from worklist.auth.passwords import verify_password
 from worklist.enums import AuditAction, Role
-from worklist.models import AuditEvent, DicomNode, Site, User
+from worklist.models import AuditEvent, DicomNode, Hl7Sender, Site, User
 
 PASSWORD = "a-long-enough-password"
 
@@ -301,3 +301,101 @@ def test_invalid_setting_is_a_clear_error(invoke: Invoke) -> None:
     result = invoke("site", "list", env={"WORKLIST_TURNAROUND_TARGETS": "stat=soon"})
 
     assert_clean_error(result, "WORKLIST_TURNAROUND_TARGETS")
+
+
+def test_site_add_registers_the_ris_hl7_facilities_and_hosts(
+    invoke: Invoke, db: sessionmaker[Session]
+) -> None:
+    result = add_site(
+        invoke, "RXA", "RXA_PACS", "--hl7-facility", "RXA_RIS", "--hl7-facility", "RXA_CRIS",
+        "--hl7-host", "10.1.2.9",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "HL7 facility RXA_RIS added to site RXA" in result.stdout
+    with db() as session:
+        site = session.scalars(select(Site)).one()
+        senders = {s.facility: s.site_id for s in session.scalars(select(Hl7Sender))}
+        audit = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == AuditAction.SITE_ADDED)
+        ).one()
+    assert senders == {"RXA_RIS": site.id, "RXA_CRIS": site.id}
+    assert site.hl7_hosts == ["10.1.2.9"]
+    assert audit.detail["hl7_facilities"] == ["RXA_RIS", "RXA_CRIS"]
+    listing = invoke("site", "list").stdout
+    assert "RXA_CRIS, RXA_RIS (from 10.1.2.9)" in listing
+
+
+def test_hl7_facilities_and_hosts_are_added_to_an_existing_site(
+    invoke: Invoke, db: sessionmaker[Session]
+) -> None:
+    assert add_site(invoke, "RXA", "RXA_PACS", "--hl7-facility", "RXA_RIS").exit_code == 0
+
+    result = invoke(
+        "site", "add", "RXA", "--name", "RXA Trust", "--hl7-facility", "RXA_RIS",
+        "--hl7-facility", "RXA_NEW", "--hl7-host", "10.0.0.7", "--hl7-host", "10.0.0.7",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "registered" not in result.stdout
+    assert "node" not in result.stdout
+    assert "HL7 facility RXA_NEW added" in result.stdout
+    assert "RXA_RIS added" not in result.stdout
+    with db() as session:
+        assert set(session.scalars(select(Hl7Sender.facility))) == {"RXA_RIS", "RXA_NEW"}
+        assert session.scalars(select(Site.hl7_hosts)).one() == ["10.0.0.7"]
+        assert len(session.scalars(select(DicomNode)).all()) == 1
+
+
+def test_a_site_can_be_registered_with_its_ris_alone(
+    invoke: Invoke, db: sessionmaker[Session]
+) -> None:
+    result = invoke("site", "add", "RXC", "--name", "RXC Trust", "--hl7-facility", "RXC_RIS")
+
+    assert result.exit_code == 0, result.output
+    assert "site RXC (RXC Trust) registered" in result.stdout
+    with db() as session:
+        assert session.scalars(select(Hl7Sender.facility)).all() == ["RXC_RIS"]
+        assert session.scalars(select(DicomNode)).all() == []
+
+
+def test_a_facility_of_another_site_is_a_clear_error(
+    invoke: Invoke, db: sessionmaker[Session]
+) -> None:
+    assert add_site(invoke, "RXA", "RXA_PACS", "--hl7-facility", "SHARED").exit_code == 0
+
+    result = add_site(invoke, "RXB", "RXB_PACS", "--hl7-facility", "SHARED")
+
+    assert_clean_error(result, "SHARED")
+    with db() as session:
+        assert session.scalar(select(Site).where(Site.code == "RXB")) is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (("--hl7-facility", "RXA|RIS"), "invalid HL7 facility"),
+        (("--hl7-facility", ""), "invalid HL7 facility"),
+        (("--hl7-facility", "RXA_RIS", "--hl7-host", "ris.example.nhs.uk"), "--hl7-host"),
+    ],
+)
+def test_invalid_hl7_options_are_clear_errors(
+    invoke: Invoke, db: sessionmaker[Session], extra: tuple[str, ...], fragment: str
+) -> None:
+    result = add_site(invoke, "RXA", "RXA_PACS", *extra)
+
+    assert_clean_error(result, fragment)
+    with db() as session:
+        assert session.scalars(select(Site)).all() == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [(), ("--host", "10.0.0.1")],
+)
+def test_without_ae_title_or_hl7_options_site_add_says_what_is_missing(
+    invoke: Invoke, extra: tuple[str, ...]
+) -> None:
+    result = invoke("site", "add", "RXA", "--name", "RXA Trust", *extra)
+
+    assert_clean_error(result, "--ae-title")

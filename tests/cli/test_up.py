@@ -91,13 +91,14 @@ def start_up(tmp_path: Path, data_dir: Path) -> Iterator[StartUp]:
     started: list[Stack] = []
 
     def start(*args: str) -> Stack:
-        api_port, gateway_port = reserve_port(), reserve_port()
+        api_port, gateway_port, hl7_port = reserve_port(), reserve_port(), reserve_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLIST_")}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         env.update(
             WORKLIST_DATA_DIR=str(data_dir),
             WORKLIST_API_PORT=str(api_port),
             WORKLIST_GATEWAY_PORT=str(gateway_port),
+            WORKLIST_HL7_PORT=str(hl7_port),
             WORKLIST_STUDY_STABLE_SECONDS="1",
             WORKLIST_WORKER_INTERVAL_SECONDS="0.2",
             # The demo accounts and logins at the tests' minimum Argon2id cost.
@@ -168,7 +169,7 @@ def test_up_demo_serves_a_worklist_and_stops_everything_on_ctrl_c(start_up: Star
     stack.wait_ready()
     processes = stack.processes()
     commands = [" ".join(p.cmdline()) for p in processes]
-    for component in ("worklist gateway", "worklist api", "worklist worker"):
+    for component in ("worklist gateway", "worklist api", "worklist worker", "worklist hl7"):
         assert any(component in c for c in commands), commands
     assert any("redis-server" in c for c in commands), commands
     assert any("postgres" in c and str(stack.data_dir / "pg") in c for c in commands), commands
@@ -247,6 +248,7 @@ def test_up_refuses_a_port_in_use_with_a_clear_error(tmp_path: Path) -> None:
                 "WORKLIST_SECRET_KEY": None,
                 "WORKLIST_API_PORT": str(port),
                 "WORKLIST_GATEWAY_PORT": str(reserve_port()),
+                "WORKLIST_HL7_PORT": str(reserve_port()),
             },
         )
 

@@ -1,11 +1,156 @@
-"""Reading orders (``service.apply_order`` is the one writer)."""
+"""SQL for orders (``service.apply_order`` is the one writer): reading one, finding and
+locking one, creating one (with its audit row and the lock on its studies, in one round
+trip), locking the studies of an accession.
+
+The statements are built once: an order message runs them every time, and building them
+(coercing every value) cost more CPU than executing them (bench.hl7). Those that are
+Core go to the session's connection, past the ORM's execution machinery; the callers
+flush whatever is pending first.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Integer, String, Table, Text, bindparam, func, literal, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worklist.models import Order
+from worklist.models import AuditEvent, Order, Study
+
+_ORDERS = cast(Table, Order.__table__)
+_AUDIT = cast(Table, AuditEvent.__table__)
+_STUDIES = cast(Table, Study.__table__)
+# Every column a new order's INSERT sets (said or not: NULL), so it is one statement.
+CREATE_COLUMNS = (
+    "site_id",
+    "accession_number",
+    "source",
+    "status",
+    "last_control",
+    "updated_at",
+    "patient_identifiers",
+    "placer_order_number",
+    "filler_order_number",
+    "ris_status",
+    "patient_local_id",
+    "nhs_number",
+    "patient_name",
+    "patient_birth_date",
+    "procedure_code",
+    "procedure_coding_system",
+    "procedure_name",
+    "priority",
+    "ris_priority",
+    "patient_source",
+    "indication",
+    "requested_at",
+    "referrer_name",
+    "referrer_code",
+    "referrer_organisation",
+    "referrer_organisation_code",
+)
+
+_LOCK_ORDER = (
+    select(Order)
+    .where(Order.site_id == bindparam("site_id"), Order.accession_number == bindparam("accession"))
+    .with_for_update()
+)
+_LOCK_STUDIES = (
+    select(_STUDIES.c.id)
+    .where(
+        _STUDIES.c.site_id == bindparam("site_id", type_=Integer),
+        _STUDIES.c.accession_number == bindparam("accession", type_=Text),
+    )
+    .order_by(_STUDIES.c.id)
+    .with_for_update()
+)
+
+
+def _create_statement() -> Any:
+    # WITH created AS (INSERT INTO orders ... ON CONFLICT DO NOTHING RETURNING id),
+    #      audited AS (INSERT INTO audit_log ... SELECT ... FROM created),
+    #      locked AS (SELECT id FROM studies WHERE ... ORDER BY id FOR UPDATE)
+    # SELECT (SELECT id FROM created), (SELECT array_agg(id) FROM locked)
+    created = (
+        insert(_ORDERS)
+        .values({name: bindparam(name) for name in CREATE_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["site_id", "accession_number"])
+        .returning(_ORDERS.c.id)
+        .cte("created")
+    )
+    detail = bindparam("audit_detail", type_=JSONB).op("||")(
+        func.jsonb_build_object(literal("order_id", String), created.c.id)
+    )
+    audited = (
+        insert(_AUDIT)
+        .from_select(
+            ["actor", "actor_kind", "action", "site_id", "address", "detail"],
+            select(
+                bindparam("audit_actor", type_=Text),
+                bindparam("audit_actor_kind", type_=String),
+                bindparam("audit_action", type_=String),
+                bindparam("audit_site_id", type_=Integer),
+                bindparam("audit_address", type_=Text),
+                detail,
+            ),
+        )
+        .cte("audited")
+    )
+    locked = _LOCK_STUDIES.cte("locked")
+    return select(
+        select(created.c.id).scalar_subquery(),
+        select(func.array_agg(locked.c.id)).scalar_subquery(),
+    ).add_cte(audited)
+
+
+_CREATE_ORDER = _create_statement()
+
+
+@dataclass(frozen=True)
+class Created:
+    """What creating an order did: its id (None: the site has that accession already)
+    and the site's studies of the accession, now locked."""
+
+    order_id: int | None
+    study_ids: tuple[int, ...]
+
+
+async def lock_order(session: AsyncSession, *, site_id: int, accession: str) -> Order | None:
+    """The site's order for ``accession``, locked for this transaction, or None."""
+    params = {"site_id": site_id, "accession": accession}
+    return (await session.scalars(_LOCK_ORDER, params)).one_or_none()
+
+
+async def create_order(
+    session: AsyncSession, *, values: Mapping[str, Any], audit_row: Mapping[str, Any]
+) -> Created:
+    """INSERT a new order from ``values`` (every column of ``CREATE_COLUMNS``), add
+    ``audit_row`` (``audit.event_values``) with the new order's id merged into its
+    detail, and lock the studies of the accession; nothing but the lock when the site
+    has an order for the accession already."""
+    params = {
+        **values,
+        "accession": values["accession_number"],
+        "audit_actor": audit_row["actor"],
+        "audit_actor_kind": audit_row["actor_kind"],
+        "audit_action": audit_row["action"],
+        "audit_site_id": audit_row["site_id"],
+        "audit_address": audit_row["address"],
+        "audit_detail": audit_row["detail"],
+    }
+    connection = await session.connection()
+    order_id, study_ids = (await connection.execute(_CREATE_ORDER, params)).one()
+    return Created(order_id=order_id, study_ids=tuple(study_ids or ()))
+
+
+async def lock_study_ids(session: AsyncSession, *, site_id: int, accession: str) -> list[int]:
+    """The ids of the site's studies of ``accession``, locked, in id order."""
+    connection = await session.connection()
+    params = {"site_id": site_id, "accession": accession}
+    return list((await connection.execute(_LOCK_STUDIES, params)).scalars())
 
 
 async def order_exists(session: AsyncSession, *, site_id: int, accession_number: str) -> bool:

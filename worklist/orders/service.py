@@ -16,14 +16,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit import repository as audit
 from worklist.claims import repository as claims
-from worklist.enums import AuditAction, OrderSource, OrderStatus
+from worklist.enums import AuditAction, OrderSource, OrderStatus, Priority
 from worklist.events import EventType, WorklistEvent, stage
 from worklist.models import Order, Study
+from worklist.orders import repository
 from worklist.orders.content import OrderContent, OrderControl
 from worklist.studies import lifecycle
 from worklist.studies.lifecycle import StudyEvent
@@ -76,46 +76,101 @@ class AppliedOrder:
     study_uids: tuple[str, ...]
 
 
-async def _lock_order(session: AsyncSession, site_id: int, accession: str) -> Order | None:
-    stmt = (
-        select(Order)
-        .where(Order.site_id == site_id, Order.accession_number == accession)
-        .with_for_update()
-    )
-    return (await session.scalars(stmt)).one_or_none()
+@dataclass(frozen=True)
+class _Target:
+    """The order a message was applied to, as its studies need it."""
+
+    order_id: int
+    site_id: int
+    accession_number: str
+    priority: Priority | None
+    status: OrderStatus
 
 
-async def _lock_or_create(
-    session: AsyncSession, site_id: int, accession: str, source: OrderSource
-) -> tuple[Order, bool]:
-    order = await _lock_order(session, site_id, accession)
-    if order is not None:
-        return order, False
-    # Two senders racing on one accession: the loser's insert does nothing and it locks
-    # the winner's row.
-    stmt = (
-        insert(Order)
-        .values(site_id=site_id, accession_number=accession, source=source.value)
-        .on_conflict_do_nothing(index_elements=["site_id", "accession_number"])
-        .returning(Order.id)
-    )
-    created = (await session.execute(stmt)).scalar_one_or_none() is not None
-    order = await _lock_order(session, site_id, accession)
-    assert order is not None
-    return order, created
-
-
-def _write_fields(order: Order, content: OrderContent) -> None:
-    for name in _FIELDS:
-        value = getattr(content, name)
-        if value is not None:
-            setattr(order, name, value)
+def _field_values(content: OrderContent) -> dict[str, Any]:
+    """The order columns ``content`` says something about (None: unsaid, kept)."""
+    values: dict[str, Any] = {
+        name: getattr(content, name) for name in _FIELDS if getattr(content, name) is not None
+    }
     for column, attribute in _REFERRER_FIELDS.items():
         value = getattr(content.referrer, attribute)
         if value is not None:
-            setattr(order, column, value)
+            values[column] = value
     if content.identifiers:
-        order.patient_identifiers = [identifier.as_json() for identifier in content.identifiers]
+        values["patient_identifiers"] = [identifier.as_json() for identifier in content.identifiers]
+    return values
+
+
+def _audit_row(
+    actor: Actor, action: AuditAction, site_id: int, content: OrderContent, source: OrderSource
+) -> dict[str, Any]:
+    # The order-level row; its detail gains "order_id" once the order has one.
+    event = audit.new_event(
+        actor=actor.name,
+        actor_kind=actor.kind,
+        action=action,
+        site_id=site_id,
+        address=actor.address,
+        detail={"control": content.control.value, "source": source.value},
+    )
+    return audit.event_values(event)
+
+
+async def _create(
+    session: AsyncSession,
+    site_id: int,
+    content: OrderContent,
+    source: OrderSource,
+    actor: Actor,
+    now: datetime,
+) -> tuple[_Target | None, tuple[int, ...]]:
+    """A new order written whole by one statement, with its audit row and the lock on its
+    studies; None (and the studies locked) when the site has the accession already."""
+    status = OrderStatus.CANCELLED if content.control.cancels else OrderStatus.ACTIVE
+    values = {
+        **dict.fromkeys(repository.CREATE_COLUMNS),
+        "site_id": site_id,
+        "accession_number": content.accession_number,
+        "source": source.value,
+        "status": status.value,
+        "last_control": content.control.value,
+        "updated_at": now,
+        "patient_identifiers": [],
+        **_field_values(content),
+    }
+    row = _audit_row(actor, AuditAction.ORDER_RECEIVED, site_id, content, source)
+    created = await repository.create_order(session, values=values, audit_row=row)
+    if created.order_id is None:
+        return None, created.study_ids
+    target = _Target(created.order_id, site_id, content.accession_number, content.priority, status)
+    return target, created.study_ids
+
+
+async def _change(
+    session: AsyncSession,
+    order: Order,
+    content: OrderContent,
+    source: OrderSource,
+    actor: Actor,
+    now: datetime,
+) -> tuple[_Target, bool]:
+    """Write ``content`` over an existing (locked) order; whether it was cancelled."""
+    was_cancelled = order.status == OrderStatus.CANCELLED
+    for name, value in _field_values(content).items():
+        setattr(order, name, value)
+    order.last_control = content.control.value
+    order.updated_at = now
+    if content.control.cancels:
+        order.status = OrderStatus.CANCELLED
+    elif content.control in (OrderControl.NEW, OrderControl.CHANGE):
+        order.status = OrderStatus.ACTIVE
+    await session.flush()
+    action = AuditAction.ORDER_CANCELLED if content.control.cancels else AuditAction.ORDER_CHANGED
+    row = _audit_row(actor, action, order.site_id, content, source)
+    await audit.record_now(session, **{**row, "detail": {"order_id": order.id, **row["detail"]}})
+    status = OrderStatus(order.status)
+    target = _Target(order.id, order.site_id, order.accession_number, order.priority, status)
+    return target, was_cancelled
 
 
 async def apply_order(
@@ -129,69 +184,70 @@ async def apply_order(
     now: datetime | None = None,
 ) -> AppliedOrder:
     """Store ``content`` as the site's order for its accession number and apply it to the
-    site's studies of that accession; flushes, the caller commits."""
+    site's studies of that accession; flushes, the caller commits.
+
+    A new order (NW, usually for an accession not seen yet) tries its INSERT first;
+    anything else looks for the order first. An INSERT that finds the order there (a
+    resent NW, or two senders racing on one accession) does nothing, and the order is
+    then locked and written over like any change.
+    """
     now = now or datetime.now(UTC)
-    order, created = await _lock_or_create(session, site_id, content.accession_number, source)
-    was_cancelled = order.status == OrderStatus.CANCELLED
-    _write_fields(order, content)
-    order.last_control = content.control.value
-    order.updated_at = now
-    if content.control.cancels:
-        order.status = OrderStatus.CANCELLED
-    elif content.control in (OrderControl.NEW, OrderControl.CHANGE):
-        order.status = OrderStatus.ACTIVE
-    await session.flush()
-    if created:
-        action = AuditAction.ORDER_RECEIVED
-    elif content.control.cancels:
-        action = AuditAction.ORDER_CANCELLED
-    else:
-        action = AuditAction.ORDER_CHANGED
-    _audit(
-        session,
-        actor,
-        action,
-        site_id=site_id,
-        detail={"order_id": order.id, "control": content.control.value, "source": source.value},
-    )
-    status = OrderStatus(order.status)
+    accession = content.accession_number
+    target: _Target | None = None
+    study_ids: tuple[int, ...] | None = None
+    order: Order | None = None
+    if content.control is not OrderControl.NEW:
+        order = await repository.lock_order(session, site_id=site_id, accession=accession)
+    if order is None:
+        target, study_ids = await _create(session, site_id, content, source, actor, now)
+    created = target is not None
+    was_cancelled = False
+    if target is None:
+        order = order or await repository.lock_order(session, site_id=site_id, accession=accession)
+        assert order is not None
+        target, was_cancelled = await _change(session, order, content, source, actor, now)
+    if study_ids is None:
+        study_ids = tuple(
+            await repository.lock_study_ids(session, site_id=site_id, accession=accession)
+        )
     uids = await _apply_to_studies(
         session,
-        order,
+        target,
+        study_ids,
         actor=actor,
         cancel=content.control.cancels,
-        reinstate=was_cancelled and status is OrderStatus.ACTIVE,
+        reinstate=was_cancelled and target.status is OrderStatus.ACTIVE,
         turnaround_targets=turnaround_targets,
     )
-    return AppliedOrder(order_id=order.id, created=created, status=status, study_uids=uids)
+    return AppliedOrder(
+        order_id=target.order_id, created=created, status=target.status, study_uids=uids
+    )
 
 
 async def _apply_to_studies(
     session: AsyncSession,
-    order: Order,
+    order: _Target,
+    study_ids: tuple[int, ...],
     *,
     actor: Actor,
     cancel: bool,
     reinstate: bool,
     turnaround_targets: Mapping[str, timedelta],
 ) -> tuple[str, ...]:
-    stmt = (
-        select(Study)
-        .where(Study.site_id == order.site_id, Study.accession_number == order.accession_number)
-        .order_by(Study.id)
-        .with_for_update()
-    )
-    studies = list(await session.scalars(stmt))
+    studies: list[Study] = []
+    if study_ids:
+        stmt = select(Study).where(Study.id.in_(study_ids)).order_by(Study.id)
+        studies = list(await session.scalars(stmt))
     for study in studies:
         changes: dict[str, Any] = {}
-        if study.order_id != order.id:
-            study.order_id = order.id
+        if study.order_id != order.order_id:
+            study.order_id = order.order_id
             _audit(
                 session,
                 actor,
                 AuditAction.ORDER_MATCHED,
                 study=study,
-                detail={"order_id": order.id},
+                detail={"order_id": order.order_id},
             )
         if order.priority is not None and order.priority != study.priority:
             study.priority = order.priority
@@ -210,7 +266,7 @@ async def _apply_to_studies(
                 actor,
                 AuditAction.STUDY_CANCELLED if cancel else AuditAction.STUDY_REINSTATED,
                 study=study,
-                detail={"order_id": order.id, "old_status": before.value},
+                detail={"order_id": order.order_id, "old_status": before.value},
             )
         if changes:
             stage(
@@ -222,7 +278,8 @@ async def _apply_to_studies(
                     data=changes,
                 ),
             )
-    await session.flush()
+    if studies:
+        await session.flush()
     return tuple(study.study_uid for study in studies)
 
 

@@ -56,11 +56,11 @@ RIS_TARGET_INCOMPLETE = "--ris-host and --ris-port go together: where the RIS ac
 
 @dataclass
 class SiteRegistration:
-    """What `site add` did: the site, its node (new unless ``created_node`` is False: the
-    same AE title again), and a webhook secret shown once."""
+    """What `site add` did: the site, its node (None without an AE title; not new when
+    ``created_node`` is False: the same AE title again), and a webhook secret shown once."""
 
     site: Site
-    node: DicomNode
+    node: DicomNode | None
     created_site: bool
     webhook_secret: str | None
     created_node: bool = True
@@ -124,7 +124,7 @@ async def register_site_node(
     session: AsyncSession,
     code: str,
     name: str,
-    ae_title: str,
+    ae_title: str | None,
     hosts: list[str],
     port: int | None,
     webhook_url: str | None,
@@ -135,13 +135,14 @@ async def register_site_node(
 ) -> SiteRegistration:
     """Register a site (if new) and one DICOM node of it; ``policy`` judges the webhook URL.
 
-    A RIS target (``ris_host``/``ris_port``) is set on the site, new or not. Running it
+    Without ``ae_title`` no node is added (a site whose RIS alone is being registered). A
+    RIS target (``ris_host``/``ris_port``) is set on the site, new or not. Running it
     again with a node the site already has (same hosts and port, or none given) adds no
     node and applies the site's options.
     """
     if not _CODE.match(code):
         raise InvalidInput(f"invalid site code {code!r}: upper-case letters, digits, '-' or '_'")
-    ae_title = validate_ae_title(ae_title)
+    ae_title = validate_ae_title(ae_title) if ae_title is not None else None
     for host in hosts:
         try:
             ipaddress.ip_address(host)
@@ -152,7 +153,9 @@ async def register_site_node(
     if webhook_url is not None:
         webhook_url = policy.check_url(webhook_url)
     ris = validate_ris_target(ris_host, ris_port)
-    existing = await repository.get_node_by_ae_title(session, ae_title)
+    existing = (
+        await repository.get_node_by_ae_title(session, ae_title) if ae_title is not None else None
+    )
     site = await repository.get_site_by_code(session, code)
     known_node = _existing_node(site, existing, hosts, port)
     secret = None
@@ -183,8 +186,18 @@ async def register_site_node(
         return SiteRegistration(
             site=site, node=existing, created_site=False, webhook_secret=secret, created_node=False
         )
-    node = await repository.add_node(session, site=site, ae_title=ae_title, hosts=hosts, port=port)
-    return SiteRegistration(site=site, node=node, created_site=created, webhook_secret=secret)
+    node = None
+    if ae_title is not None:
+        node = await repository.add_node(
+            session, site=site, ae_title=ae_title, hosts=hosts, port=port
+        )
+    return SiteRegistration(
+        site=site,
+        node=node,
+        created_site=created,
+        webhook_secret=secret,
+        created_node=node is not None,
+    )
 
 
 @dataclass(frozen=True)
