@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Integer, String, Table, Text, bindparam, func, literal, select
+from sqlalchemy import Integer, String, Table, Text, bindparam, func, literal, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -116,6 +116,17 @@ class Created:
 
     order_id: int | None
     study_ids: tuple[int, ...]
+
+
+_LOCK_ACCESSION = text("SELECT pg_advisory_xact_lock(:site_id, hashtext(:accession))")
+
+
+async def lock_accession(session: AsyncSession, *, site_id: int, accession: str) -> None:
+    """Hold the site's accession until commit. ``index_instances_v4`` takes the same lock
+    before it decides a new study has no order, so an order and the study's first images
+    arriving together cannot both miss each other."""
+    connection = await session.connection()
+    await connection.execute(_LOCK_ACCESSION, {"site_id": site_id, "accession": accession})
 
 
 async def lock_order(session: AsyncSession, *, site_id: int, accession: str) -> Order | None:

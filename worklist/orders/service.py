@@ -196,6 +196,7 @@ async def apply_order(
     target: _Target | None = None
     study_ids: tuple[int, ...] | None = None
     order: Order | None = None
+    await repository.lock_accession(session, site_id=site_id, accession=accession)
     if content.control is not OrderControl.NEW:
         order = await repository.lock_order(session, site_id=site_id, accession=accession)
     if order is None:

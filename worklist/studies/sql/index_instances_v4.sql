@@ -103,6 +103,16 @@ BEGIN
             SELECT o.id, o.priority, o.status INTO v_order, v_order_priority, v_order_status
             FROM orders o
             WHERE o.site_id = v_site AND o.accession_number = r->>'accession_number';
+            IF NOT FOUND THEN
+                -- An order committing meanwhile would not see this study (not committed
+                -- yet) nor this query its order: take the accession's lock, which
+                -- apply_order holds while it writes (worklist/orders/repository.py), and
+                -- look again.
+                PERFORM pg_advisory_xact_lock(v_site, hashtext(r->>'accession_number'));
+                SELECT o.id, o.priority, o.status INTO v_order, v_order_priority, v_order_status
+                FROM orders o
+                WHERE o.site_id = v_site AND o.accession_number = r->>'accession_number';
+            END IF;
             IF FOUND THEN
                 UPDATE studies SET
                     order_id = v_order,
