@@ -122,6 +122,10 @@ class WorklistItem(BaseModel):
     def fields_from_columns(row: RowMapping) -> dict[str, Any]:
         """The item's fields from a row of ``repository.WORKLIST_COLUMNS``, unvalidated.
 
+        The one builder of an item: the list, ``next``, triage, a study's and a prior's
+        detail all read the study through those columns, so each shows the same order and
+        flags (``no_order`` is added here, never stored).
+
         The response model validates them once on the way out; building models here
         as well would validate every field twice.
         """
