@@ -67,8 +67,8 @@ def test_worklist_and_detail_show_the_mismatch_and_the_received_demographics(
     response = client.get("/api/v1/worklist?status=receiving", headers=headers)
     assert response.status_code == 200, response.text
     items = {item["study_uid"]: item for item in response.json()["items"]}
-    assert items[first]["flags"] == []
-    assert items[second]["flags"] == ["demographic_mismatch"]
+    assert items[first]["flags"] == ["no_order"]
+    assert items[second]["flags"] == ["demographic_mismatch", "no_order"]
     assert items[second]["patient"]["name"] == "DOE^JANE"
 
     flagged = client.get(f"/api/v1/studies/{second}", headers=headers).json()

@@ -74,6 +74,7 @@ def test_metrics_report_backlog_by_site_priority_and_status(
         add_study(session, north, status=StudyStatus.RECEIVING)
         add_study(session, south, status=StudyStatus.IN_PROGRESS, priority=Priority.URGENT)
         add_study(session, south, status=StudyStatus.REPORTED)
+        add_study(session, south, status=StudyStatus.CANCELLED)  # off the worklist: no backlog
 
     response = loopback_client.get("/metrics")
 

@@ -265,7 +265,7 @@ def test_item_has_the_design_fields(
     assert set(item) == {
         "study_uid", "site", "accession_number", "patient", "modalities", "description",
         "study_datetime", "received_at", "series_count", "instance_count", "priority",
-        "due_at", "status", "claim", "report_status", "flags",
+        "due_at", "status", "claim", "report_status", "flags", "order",
     }  # fmt: skip
     assert item["site"] == {"code": NORTH, "name": "North Trust"}
     assert item["patient"] == {
@@ -280,4 +280,5 @@ def test_item_has_the_design_fields(
     assert item["priority"] == "urgent"
     assert item["claim"] is None
     assert item["report_status"] is None
-    assert item["flags"] == ["new_images"]
+    assert item["flags"] == ["new_images", "no_order"]  # no_order: shown, never stored
+    assert item["order"] is None

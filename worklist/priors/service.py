@@ -102,8 +102,9 @@ async def get_prior_detail(
         address=address,
         detail={"resource": "detail"},
     )
+    columns = await repository.get_worklist_columns(session, study_id=prior.id)
     return PriorDetail(
-        **WorklistItem.fields_from_row(row),
+        **WorklistItem.fields_from_columns(columns),
         via=via.study_uid,
         series=[SeriesOut.from_series(s) for s in series],
     )

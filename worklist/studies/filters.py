@@ -6,18 +6,22 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
-from worklist.enums import DEFAULT_STATUS_FILTER, Priority, StudyStatus
+from worklist.enums import DEFAULT_STATUS_FILTER, PatientSource, Priority, StudyStatus
 from worklist.studies.schemas import WorklistFilters
 
 
 async def worklist_filters(
     status: Annotated[
         list[StudyStatus] | None,
-        Query(description="Repeatable; default ready and in_progress"),
+        Query(description="Repeatable; default ready and in_progress (cancelled: off the list)"),
     ] = None,
     site: Annotated[list[str] | None, Query(description="Site code; repeatable")] = None,
     modality: Annotated[list[str] | None, Query(description="e.g. CT; repeatable")] = None,
     priority: Annotated[list[Priority] | None, Query(description="Repeatable")] = None,
+    patient_source: Annotated[
+        list[PatientSource] | None,
+        Query(description="Referral setting of the order; repeatable (no order: no match)"),
+    ] = None,
     q: Annotated[
         str | None,
         Query(max_length=200, description="Patient name, accession, NHS number or description"),
@@ -30,6 +34,7 @@ async def worklist_filters(
         sites=tuple(dict.fromkeys(site or ())),
         modalities=tuple(dict.fromkeys(m.strip().upper() for m in modality or ())),
         priorities=tuple(dict.fromkeys(priority or ())),
+        patient_sources=tuple(dict.fromkeys(patient_source or ())),
         q=(q.strip() or None) if q else None,
         mine=mine,
     )

@@ -32,9 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased, contains_eager
 from sqlalchemy.orm.util import AliasedClass
 
-from worklist.enums import Priority, ReportStatus
+from worklist.enums import PatientSource, Priority, ReportStatus
 from worklist.identity import normalise_nhs_number
-from worklist.models import Claim, Patient, Report, Series, Site, Study, User
+from worklist.models import Claim, Order, Patient, Report, Series, Site, Study, User
 from worklist.studies.schemas import WorklistFilters
 
 MAX_PRIORS = 100
@@ -114,6 +114,16 @@ def held_by(user_id: int | None = None) -> ColumnElement[bool]:
     return exists().where(*conditions)
 
 
+def patient_source_condition(sources: Sequence[PatientSource]) -> ColumnElement[bool]:
+    """True for studies whose order was referred from one of ``sources``.
+
+    Its own alias of ``orders``: it holds whether or not the outer query joins the order
+    (the worklist page does, ``worklist/next`` does not).
+    """
+    order = aliased(Order)
+    return exists().where(order.id == Study.order_id, order.patient_source.in_(_literals(sources)))
+
+
 def _literals(values: Sequence[Any]) -> BindParameter[Any]:
     # Rendered into the statement when it runs (values of an enum only, never user text).
     return bindparam(None, list(values), expanding=True, literal_execute=True)
@@ -139,6 +149,8 @@ def filter_conditions(
         conditions.append(modalities.overlap(list(filters.modalities)))
     if filters.priorities:
         conditions.append(Study.priority.in_(_literals(filters.priorities)))
+    if filters.patient_sources:
+        conditions.append(patient_source_condition(filters.patient_sources))
     if filters.q:
         search = search_condition(filters.q)
         if search is not None:
@@ -235,7 +247,31 @@ WORKLIST_COLUMNS = (
     _claim_expires_at().label("claim_expires_at"),
     _report_status().label("report_status"),
     Study.flags,
+    Study.order_id,
+    # The matched order (all None without one): outer-joined by its primary key.
+    Order.placer_order_number.label("order_placer_order_number"),
+    Order.filler_order_number.label("order_filler_order_number"),
+    Order.procedure_code.label("order_procedure_code"),
+    Order.procedure_name.label("order_procedure_name"),
+    Order.indication.label("order_indication"),
+    Order.referrer_name.label("order_referrer_name"),
+    Order.referrer_code.label("order_referrer_code"),
+    Order.referrer_organisation.label("order_referrer_organisation"),
+    Order.patient_source.label("order_patient_source"),
+    Order.requested_at.label("order_requested_at"),
 )
+
+
+# studies is the first FROM of WORKLIST_COLUMNS; the patient is one per study and the
+# order at most one (primary key), so neither join multiplies rows. Built once: every
+# request only adds its conditions (coercing 35 columns per request cost more than that).
+_WORKLIST_SELECT = (
+    select(*WORKLIST_COLUMNS).join(Study.patient).outerjoin(Order, Order.id == Study.order_id)
+)
+
+
+def _worklist_columns() -> Select[*tuple[Any, ...]]:
+    return _WORKLIST_SELECT
 
 
 async def list_worklist(
@@ -251,7 +287,7 @@ async def list_worklist(
 
     Each row has the keys of ``WORKLIST_COLUMNS``.
     """
-    stmt = select(*WORKLIST_COLUMNS).join(Study.patient)
+    stmt = _worklist_columns()
     if filters.sites:
         stmt = stmt.join(Study.site)
     stmt = stmt.where(visible, *filter_conditions(filters, user_id=user_id))
@@ -333,7 +369,7 @@ async def get_visible_study(
 
 async def get_worklist_columns(session: AsyncSession, *, study_id: int) -> RowMapping:
     """A study known to exist (e.g. locked in this transaction) as ``WORKLIST_COLUMNS``."""
-    stmt = select(*WORKLIST_COLUMNS).join(Study.patient).where(Study.id == study_id)
+    stmt = _worklist_columns().where(Study.id == study_id)
     return (await session.execute(stmt)).mappings().one()
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlencode
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from worklist.dicomweb.dicomjson import study_url
-from worklist.enums import DEFAULT_STATUS_FILTER, Priority, StudyFlag, StudyStatus
-from worklist.models import Patient, Series, Site, Study
+from worklist.enums import DEFAULT_STATUS_FILTER, PatientSource, Priority, StudyFlag, StudyStatus
+from worklist.models import Series, Site, Study
+from worklist.orders.schemas import OrderOut
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import RowMapping
@@ -29,6 +30,7 @@ class WorklistFilters:
     sites: tuple[str, ...] = ()
     modalities: tuple[str, ...] = ()
     priorities: tuple[Priority, ...] = ()
+    patient_sources: tuple[PatientSource, ...] = ()
     q: str | None = None
     mine: bool = False
 
@@ -39,6 +41,7 @@ class WorklistFilters:
             "site": list(self.sites),
             "modality": list(self.modalities),
             "priority": [p.value for p in self.priorities],
+            "patient_source": [p.value for p in self.patient_sources],
             "q": self.q,
             "mine": self.mine,
         }
@@ -65,17 +68,6 @@ class PatientOut(BaseModel):
     birth_date: date | None
     sex: str | None
 
-    @classmethod
-    def from_patient(cls, patient: Patient) -> PatientOut:
-        """Build from the ORM row."""
-        return cls(
-            name=patient.name,
-            nhs_number=patient.nhs_number,
-            local_id=patient.local_id,
-            birth_date=patient.birth_date,
-            sex=patient.sex,
-        )
-
 
 class ClaimOut(BaseModel):
     """Who is reporting a study and until when their lease runs."""
@@ -83,12 +75,22 @@ class ClaimOut(BaseModel):
     username: str
     expires_at: AwareDatetime
 
-    @classmethod
-    def from_parts(cls, username: str | None, expires_at: datetime | None) -> ClaimOut | None:
-        """The claim shown on a worklist row, or None when nobody holds the study."""
-        if username is None or expires_at is None:
-            return None
-        return cls(username=username, expires_at=expires_at)
+
+def _order_fields(row: RowMapping) -> dict[str, Any]:
+    return {
+        "placer_order_number": row["order_placer_order_number"],
+        "filler_order_number": row["order_filler_order_number"],
+        "procedure_code": row["order_procedure_code"],
+        "procedure_name": row["order_procedure_name"],
+        "indication": row["order_indication"],
+        "referrer": {
+            "name": row["order_referrer_name"],
+            "code": row["order_referrer_code"],
+            "organisation": row["order_referrer_organisation"],
+        },
+        "patient_source": row["order_patient_source"],
+        "requested_at": row["order_requested_at"],
+    }
 
 
 class WorklistItem(BaseModel):
@@ -109,31 +111,20 @@ class WorklistItem(BaseModel):
     status: StudyStatus
     claim: ClaimOut | None = None
     report_status: ReportStatus | None = None
-    flags: list[str]
-
-    @classmethod
-    def fields_from_study(cls, study: Study) -> dict[str, Any]:
-        """The item's fields from a study loaded with its site and patient."""
-        return {
-            "study_uid": study.study_uid,
-            "site": SiteRef.from_site(study.site),
-            "accession_number": study.accession_number,
-            "patient": PatientOut.from_patient(study.patient),
-            "modalities": list(study.modalities),
-            "description": study.description,
-            "study_datetime": study.study_datetime,
-            "received_at": study.received_at,
-            "series_count": study.series_count,
-            "instance_count": study.instance_count,
-            "priority": study.priority,
-            "due_at": study.due_at,
-            "status": study.status,
-            "flags": list(study.flags),
-        }
+    flags: list[str] = Field(
+        description="Stored flags, and ``no_order`` while no RIS order has matched the study"
+    )
+    order: OrderOut | None = Field(
+        description="The RIS order the study matched, or null (flag ``no_order``)"
+    )
 
     @staticmethod
     def fields_from_columns(row: RowMapping) -> dict[str, Any]:
         """The item's fields from a row of ``repository.WORKLIST_COLUMNS``, unvalidated.
+
+        The one builder of an item: the list, ``next``, triage, a study's and a prior's
+        detail all read the study through those columns, so each shows the same order and
+        flags (``no_order`` is added here, never stored).
 
         The response model validates them once on the way out; building models here
         as well would validate every field twice.
@@ -165,27 +156,13 @@ class WorklistItem(BaseModel):
                 else None
             ),
             "report_status": row["report_status"],
-            "flags": row["flags"],
+            "flags": (
+                [*row["flags"], StudyFlag.NO_ORDER.value]
+                if row["order_id"] is None
+                else row["flags"]
+            ),
+            "order": None if row["order_id"] is None else _order_fields(row),
         }
-
-    @classmethod
-    def fields_from_row(cls, row: WorklistRow) -> dict[str, Any]:
-        """The item's fields from a worklist row (study, claim and report status)."""
-        return {
-            **cls.fields_from_study(row.study),
-            "claim": ClaimOut.from_parts(row.claimed_by, row.claim_expires_at),
-            "report_status": row.report_status.value if row.report_status else None,
-        }
-
-    @classmethod
-    def from_study(cls, study: Study) -> WorklistItem:
-        """Build from a study loaded with its site and patient (no claim or report shown)."""
-        return cls(**cls.fields_from_study(study))
-
-    @classmethod
-    def from_row(cls, row: WorklistRow) -> WorklistItem:
-        """Build from a worklist row."""
-        return cls(**cls.fields_from_row(row))
 
 
 class WorklistPage(BaseModel):

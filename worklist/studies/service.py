@@ -86,15 +86,15 @@ async def get_study_detail(
     *, session: AsyncSession, user: User, study_uid: str, address: str | None
 ) -> StudyDetail:
     """A visible study with its series and priors (any trust); each read is audited."""
-    row = await repository.get_visible_study(
+    study = await repository.get_visible_study(
         session,
         study_uid=study_uid,
         visible=visible_study_condition(user),
-        load=repository.StudyLoad.WORKLIST_ROW,
+        load=repository.StudyLoad.SITE_AND_PATIENT,
     )
-    if row is None:
+    if study is None:
         raise NotFound(STUDY_NOT_FOUND)
-    study = row.study
+    columns = await repository.get_worklist_columns(session, study_id=study.id)
     series = await repository.list_series(session, study_id=study.id)
     # Priors ignore visibility on purpose: a report needs the patient's whole history.
     priors = await repository.list_priors(session, study=study)
@@ -119,8 +119,8 @@ async def get_study_detail(
             detail={"via": study.study_uid},
         )
     return StudyDetail(
-        **WorklistItem.fields_from_row(row),
+        **WorklistItem.fields_from_columns(columns),
         series=[SeriesOut.from_series(s) for s in series],
         priors=[PriorStudy.from_row(p) for p in priors],
-        received_patient=ReceivedPatient.of_mismatched(row.study),
+        received_patient=ReceivedPatient.of_mismatched(study),
     )
