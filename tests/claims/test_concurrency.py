@@ -25,12 +25,26 @@ from worklist.config import Settings
 from worklist.enums import Role, StudyStatus
 from worklist.models import Claim, Site, Study, User
 
-# Requests the API can have in the database at once: its pool, 10 + 10 overflow
-# (worklist.db.make_async_engine); every gated request holds one connection while blocked.
+# Requests the API can have in the database at once: its pool (no overflow,
+# worklist.db.make_async_engine); every gated request holds one connection while blocked.
+# The rest wait for a connection: these tests are about concurrency, not shedding, so
+# they wait long enough never to be shed (the ``settings`` fixture below).
 IN_DATABASE_AT_ONCE = 20
+POOL_TIMEOUT_SECONDS = 50.0
 HTTP_TIMEOUT_SECONDS = 60.0
 
 Call = tuple[str, dict[str, str]]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The test settings with a pool of ``IN_DATABASE_AT_ONCE`` that never sheds here."""
+    return settings.model_copy(
+        update={
+            "api_db_pool_size": IN_DATABASE_AT_ONCE,
+            "api_db_pool_timeout_seconds": POOL_TIMEOUT_SECONDS,
+        }
+    )
 
 
 def radiologists(
