@@ -16,6 +16,7 @@ from worklist.enums import (
     PatientSource,
 )
 from worklist.models import Alert, Order
+from worklist.orders.schemas import ReferrerOut
 from worklist.outbox.sender import shown_error
 from worklist.studies.schemas import SiteRef
 
@@ -108,15 +109,6 @@ class AlertPatient(BaseModel):
     local_id: str
 
 
-class AlertReferrer(BaseModel):
-    """Who asked for the study (the order's referrer when the alert was raised): the
-    clinician the trust's alerting system should page."""
-
-    name: str | None
-    code: str | None = Field(description="The referrer's code as the RIS sent it (e.g. GMC)")
-    organisation: str | None = Field(description="The referring organisation (name, else code)")
-
-
 class AlertOrder(BaseModel):
     """The clinical context of the order the study matched, as it stands now."""
 
@@ -149,7 +141,7 @@ class AlertOut(BaseModel):
     accession_number: str | None
     patient: AlertPatient
     acknowledgement_note: str | None
-    referrer: AlertReferrer | None = Field(
+    referrer: ReferrerOut | None = Field(
         description="The order's referrer when the alert was raised; null without an order"
     )
     order: AlertOrder | None = Field(
@@ -201,11 +193,11 @@ def alert_fields(view: AlertView) -> dict[str, Any]:
     }
 
 
-def alert_referrer(alert: Alert) -> AlertReferrer | None:
+def alert_referrer(alert: Alert) -> ReferrerOut | None:
     """The referrer the alert keeps, or None when its study had no order naming one."""
     if not (alert.referrer_name or alert.referrer_code or alert.referrer_organisation):
         return None
-    return AlertReferrer(
+    return ReferrerOut(
         name=alert.referrer_name,
         code=alert.referrer_code,
         organisation=alert.referrer_organisation,

@@ -11,8 +11,8 @@ class ReferrerOut(BaseModel):
     """Who asked for the examination: the ordering clinician and their organisation."""
 
     name: str | None
-    code: str | None
-    organisation: str | None
+    code: str | None = Field(description="The referrer's code as the RIS sent it (e.g. GMC)")
+    organisation: str | None = Field(description="The referring organisation (name, else code)")
 
 
 class OrderOut(BaseModel):
