@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     ris_timeout_seconds: float = Field(default=10.0, gt=0)
     # Largest HL7 message the listener takes (AR above; never held whole in memory).
     hl7_max_message_bytes: int = Field(default=1_048_576, ge=4096)
+    # A message begun but not finished within this is dropped with its connection (a slow
+    # or stalled sender cannot hold a buffer for ever); idle between messages is fine.
+    hl7_message_timeout_seconds: float = Field(default=60.0, gt=0)
     # Extensions (documented in the README).
     access_token_minutes: int = 480
     login_max_failures: int = 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -119,6 +120,13 @@ class RunningListener:
 @pytest.fixture
 def listener(settings: Settings, hl7_site: int) -> Iterator[RunningListener]:
     """``worklist hl7``'s listener in-process on a free port, for site RXA's RIS."""
+    with running_listener(settings) as it:
+        yield it
+
+
+@contextmanager
+def running_listener(settings: Settings) -> Iterator[RunningListener]:
+    """A listener with ``settings`` on a thread of its own, stopped at the end."""
     ready = threading.Event()
     state: dict[str, Any] = {}
 

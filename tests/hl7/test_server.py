@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import add_patient, add_study
 from tests.hl7 import messages as m
-from tests.hl7.conftest import NOTHING, RunningListener, Stored, set_hosts, stored
+from tests.hl7.conftest import (
+    NOTHING,
+    RunningListener,
+    Stored,
+    running_listener,
+    set_hosts,
+    stored,
+)
 from tests.hl7.mllp_client import (
     err_code,
     exchange,
@@ -280,3 +288,37 @@ def test_logs_carry_no_message_content(
     assert "hl7 message refused" in logged
     for value in ("RXA1234567", m.NHS_NUMBER, m.INVALID_NHS_NUMBER, "SMITH", "ACC1001", "Cough"):
         assert value not in logged
+
+
+@pytest.fixture
+def impatient_listener(settings: Settings, hl7_site: int) -> Iterator[RunningListener]:
+    """The listener with a short limit on finishing a message begun."""
+    with running_listener(settings.model_copy(update={"hl7_message_timeout_seconds": 0.3})) as it:
+        yield it
+
+
+def test_a_message_begun_and_not_finished_in_time_is_dropped_with_its_connection(
+    impatient_listener: RunningListener, db: sessionmaker[Session]
+) -> None:
+    with raw(impatient_listener.port) as stalled:
+        stalled.settimeout(30)
+        stalled.sendall(START_BLOCK + m.orm(control_id="STALLED")[:50])
+
+        assert read_until_closed(stalled) == b""  # closed by the listener, nothing answered
+
+    assert stored(db) == NOTHING
+    still_serving(impatient_listener, db)
+
+
+def test_a_connection_idle_between_messages_is_kept(
+    impatient_listener: RunningListener, db: sessionmaker[Session]
+) -> None:
+    with raw(impatient_listener.port) as sock:
+        sock.settimeout(1.0)
+        with pytest.raises(TimeoutError):  # nothing to read, and not closed either
+            sock.recv(1)
+        sock.settimeout(30)
+        sock.sendall(frame(m.orm(control_id="LATER", accession="ACC-LATER")))
+        reply = sock.recv(65536)
+
+    assert b"MSA|AA|LATER" in reply

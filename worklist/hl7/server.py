@@ -56,6 +56,7 @@ class Hl7Listener:
 
     context: Hl7Context
     max_message_bytes: int
+    message_timeout_seconds: float = 60.0
     _server: asyncio.Server | None = None
     _connections: set[_Connection] = field(default_factory=set)
 
@@ -123,7 +124,19 @@ class Hl7Listener:
     ) -> None:
         mllp = MllpReader(self.max_message_bytes)
         while True:
-            chunk = await reader.read(READ_CHUNK)
+            try:
+                if mllp.mid_message:
+                    chunk = await asyncio.wait_for(
+                        reader.read(READ_CHUNK), self.message_timeout_seconds
+                    )
+                else:
+                    chunk = await reader.read(READ_CHUNK)
+            except TimeoutError:
+                log.warning(
+                    "hl7 message not finished in time; connection closed, nothing stored",
+                    extra={"peer": connection.peer},
+                )
+                return
             if not chunk:
                 if mllp.mid_message:
                     log.warning(
@@ -213,7 +226,11 @@ def build_hl7(settings: Settings) -> Hl7Runtime:
         priority_map=settings.hl7_priority_map,
         turnaround_targets=settings.turnaround_targets,
     )
-    listener = Hl7Listener(context=context, max_message_bytes=settings.hl7_max_message_bytes)
+    listener = Hl7Listener(
+        context=context,
+        max_message_bytes=settings.hl7_max_message_bytes,
+        message_timeout_seconds=settings.hl7_message_timeout_seconds,
+    )
     return Hl7Runtime(listener=listener, engine=engine, redis=redis)
 
 
