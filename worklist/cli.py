@@ -224,7 +224,9 @@ def migrate() -> None:
 @reports_errors
 def site_add(
     code: Annotated[str, typer.Argument(help="Short code of the trust, e.g. RXA.")],
-    name: Annotated[str, typer.Option("--name", help="The trust's name.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="The trust's name (needed for a new site).")
+    ] = None,
     ae_title: Annotated[
         str | None,
         typer.Option(

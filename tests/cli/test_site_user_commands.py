@@ -347,6 +347,23 @@ def test_hl7_facilities_and_hosts_are_added_to_an_existing_site(
         assert len(session.scalars(select(DicomNode)).all()) == 1
 
 
+def test_an_existing_site_needs_no_name_and_a_new_one_does(
+    invoke: Invoke, db: sessionmaker[Session]
+) -> None:
+    assert add_site(invoke, "RXA", "RXA_PACS").exit_code == 0
+
+    added = invoke("site", "add", "RXA", "--hl7-facility", "RXA_RIS")
+    unknown = invoke("site", "add", "RXB", "--hl7-facility", "RXB_RIS")
+
+    assert added.exit_code == 0, added.output
+    assert "HL7 facility RXA_RIS added to site RXA" in added.stdout
+    assert unknown.exit_code != 0
+    assert "site RXB is not registered yet: give its --name" in unknown.output
+    with db() as session:
+        assert set(session.scalars(select(Hl7Sender.facility))) == {"RXA_RIS"}
+        assert set(session.scalars(select(Site.code))) == {"RXA"}
+
+
 def test_a_site_can_be_registered_with_its_ris_alone(
     invoke: Invoke, db: sessionmaker[Session]
 ) -> None:

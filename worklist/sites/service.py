@@ -123,7 +123,7 @@ async def register_site_node(
     *,
     session: AsyncSession,
     code: str,
-    name: str,
+    name: str | None,
     ae_title: str | None,
     hosts: list[str],
     port: int | None,
@@ -161,6 +161,8 @@ async def register_site_node(
     secret = None
     created = site is None
     if site is None:
+        if not name:
+            raise InvalidInput(f"site {code} is not registered yet: give its --name")
         secret = new_webhook_secret() if webhook_url else None
         site = await repository.add_site(
             session,
