@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Integer, String, Table, Text, bindparam, func, literal, select, text
+from sqlalchemy import Integer, String, Table, Text, bindparam, func, literal, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -118,15 +118,16 @@ class Created:
     study_ids: tuple[int, ...]
 
 
-_LOCK_ACCESSION = text("SELECT pg_advisory_xact_lock(:site_id, hashtext(:accession))")
+_LOCK_ACCESSION = "SELECT pg_advisory_xact_lock(%(site_id)s, hashtext(%(accession)s))"
 
 
 async def lock_accession(session: AsyncSession, *, site_id: int, accession: str) -> None:
     """Hold the site's accession until commit. ``index_instances_v4`` takes the same lock
     before it decides a new study has no order, so an order and the study's first images
     arriving together cannot both miss each other."""
+    # Straight to the driver: nothing to compile or map, and the message path is hot.
     connection = await session.connection()
-    await connection.execute(_LOCK_ACCESSION, {"site_id": site_id, "accession": accession})
+    await connection.exec_driver_sql(_LOCK_ACCESSION, {"site_id": site_id, "accession": accession})
 
 
 async def lock_order(session: AsyncSession, *, site_id: int, accession: str) -> Order | None:
