@@ -5,7 +5,6 @@ half-stored whatever arrives."""
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -88,7 +87,6 @@ def test_messages_on_one_connection_are_applied_in_order(
     )
 
 
-@pytest.mark.skipif(shutil.which("mllp_send") is None, reason="mllp_send is not installed")
 def test_mllp_send_delivers_a_file_of_orders(
     listener: RunningListener, db: sessionmaker[Session], tmp_path: Path
 ) -> None:

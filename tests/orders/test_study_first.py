@@ -30,7 +30,7 @@ from worklist.enums import AuditAction, Priority, StudyFlag, StudyStatus
 from worklist.events import EventType
 from worklist.models import Claim, User
 from worklist.orders.content import OrderControl
-from worklist.orders.service import RELEASE_REASON_CANCELLED, STUDY_UPDATED
+from worklist.orders.service import RELEASE_REASON_CANCELLED
 
 __all__ = ["client", "gateway", "sites", "users"]
 
@@ -84,7 +84,7 @@ def test_an_order_for_an_indexed_study_overrides_its_priority_and_due_time(
     assert study.priority is Priority.STAT
     assert study.due_at == study.received_at + settings.turnaround_targets["stat"]
     assert study.status is StudyStatus.IN_PROGRESS  # the radiologist keeps it
-    [updated] = applied.of_type(STUDY_UPDATED)
+    [updated] = applied.of_type(EventType.STUDY_UPDATED)
     assert (updated.study_uid, updated.data) == (
         uid,
         {"priority": "stat", "due_at": study.due_at.isoformat()},
@@ -118,7 +118,7 @@ def test_a_cancel_takes_the_study_off_the_worklist_and_releases_its_claim(
         uid,
         {"reason": RELEASE_REASON_CANCELLED, "username": DR_A},
     )
-    [updated] = cancelled.of_type(STUDY_UPDATED)
+    [updated] = cancelled.of_type(EventType.STUDY_UPDATED)
     assert updated.data == {"status": "cancelled"}
     [audited] = audit_rows(db, AuditAction.STUDY_CANCELLED)
     assert (audited.study_uid, audited.actor, audited.detail["old_status"]) == (
@@ -162,7 +162,7 @@ def test_images_after_a_cancel_are_stored_and_a_new_order_reinstates_the_study(
 
     assert reinstated.result.study_uids == (uid,)
     assert study_row(db, uid).status is StudyStatus.RECEIVING
-    [updated] = reinstated.of_type(STUDY_UPDATED)
+    [updated] = reinstated.of_type(EventType.STUDY_UPDATED)
     assert updated.data == {"status": "receiving"}
     [audited] = audit_rows(db, AuditAction.STUDY_REINSTATED)
     assert (audited.study_uid, audited.detail["old_status"]) == (uid, "cancelled")

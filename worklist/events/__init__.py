@@ -23,6 +23,8 @@ class EventType(enum.StrEnum):
     STUDY_READY = "study.ready"
     STUDY_CLAIMED = "study.claimed"
     STUDY_RELEASED = "study.released"
+    # Ours: a study's priority, due time or status changed (triage, an order).
+    STUDY_UPDATED = "study.updated"
     REPORT_FINALISED = "report.finalised"
     REPORT_AMENDED = "report.amended"
 

@@ -23,15 +23,9 @@ from worklist.models import AuditEvent, Order, Study
 _ORDERS = cast(Table, Order.__table__)
 _AUDIT = cast(Table, AuditEvent.__table__)
 _STUDIES = cast(Table, Study.__table__)
-# Every column a new order's INSERT sets (said or not: NULL), so it is one statement.
-CREATE_COLUMNS = (
-    "site_id",
-    "accession_number",
-    "source",
-    "status",
-    "last_control",
-    "updated_at",
-    "patient_identifiers",
+# OrderContent attribute -> Order column of the same name, for what a message may leave
+# unsaid (None: the stored value is kept).
+CONTENT_COLUMNS = (
     "placer_order_number",
     "filler_order_number",
     "ris_status",
@@ -47,10 +41,25 @@ CREATE_COLUMNS = (
     "patient_source",
     "indication",
     "requested_at",
-    "referrer_name",
-    "referrer_code",
-    "referrer_organisation",
-    "referrer_organisation_code",
+)
+# Order column -> attribute of OrderContent.referrer.
+REFERRER_COLUMNS = {
+    "referrer_name": "name",
+    "referrer_code": "code",
+    "referrer_organisation": "organisation",
+    "referrer_organisation_code": "organisation_code",
+}
+# Every column a new order's INSERT sets (said or not: NULL), so it is one statement.
+CREATE_COLUMNS = (
+    "site_id",
+    "accession_number",
+    "source",
+    "status",
+    "last_control",
+    "updated_at",
+    "patient_identifiers",
+    *CONTENT_COLUMNS,
+    *REFERRER_COLUMNS,
 )
 
 _LOCK_ORDER = (

@@ -28,33 +28,7 @@ from worklist.orders.content import OrderContent, OrderControl
 from worklist.studies import lifecycle
 from worklist.studies.lifecycle import StudyEvent
 
-STUDY_UPDATED = "study.updated"
 RELEASE_REASON_CANCELLED = "order_cancelled"
-
-# OrderContent attribute -> Order column, for the fields a message may leave unsaid.
-_FIELDS = (
-    "placer_order_number",
-    "filler_order_number",
-    "ris_status",
-    "patient_local_id",
-    "nhs_number",
-    "patient_name",
-    "patient_birth_date",
-    "procedure_code",
-    "procedure_coding_system",
-    "procedure_name",
-    "priority",
-    "ris_priority",
-    "patient_source",
-    "indication",
-    "requested_at",
-)
-_REFERRER_FIELDS = {
-    "referrer_name": "name",
-    "referrer_code": "code",
-    "referrer_organisation": "organisation",
-    "referrer_organisation_code": "organisation_code",
-}
 
 
 @dataclass(frozen=True)
@@ -90,9 +64,11 @@ class _Target:
 def _field_values(content: OrderContent) -> dict[str, Any]:
     """The order columns ``content`` says something about (None: unsaid, kept)."""
     values: dict[str, Any] = {
-        name: getattr(content, name) for name in _FIELDS if getattr(content, name) is not None
+        name: getattr(content, name)
+        for name in repository.CONTENT_COLUMNS
+        if getattr(content, name) is not None
     }
-    for column, attribute in _REFERRER_FIELDS.items():
+    for column, attribute in repository.REFERRER_COLUMNS.items():
         value = getattr(content.referrer, attribute)
         if value is not None:
             values[column] = value
@@ -273,7 +249,7 @@ async def _apply_to_studies(
             stage(
                 session,
                 WorklistEvent(
-                    type=STUDY_UPDATED,
+                    type=EventType.STUDY_UPDATED,
                     site_id=study.site_id,
                     study_uid=study.study_uid,
                     data=changes,

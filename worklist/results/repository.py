@@ -16,16 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worklist.models import Hl7Sender, Order, Study
 from worklist.results.oru import OrderNumbers
 
-# Due hl7 deliveries of sites with a RIS target, oldest due first (``lease_due`` takes them).
-HL7_CANDIDATES = text(
-    """
-SELECT d.id, d.site_id
+# Unleased hl7 deliveries of sites with a RIS target that may go now: no earlier one of
+# the same study still pending.
+_SENDABLE = """
 FROM deliveries d
 JOIN sites s ON s.id = d.site_id
 JOIN outbox_messages m ON m.id = d.message_id
 WHERE d.status = 'pending'
   AND d.channel = 'hl7'
-  AND d.next_attempt_at <= now()
   AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
   AND s.ris_host IS NOT NULL
   AND s.ris_port IS NOT NULL
@@ -40,36 +38,24 @@ WHERE d.status = 'pending'
         AND earlier.id < d.id
         AND em.study_id = m.study_id
   )
+"""
+
+# Those due, oldest due first (``lease_due`` takes them).
+HL7_CANDIDATES = text(
+    "SELECT d.id, d.site_id"
+    + _SENDABLE
+    + """  AND d.next_attempt_at <= now()
 ORDER BY d.next_attempt_at, d.id
 LIMIT :scan
 FOR UPDATE OF d SKIP LOCKED
 """
 )
 
-# When the earliest unleased hl7 delivery that may go falls due.
+# When the earliest of them falls due.
 HL7_NEXT_DUE = text(
-    """
-SELECT extract(epoch FROM d.next_attempt_at - now())
-FROM deliveries d
-JOIN sites s ON s.id = d.site_id
-JOIN outbox_messages m ON m.id = d.message_id
-WHERE d.status = 'pending'
-  AND d.channel = 'hl7'
-  AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
-  AND s.ris_host IS NOT NULL
-  AND s.ris_port IS NOT NULL
-  AND d.site_id <> ALL(CAST(:full_sites AS integer[]))
-  AND NOT EXISTS (
-      SELECT 1
-      FROM deliveries earlier
-      JOIN outbox_messages em ON em.id = earlier.message_id
-      WHERE earlier.status = 'pending'
-        AND earlier.channel = 'hl7'
-        AND earlier.site_id = d.site_id
-        AND earlier.id < d.id
-        AND em.study_id = m.study_id
-  )
-ORDER BY d.next_attempt_at
+    "SELECT extract(epoch FROM d.next_attempt_at - now())"
+    + _SENDABLE
+    + """ORDER BY d.next_attempt_at
 LIMIT 1
 """
 )

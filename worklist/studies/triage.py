@@ -9,14 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worklist.audit import repository as audit
 from worklist.enums import AuditAction, Priority, Role
 from worklist.errors import Forbidden, NotFound
-from worklist.events import WorklistEvent, stage
+from worklist.events import EventType, WorklistEvent, stage
 from worklist.models import User
 from worklist.studies import repository
 from worklist.studies.schemas import WorklistItem
 from worklist.studies.service import STUDY_NOT_FOUND
 from worklist.studies.visibility import visible_study_condition
 
-STUDY_UPDATED = "study.updated"
 TRIAGE_ROLES = (Role.MANAGER, Role.ADMIN)
 ONLY_MANAGERS_TRIAGE = "only a manager of the study's site or an admin may change its priority"
 
@@ -65,7 +64,7 @@ async def triage_study(
     stage(
         session,
         WorklistEvent(
-            type=STUDY_UPDATED,
+            type=EventType.STUDY_UPDATED,
             site_id=study.site_id,
             study_uid=study.study_uid,
             data={"priority": priority.value, "due_at": study.due_at.isoformat()},
