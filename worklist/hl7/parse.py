@@ -33,10 +33,9 @@ the segments and fields above are handed to the ``hl7`` library; the rest is ski
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 import hl7
 from hl7.exceptions import ParseException
@@ -54,7 +53,14 @@ from worklist.hl7.fields import (
     read_header,
 )
 from worklist.identity import normalise_nhs_number
-from worklist.orders.content import OrderContent, OrderControl, PatientIdentifier, Referrer
+from worklist.orders.content import (
+    OrderContent,
+    OrderControl,
+    OrderPatient,
+    PatientIdentifier,
+    Referrer,
+    is_gp_practice,
+)
 
 SUPPORTED_VERSIONS = frozenset({"2.3", "2.3.1", "2.4", "2.5", "2.5.1"})
 # Message type -> its one trigger event.
@@ -72,7 +78,6 @@ NATIONAL_CODING_SYSTEMS = {
     "2.16.840.1.113883.6.96": "SCT",
 }
 PATIENT_CLASSES = {"E": PatientSource.EMERGENCY, "I": PatientSource.INPATIENT}
-GP_PRACTICE_CODE = re.compile(r"^[A-Z][0-9]{5}$")
 # Longest identifier kept (HL7 EI.1 and CX.1 allow 199): they are indexed.
 MAX_IDENTIFIER = 199
 
@@ -200,16 +205,7 @@ def _read(
     return OrderMessage(header=header, orders=orders)
 
 
-@dataclass(frozen=True)
-class _Patient:
-    identifiers: tuple[PatientIdentifier, ...]
-    nhs_number: str | None
-    local_id: str | None
-    name: str | None
-    birth_date: date | None
-
-
-def _patient(pid: Segment) -> _Patient:
+def _patient(pid: Segment) -> OrderPatient:
     identifiers: list[PatientIdentifier] = []
     nhs_number: str | None = None
     local_id: str | None = None
@@ -237,7 +233,7 @@ def _patient(pid: Segment) -> _Patient:
             "no patient identifier in PID-3",
             Location("PID", 1, 3),
         )
-    return _Patient(
+    return OrderPatient(
         identifiers=tuple(identifiers),
         nhs_number=nhs_number,
         local_id=local_id,
@@ -256,7 +252,7 @@ def _person_name(xpn: Components) -> str | None:
 
 def _order(
     group: _Group,
-    patient: _Patient,
+    patient: OrderPatient,
     pv1: Segment | None,
     priority_map: Mapping[str, Priority],
 ) -> OrderContent:
@@ -358,12 +354,11 @@ def _patient_source(pv1: Segment | None, referrer: Referrer) -> PatientSource | 
     patient_class = pv1.get(2).upper() if pv1 else ""
     if patient_class in PATIENT_CLASSES:
         return PATIENT_CLASSES[patient_class]
-    organisation = (referrer.organisation_code or "").upper()
-    if GP_PRACTICE_CODE.match(organisation):
+    if is_gp_practice(referrer):
         return PatientSource.GP
     if patient_class == "O":
         return PatientSource.OUTPATIENT
-    if pv1 is None and not organisation:
+    if pv1 is None and not referrer.organisation_code:
         return None
     return PatientSource.OTHER
 

@@ -4,6 +4,7 @@ ServiceRequest): the parsers build an ``OrderContent``; ``service.apply_order`` 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -46,6 +47,26 @@ class Referrer:
     code: str | None = None
     organisation: str | None = None
     organisation_code: str | None = None
+
+
+# An ODS code of a GP practice: a letter and five digits (e.g. A81001).
+_GP_PRACTICE = re.compile(r"^[A-Z][0-9]{5}$")
+
+
+def is_gp_practice(referrer: Referrer) -> bool:
+    """Whether the referring organisation is a GP practice (by its ODS code)."""
+    return _GP_PRACTICE.match((referrer.organisation_code or "").upper()) is not None
+
+
+@dataclass(frozen=True)
+class OrderPatient:
+    """The patient an order names, as both parsers read it."""
+
+    identifiers: tuple[PatientIdentifier, ...]
+    nhs_number: str | None
+    local_id: str | None
+    name: str | None
+    birth_date: date | None
 
 
 @dataclass(frozen=True)

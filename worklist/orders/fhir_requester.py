@@ -14,10 +14,8 @@ inpatient (GP direct access).
 
 from __future__ import annotations
 
-import re
-
 from worklist.enums import PatientSource
-from worklist.orders.content import Referrer
+from worklist.orders.content import Referrer, is_gp_practice
 from worklist.orders.fhir_model import (
     Encounter,
     Identifier,
@@ -31,7 +29,6 @@ from worklist.orders.fhir_model import (
 
 ODS_ORGANISATION = "https://fhir.nhs.uk/Id/ods-organization-code"
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-_GP_PRACTICE = re.compile(r"^[A-Z]\d{5}$")
 
 ENCOUNTER_CLASSES = {
     "EMER": PatientSource.EMERGENCY,
@@ -139,7 +136,6 @@ def _source_from_display(display: str | None) -> PatientSource | None:
 def patient_source(encounter: PatientSource | None, referrer: Referrer) -> PatientSource | None:
     """The setting: the encounter's, or ``gp`` for a GP practice's referral from outside
     hospital."""
-    code = (referrer.organisation_code or "").upper()
-    if _GP_PRACTICE.match(code) and encounter not in _HOSPITAL_SOURCES:
+    if is_gp_practice(referrer) and encounter not in _HOSPITAL_SOURCES:
         return PatientSource.GP
     return encounter

@@ -18,7 +18,7 @@ from datetime import date, datetime
 
 from worklist.enums import Priority
 from worklist.identity import normalise_nhs_number
-from worklist.orders.content import OrderContent, OrderControl, PatientIdentifier
+from worklist.orders.content import OrderContent, OrderControl, OrderPatient, PatientIdentifier
 from worklist.orders.fhir_model import (
     CodeableConcept,
     HumanName,
@@ -175,16 +175,7 @@ def _order_numbers(request: ServiceRequestIn) -> tuple[str, str | None, str | No
     return accession, placer, filler, site
 
 
-@dataclass(frozen=True)
-class _Patient:
-    identifiers: tuple[PatientIdentifier, ...]
-    local_id: str | None
-    nhs_number: str | None
-    name: str | None
-    birth_date: date | None
-
-
-def _patient(request: ServiceRequestIn) -> _Patient:
+def _patient(request: ServiceRequestIn) -> OrderPatient:
     subject = request.subject
     where = "ServiceRequest.subject"
     if subject is None:
@@ -213,7 +204,7 @@ def _patient(request: ServiceRequestIn) -> _Patient:
             local.append(identifier)
     local.sort(key=lambda i: MEDICAL_RECORD_TYPE not in _type_codes(i))
     name = _dicom_name(person.name[0]) if person and person.name else None
-    return _Patient(
+    return OrderPatient(
         identifiers=tuple(
             PatientIdentifier(
                 value=(i.value or "").strip(),
