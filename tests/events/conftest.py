@@ -114,6 +114,10 @@ class LiveApi:
     app: FastAPI
     base_url: str
 
+    def client(self) -> httpx.Client:
+        """A plain client of the API, with the same read timeout as the streams."""
+        return httpx.Client(base_url=self.base_url, timeout=READ_TIMEOUT_SECONDS)
+
     @contextmanager
     def sse(
         self,

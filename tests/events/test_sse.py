@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -139,7 +138,7 @@ def test_alert_clients_have_no_event_stream_and_tokens_are_required(
     live_api: LiveApi, settings: Settings, db: sessionmaker[Session], sites: dict[str, Site]
 ) -> None:
     alerts = bearer(settings, _user(db, "north.alerts", Role.ALERT_CLIENT, NORTH))
-    with httpx.Client(base_url=live_api.base_url) as client:
+    with live_api.client() as client:
         assert client.get("/api/v1/events", headers=alerts).status_code == 403
         assert client.get("/api/v1/events").status_code == 401
 
@@ -148,7 +147,7 @@ def test_a_last_event_id_that_is_not_a_stream_id_is_rejected(
     live_api: LiveApi, settings: Settings, db: sessionmaker[Session], sites: dict[str, Site]
 ) -> None:
     headers = bearer(settings, _user(db, "dr.north", Role.RADIOLOGIST, NORTH))
-    with httpx.Client(base_url=live_api.base_url) as client:
+    with live_api.client() as client:
         response = client.get("/api/v1/events", headers={**headers, "Last-Event-ID": "abc"})
     assert response.status_code == 422
     assert "Last-Event-ID" in response.json()["detail"]
