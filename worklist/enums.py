@@ -53,6 +53,9 @@ class StudyFlag(enum.StrEnum):
     DEMOGRAPHIC_MISMATCH = "demographic_mismatch"
     # Not stored: shown on a study that no order from its trust's RIS has matched.
     NO_ORDER = "no_order"
+    # Migration 0011: a second opinion found a major discrepancy with the final report;
+    # cleared by the next addendum.
+    MAJOR_DISCREPANCY = "major_discrepancy"
 
 
 class AuditAction(enum.StrEnum):
@@ -110,6 +113,23 @@ class AuditAction(enum.StrEnum):
     ORDER_VIEW = "order.view"
     STUDY_CANCELLED = "study.cancelled"
     STUDY_REINSTATED = "study.reinstated"
+    # Migration 0011: the pooled workforce.
+    SUBSPECIALTY_ADDED = "subspecialty.added"
+    SUBSPECIALTY_CHANGED = "subspecialty.changed"
+    ROUTING_CHANGED = "routing.changed"
+    STUDY_ROUTED = "study.routed"
+    ALLOCATION_CHANGED = "site.allocation_changed"
+    SECOND_OPINION_REQUESTED = "second_opinion.requested"
+    SECOND_OPINION_CLAIMED = "second_opinion.claimed"
+    SECOND_OPINION_ANSWERED = "second_opinion.answered"
+    SECOND_OPINION_WITHDRAWN = "second_opinion.withdrawn"
+    SECOND_OPINION_VIEW = "second_opinion.view"
+    DOUBLE_READING_CHANGED = "site.double_reading_changed"
+    DOUBLE_READ_CREATED = "double_read.created"
+    DOUBLE_READ_CLAIMED = "double_read.claimed"
+    DOUBLE_READ_SUBMITTED = "double_read.submitted"
+    DOUBLE_READ_VIEW = "double_read.view"
+    PEER_REVIEW_STATS_VIEW = "stats.peer_review_view"
 
 
 class AlertCategory(enum.StrEnum):

@@ -27,6 +27,13 @@ class EventType(enum.StrEnum):
     STUDY_UPDATED = "study.updated"
     REPORT_FINALISED = "report.finalised"
     REPORT_AMENDED = "report.amended"
+    # Ours (migration 0011): second opinions and double reads.
+    SECOND_OPINION_REQUESTED = "second_opinion.requested"
+    SECOND_OPINION_CLAIMED = "second_opinion.claimed"
+    SECOND_OPINION_ANSWERED = "second_opinion.answered"
+    SECOND_OPINION_WITHDRAWN = "second_opinion.withdrawn"
+    DOUBLE_READ_CREATED = "double_read.created"
+    DOUBLE_READ_SUBMITTED = "double_read.submitted"
 
 
 @dataclass(frozen=True)

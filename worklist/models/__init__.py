@@ -9,6 +9,14 @@ from worklist.models.reporting import Claim, Report, ReportAddendum, ReportVersi
 from worklist.models.site import DicomNode, NodeGrant, Site
 from worklist.models.study import Instance, Patient, Series, Study
 from worklist.models.user import User, user_sites
+from worklist.models.workforce import (
+    DoubleRead,
+    DoubleReadingRule,
+    RoutingRule,
+    SecondOpinion,
+    StudyGrant,
+    Subspecialty,
+)
 
 __all__ = [
     "Alert",
@@ -20,6 +28,8 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "DicomNode",
+    "DoubleRead",
+    "DoubleReadingRule",
     "Hl7Message",
     "Hl7Sender",
     "Instance",
@@ -30,9 +40,13 @@ __all__ = [
     "Report",
     "ReportAddendum",
     "ReportVersion",
+    "RoutingRule",
+    "SecondOpinion",
     "Series",
     "Site",
     "Study",
+    "StudyGrant",
+    "Subspecialty",
     "User",
     "user_sites",
 ]

@@ -30,6 +30,11 @@ class Claim(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Migration 0011: ``worklist/next`` hands a patient's studies over together; each of the
+    # others' claims names the first study's id, and they are released with it.
+    group_study_id: Mapped[int | None] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), nullable=True, index=True
+    )
 
 
 class Report(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ARRAY, Boolean, DateTime, ForeignKey, Integer, String, Text, text
+from sqlalchemy import ARRAY, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from worklist.enums import Priority
@@ -39,6 +39,14 @@ class Site(CreatedAtMixin, Base):
     hl7_hosts: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     ris_host: Mapped[str | None] = mapped_column(Text, nullable=True)
     ris_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Migration 0011: allocation. Studies a radiologist may hold at once (stat and urgent
+    # exempt); routine work only through ``worklist/next``; when a study whose subspecialty
+    # the reader lacks may go to them ("never", "after_share" of its target elapsed,
+    # "always").
+    allocation_cap: Mapped[int] = mapped_column(Integer, server_default=text("3"))
+    next_only_routine: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    general_reader: Mapped[str] = mapped_column(String(16), server_default=text("'always'"))
+    general_after_share: Mapped[float] = mapped_column(Float, server_default=text("0.5"))
 
     nodes: Mapped[list[DicomNode]] = relationship(back_populates="site", lazy="raise")
 

@@ -116,6 +116,14 @@ class Study(Base):
     order_id: Mapped[int | None] = mapped_column(
         ForeignKey("orders.id", ondelete="SET NULL"), nullable=True, index=True
     )
+    # Migration 0011: Body Part Examined (0018,0015) of its first instance that had one; the
+    # subspecialty its routing rule gave it (``subspecialty_rule`` the rule's position), or
+    # a manager set in triage (rule null).
+    body_part: Mapped[str | None] = mapped_column(Text, nullable=True)
+    subspecialty: Mapped[str | None] = mapped_column(
+        ForeignKey("subspecialties.code", ondelete="RESTRICT"), nullable=True
+    )
+    subspecialty_rule: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     site: Mapped[Site] = relationship(lazy="raise")
     patient: Mapped[Patient] = relationship(lazy="raise")
