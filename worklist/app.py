@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp
 
 from worklist.alerts.endpoints import router as alerts_router
+from worklist.allocation.endpoints import router as allocation_router
 from worklist.api.deps import RESERVED_POOL_TIMEOUT_SECONDS
 from worklist.api.docs import install_docs
 from worklist.api.errors import install_error_handlers
@@ -112,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(priors_router)
     app.include_router(alerts_router)
     app.include_router(sites_router)
+    app.include_router(allocation_router)
     app.include_router(dicomweb_router)
     app.include_router(users_router)
     app.include_router(orders_router)

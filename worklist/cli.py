@@ -25,11 +25,13 @@ from rich.table import Table
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worklist.allocation.schemas import AllocationOut, AllocationPatch
+from worklist.allocation.service import change_allocation
 from worklist.audit.repository import ActorKind, record
 from worklist.config import ConfigError, Settings, parse_duration
 from worklist.db import migrate as migrate_database
 from worklist.db import run_in_transaction
-from worklist.enums import AuditAction
+from worklist.enums import AuditAction, GeneralReader
 from worklist.errors import DomainError
 from worklist.hl7.senders import SenderChange, facilities_by_site, register_senders
 from worklist.logs import configure_logging
@@ -487,6 +489,63 @@ def site_webhook(
         typer.echo("previous secret retired now (no overlap)")
     if new_secret is not None:
         typer.echo(f"webhook secret (shown once, store it now): {new_secret}")
+
+
+@site_app.command("allocation")
+@reports_errors
+def site_allocation(
+    code: Annotated[str, typer.Argument(help="Code of the trust.")],
+    cap: Annotated[
+        int | None,
+        typer.Option(
+            "--cap", min=0, help="Studies a radiologist may hold at once (stat, urgent exempt)."
+        ),
+    ] = None,
+    next_only_routine: Annotated[
+        bool | None,
+        typer.Option(
+            "--next-only-routine/--claim-routine",
+            help="Routine studies only through worklist/next (no direct claims), or not.",
+        ),
+    ] = None,
+    general_reader: Annotated[
+        GeneralReader | None,
+        typer.Option(
+            "--general-reader",
+            help="When next may hand a study to a reader without its subspecialty.",
+        ),
+    ] = None,
+    general_after_share: Annotated[
+        float | None,
+        typer.Option(
+            "--general-after-share",
+            min=0.0,
+            max=1.0,
+            help="With after_share: the share of the time to target that must elapse first.",
+        ),
+    ] = None,
+) -> None:
+    """Show a trust's allocation settings (cap, next-only, general reader); change them."""
+    settings = load_settings()
+    actor = Actor(name=_cli_actor(), kind=ActorKind.SYSTEM)
+    change = AllocationPatch(
+        cap=cap,
+        next_only_routine=next_only_routine,
+        general_reader=general_reader,
+        general_after_share=general_after_share,
+    )
+
+    async def work(session: AsyncSession) -> AllocationOut:
+        return await change_allocation(session=session, code=code, change=change, actor=actor)
+
+    shown = in_transaction(settings, work)
+    typer.echo(f"site {shown.site}")
+    typer.echo(f"cap: {shown.cap} studies held at once (stat and urgent exempt)")
+    typer.echo(f"next only for routine work: {'yes' if shown.next_only_routine else 'no'}")
+    rule = shown.general_reader.value
+    if shown.general_reader is GeneralReader.AFTER_SHARE:
+        rule += f" ({shown.general_after_share:g} of the time to target)"
+    typer.echo(f"general reader: {rule}")
 
 
 @app.command()

@@ -204,6 +204,15 @@ class PatientSource(enum.StrEnum):
     OTHER = "other"
 
 
+class GeneralReader(enum.StrEnum):
+    """A site's rule for handing a study to a reader without its subspecialty (``next``)."""
+
+    NEVER = "never"
+    # Once ``general_after_share`` of the time from arrival to its target has elapsed.
+    AFTER_SHARE = "after_share"
+    ALWAYS = "always"
+
+
 class Subspecialty(enum.StrEnum):
     """DESIGN's default reporting subspecialties (a catalogue table comes later)."""
 

@@ -107,8 +107,11 @@ def test_fifty_concurrent_next_callers_share_thirty_studies_without_duplicates(
     gated: bool,
 ) -> None:
     with db() as session, session.begin():
-        patient = add_patient(session, sites[NORTH])
-        study_uids = {add_study(session, patient, received_at=T0).study_uid for _ in range(30)}
+        # A patient each: next hands a patient's studies out together.
+        study_uids = {
+            add_study(session, add_patient(session, sites[NORTH]), received_at=T0).study_uid
+            for _ in range(30)
+        }
     callers = radiologists(db, settings, 50, NORTH)
     calls = [("/api/v1/worklist/next", headers) for headers in callers]
 

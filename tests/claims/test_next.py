@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.api.conftest import NORTH, SOUTH, T0, add_patient, add_study, audit_rows
 from tests.claims.conftest import Staff, add_claim, add_expired_claim, claim_row, study_status
 from worklist.enums import AuditAction, Priority, StudyStatus
-from worklist.models import Site
+from worklist.models import Patient, Site
 
 NEXT = "/api/v1/worklist/next"
 
@@ -32,10 +32,13 @@ def test_next_claims_the_most_urgent_study_and_returns_claim_and_item(
     client: TestClient, db: sessionmaker[Session], sites: dict[str, Site], staff: Staff
 ) -> None:
     with db() as session, session.begin():
-        patient = add_patient(session, sites[NORTH])
-        add_study(session, patient, due_at=T0 + timedelta(days=3))
-        urgent = add_study(session, patient, priority=Priority.URGENT, due_at=T0 + timedelta(1))
-        add_study(session, patient, priority=Priority.STAT, due_at=T0 + timedelta(days=2))
+        # A patient each: next hands a patient's other studies out with the first.
+        def patient() -> Patient:
+            return add_patient(session, sites[NORTH])
+
+        add_study(session, patient(), due_at=T0 + timedelta(days=3))
+        urgent = add_study(session, patient(), priority=Priority.URGENT, due_at=T0 + timedelta(1))
+        add_study(session, patient(), priority=Priority.STAT, due_at=T0 + timedelta(days=2))
 
     response = client.post(NEXT, headers=staff["rad_north"])
 
@@ -58,8 +61,10 @@ def test_next_walks_the_worklist_in_order_then_answers_204(
     client: TestClient, db: sessionmaker[Session], sites: dict[str, Site], staff: Staff
 ) -> None:
     with db() as session, session.begin():
-        patient = add_patient(session, sites[NORTH])
-        studies = [add_study(session, patient, due_at=T0 + timedelta(hours=n)) for n in (3, 1, 2)]
+        studies = [
+            add_study(session, add_patient(session, sites[NORTH]), due_at=T0 + timedelta(hours=n))
+            for n in (3, 1, 2)
+        ]
 
     handed = [next_uid(client, staff[user]) for user in ("rad_north", "rad_north2", "rad_both")]
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, literal, null, select, true, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.enums import StudyStatus
-from worklist.models import Claim, Study, User
+from worklist.models import Claim, Patient, Study, User
 from worklist.studies import lifecycle
 from worklist.studies.lifecycle import StudyEvent
 from worklist.studies.repository import (
@@ -69,18 +69,36 @@ async def get_claim(session: AsyncSession, *, study_id: int) -> HeldClaim | None
     return HeldClaim(claim=row[0], username=row[1], active=bool(row[2])) if row else None
 
 
+def _replacing(stmt: Insert) -> dict[str, Any]:
+    # A takeover starts afresh: the row leaves any group its previous holder had it in.
+    return {
+        "user_id": stmt.excluded.user_id,
+        "claimed_at": stmt.excluded.claimed_at,
+        "expires_at": stmt.excluded.expires_at,
+        "group_study_id": stmt.excluded.group_study_id,
+    }
+
+
 def _upsert(study_id: int, user_id: int, lease_seconds: float) -> tuple[Insert, dict[str, Any]]:
     stmt = insert(Claim).values(
         study_id=study_id,
         user_id=user_id,
         claimed_at=func.now(),
         expires_at=_lease_end(lease_seconds),
+        group_study_id=None,
     )
-    return stmt, {
-        "user_id": stmt.excluded.user_id,
-        "claimed_at": stmt.excluded.claimed_at,
-        "expires_at": stmt.excluded.expires_at,
-    }
+    return stmt, _replacing(stmt)
+
+
+def _take_free(rows: Select[*tuple[Any, ...]]) -> Insert:
+    """INSERT of claims for ``rows`` (study_id, user_id, claimed_at, expires_at,
+    group_study_id), taking over only expired claims: ``take_free_claim`` for many."""
+    stmt = insert(Claim).from_select(
+        ["study_id", "user_id", "claimed_at", "expires_at", "group_study_id"], rows
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[Claim.study_id], set_=_replacing(stmt), where=Claim.expires_at <= func.now()
+    )
 
 
 async def put_claim(
@@ -140,33 +158,236 @@ async def lock_study(session: AsyncSession, *, study_id: int) -> Study | None:
     return (await session.scalars(stmt)).one_or_none()
 
 
-async def lock_next_candidate(
-    session: AsyncSession,
+@dataclass(frozen=True)
+class NextTaken:
+    """The study ``claim_next`` chose (locked) and, unless it was claimed by a transaction
+    that committed after the statement's snapshot, the claim just made on it."""
+
+    study_id: int
+    study_uid: str
+    site_id: int
+    patient_id: int
+    nhs_number: str | None
+    claimed_at: datetime | None
+    expires_at: datetime | None
+
+
+def _candidates(
     *,
     visible: ColumnElement[bool],
+    eligible: Sequence[ColumnElement[bool]],
     filters: WorklistFilters,
     statuses: Sequence[StudyStatus],
     exclude: Collection[int],
-) -> Study | None:
-    """Lock the most urgent visible, unheld study matching ``filters``, skipping locked ones.
-
-    ``SKIP LOCKED`` lets concurrent callers each take a different study instead of queueing
-    on the first; a study found here may still have been claimed by a transaction that
-    committed after this statement's snapshot, which ``take_free_claim`` catches.
-    """
+) -> Select[*tuple[Any, ...]]:
     conditions = filter_conditions(replace(filters, statuses=tuple(statuses), mine=False))
     stmt = (
-        select(Study).join(Study.site).join(Study.patient).where(visible, ~held_by(), *conditions)
+        select(Study.id, Study.study_uid, Study.site_id, Study.patient_id, Patient.nhs_number)
+        .join(Study.site)
+        .join(Study.patient)
+        .where(visible, ~held_by(), *conditions, *eligible)
     )
     if exclude:
         stmt = stmt.where(Study.id.not_in(exclude))
-    stmt = (
-        stmt.order_by(*WORKLIST_ORDER)
-        .limit(1)
+    return stmt.order_by(*WORKLIST_ORDER).limit(1)
+
+
+async def claim_next(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    visible: ColumnElement[bool],
+    eligible: Sequence[ColumnElement[bool]],
+    filters: WorklistFilters,
+    statuses: Sequence[StudyStatus],
+    exclude: Collection[int],
+    lease_seconds: float,
+) -> NextTaken | None:
+    """Lock the most urgent visible, unheld, ``eligible`` study matching ``filters`` and
+    claim it for ``user_id``, in one statement (one round trip); None when there is none.
+
+    ``SKIP LOCKED`` lets concurrent callers each take a different study instead of queueing
+    on the first; a study found here may still have been claimed by a transaction that
+    committed after this statement's snapshot: the INSERT then takes over only an expired
+    claim (``take_free_claim``'s guard) and the result has no claim. ``eligible`` holds
+    the allocation conditions (subspecialty, cap), on ``Study`` joined with ``Site``.
+    """
+    candidate = (
+        _candidates(
+            visible=visible, eligible=eligible, filters=filters, statuses=statuses, exclude=exclude
+        )
         .with_for_update(of=Study, key_share=True, skip_locked=True)
-        .execution_options(populate_existing=True)
+        .cte("candidate")
     )
-    return (await session.scalars(stmt)).one_or_none()
+    rows = select(
+        candidate.c.id,
+        literal(user_id),
+        func.now(),
+        _lease_end(lease_seconds),
+        null(),
+    )
+    claimed = (
+        _take_free(rows)
+        .returning(Claim.study_id, Claim.claimed_at, Claim.expires_at)
+        .cte("claimed")
+    )
+    moved = lifecycle.bulk_update(
+        StudyEvent.CLAIMED, Study.id.in_(select(claimed.c.study_id))
+    ).returning(Study.id)
+    stmt = (
+        select(
+            candidate.c.id,
+            candidate.c.study_uid,
+            candidate.c.site_id,
+            candidate.c.patient_id,
+            candidate.c.nhs_number,
+            claimed.c.claimed_at,
+            claimed.c.expires_at,
+        )
+        .select_from(candidate.outerjoin(claimed, true()))
+        .add_cte(moved.cte("moved"))
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None:
+        return None
+    return NextTaken(*row)
+
+
+async def next_blocked_by_cap(
+    session: AsyncSession,
+    *,
+    visible: ColumnElement[bool],
+    eligible: Sequence[ColumnElement[bool]],
+    filters: WorklistFilters,
+    statuses: Sequence[StudyStatus],
+) -> bool:
+    """Whether a study is refused by the cap alone (``eligible``: the other conditions
+    and the cap's negation). Unlocked and unguarded: a hint for the answer, not a pick."""
+    stmt = _candidates(
+        visible=visible, eligible=eligible, filters=filters, statuses=statuses, exclude=()
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """A study claimed with (or released with) the first study of a patient's group."""
+
+    study_id: int
+    study_uid: str
+    site_id: int
+    expires_at: datetime
+
+
+async def claim_group(
+    session: AsyncSession,
+    *,
+    first_id: int,
+    user_id: int,
+    same_patient: ColumnElement[bool],
+    visible: ColumnElement[bool],
+    statuses: Sequence[StudyStatus],
+    lease_seconds: float,
+) -> list[GroupMember]:
+    """Claim the patient's other unheld studies (``same_patient``, ``visible``) for
+    ``user_id`` with ``first_id`` as their group, in one statement; those claimed, by id.
+
+    The rows are locked in id order, skipping locked ones (someone is changing them: they
+    stay where they are), so this never waits and never deadlocks.
+    """
+    members = (
+        select(Study.id)
+        .join(Study.patient)
+        .where(
+            Study.id != first_id,
+            same_patient,
+            visible,
+            Study.status.in_(list(statuses)),
+            ~held_by(),
+        )
+        .order_by(Study.id)
+        .with_for_update(of=Study, key_share=True, skip_locked=True)
+        .cte("members")
+    )
+    rows = select(
+        members.c.id, literal(user_id), func.now(), _lease_end(lease_seconds), literal(first_id)
+    )
+    claimed = _take_free(rows).returning(Claim.study_id, Claim.expires_at).cte("claimed")
+    moved = lifecycle.bulk_update(
+        StudyEvent.CLAIMED, Study.id.in_(select(claimed.c.study_id))
+    ).returning(Study.id)
+    stmt = (
+        select(claimed.c.study_id, Study.study_uid, Study.site_id, claimed.c.expires_at)
+        .join(Study, Study.id == claimed.c.study_id)
+        .add_cte(moved.cte("moved"))
+        .order_by(claimed.c.study_id)
+    )
+    return [GroupMember(*row) for row in await session.execute(stmt)]
+
+
+async def extend_group(
+    session: AsyncSession, *, first_id: int, user_id: int, lease_seconds: float
+) -> None:
+    """Renew ``user_id``'s claims grouped under ``first_id`` with it (lease from now).
+
+    The caller holds the first study's lock. The members' study rows are not locked for
+    this: nothing locks a claim row before its study row, so no cycle can form.
+    """
+    await session.execute(
+        update(Claim)
+        .where(Claim.group_study_id == first_id, Claim.user_id == user_id)
+        .values(expires_at=_lease_end(lease_seconds)),
+        execution_options={"synchronize_session": False},
+    )
+
+
+async def release_group(session: AsyncSession, *, first_id: int, user_id: int) -> list[GroupMember]:
+    """End ``user_id``'s claims grouped under ``first_id``; their studies back to ready.
+
+    The caller holds the first study's lock; the members' study rows are locked next, in
+    id order (the lock order), whether or not their leases still run.
+    """
+    locked = (
+        select(Study.id)
+        .join(Claim, Claim.study_id == Study.id)
+        .where(Claim.group_study_id == first_id, Claim.user_id == user_id)
+        .order_by(Study.id)
+        .with_for_update(of=Study, key_share=True)
+    )
+    member_ids = list(await session.scalars(locked))
+    if not member_ids:
+        return []
+    ended = (
+        await session.execute(
+            delete(Claim)
+            .where(Claim.study_id.in_(member_ids), Claim.user_id == user_id)
+            .returning(Claim.study_id, Claim.expires_at),
+            execution_options={"synchronize_session": False},
+        )
+    ).all()
+    ended_ids = [row.study_id for row in ended]
+    await session.execute(
+        lifecycle.bulk_update(StudyEvent.CLAIM_ENDED, Study.id.in_(ended_ids)),
+        execution_options={"synchronize_session": False},
+    )
+    studies = {
+        row.id: row
+        for row in await session.execute(
+            select(Study.id, Study.study_uid, Study.site_id).where(Study.id.in_(ended_ids))
+        )
+    }
+    return sorted(
+        (
+            GroupMember(
+                study_id=row.study_id,
+                study_uid=studies[row.study_id].study_uid,
+                site_id=studies[row.study_id].site_id,
+                expires_at=row.expires_at,
+            )
+            for row in ended
+        ),
+        key=lambda member: member.study_id,
+    )
 
 
 async def expire_due_claims(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
 from worklist.studies.schemas import WorklistItem
 
@@ -21,6 +21,11 @@ class ClaimConflict(BaseModel):
 
     detail: str
     claimed_by: str | None = None
+    reason: str | None = Field(
+        default=None,
+        description='Why an allocation rule refused it: "next_only" (routine work of this '
+        'site comes from worklist/next only) or "cap" (the caller holds the site\'s cap)',
+    )
 
 
 class NextCase(BaseModel):
@@ -28,3 +33,8 @@ class NextCase(BaseModel):
 
     claim: ClaimOut
     study: WorklistItem
+    also_claimed: list[str] = Field(
+        default_factory=list,
+        description="UIDs of the patient's other unreported studies (any trust the caller "
+        "reports for) claimed with this one; released with it",
+    )

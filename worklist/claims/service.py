@@ -6,14 +6,16 @@ and stages its worklist event in the caller's transaction.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worklist.allocation import repository as allocation
 from worklist.audit import repository as audit
 from worklist.claims import repository
 from worklist.claims.schemas import ClaimOut, NextCase
-from worklist.enums import AuditAction, Role
+from worklist.enums import AuditAction, Priority, Role, StudyStatus
 from worklist.errors import Conflict, Forbidden, NotFound
 from worklist.events import EventType, WorklistEvent, stage
 from worklist.models import Claim, Study, User
@@ -38,6 +40,17 @@ NOT_RELEASABLE = (
 )
 NOT_HOLDER = "you do not hold the claim on this study: claim it first"
 
+NEXT_ONLY = (
+    "routine studies of this site are handed out by worklist/next only: "
+    "POST /api/v1/worklist/next takes the most urgent one"
+)
+AT_CAP = (
+    "you hold as many studies as this site's cap allows: report or release one first "
+    "(stat and urgent studies are exempt)"
+)
+REASON_NEXT_ONLY = "next_only"
+REASON_CAP = "cap"
+
 RELEASE_REASON_RELEASED = "released"
 RELEASE_REASON_EXPIRED = "expired"
 
@@ -54,6 +67,18 @@ class ClaimedByOther(Conflict):
         return {**super().body(), "claimed_by": self.claimed_by}
 
 
+class AllocationRefused(Conflict):
+    """A site's allocation rule refuses the claim (``reason``: next_only or cap)."""
+
+    def __init__(self, detail: str, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+    def body(self) -> dict[str, Any]:
+        """The detail and the rule that refused it."""
+        return {**super().body(), "reason": self.reason}
+
+
 class ClaimNotHeld(Forbidden):
     """The user does not hold the study's claim (renewals are for the holder only)."""
 
@@ -67,14 +92,34 @@ def _claim_out(study: Study, claim: Claim, username: str) -> ClaimOut:
     )
 
 
-def _announce_claim(session: AsyncSession, study: Study, claim: Claim, username: str) -> None:
+def _announce_claim(
+    session: AsyncSession, *, site_id: int, study_uid: str, expires_at: datetime, username: str
+) -> None:
     stage(
         session,
         WorklistEvent(
             type=EventType.STUDY_CLAIMED,
-            site_id=study.site_id,
-            study_uid=study.study_uid,
-            data={"username": username, "expires_at": claim.expires_at.isoformat()},
+            site_id=site_id,
+            study_uid=study_uid,
+            data={"username": username, "expires_at": expires_at.isoformat()},
+        ),
+    )
+
+
+def _announce_release(
+    session: AsyncSession, *, site_id: int, study_uid: str, holder: str, released_by: str
+) -> None:
+    stage(
+        session,
+        WorklistEvent(
+            type=EventType.STUDY_RELEASED,
+            site_id=site_id,
+            study_uid=study_uid,
+            data={
+                "reason": RELEASE_REASON_RELEASED,
+                "username": holder,
+                "released_by": released_by,
+            },
         ),
     )
 
@@ -84,7 +129,8 @@ def _audit(
     *,
     user: User,
     action: AuditAction,
-    study: Study,
+    study_uid: str,
+    site_id: int,
     address: str | None,
     detail: dict[str, Any],
 ) -> None:
@@ -93,11 +139,21 @@ def _audit(
         actor=user.username,
         actor_kind=audit.ActorKind.USER,
         action=action,
-        study_uid=study.study_uid,
-        site_id=study.site_id,
+        study_uid=study_uid,
+        site_id=site_id,
         address=address,
         detail=detail,
     )
+
+
+async def _check_allocation(session: AsyncSession, *, user: User, study: Study) -> None:
+    """The site's rules for a new direct claim (not a renewal): next-only, then the cap."""
+    if study.priority is Priority.ROUTINE and study.site.next_only_routine:
+        raise AllocationRefused(NEXT_ONLY, reason=REASON_NEXT_ONLY)
+    if study.priority in allocation.CAP_EXEMPT:
+        return
+    if await allocation.count_held(session, user_id=user.id) >= study.site.allocation_cap:
+        raise AllocationRefused(AT_CAP, reason=REASON_CAP)
 
 
 async def claim_study(
@@ -125,15 +181,18 @@ async def claim_study(
     mine = held is not None and held.claim.user_id == user.id
     if held is not None and held.active and not mine:
         raise ClaimedByOther(CLAIMED_BY_OTHER, claimed_by=held.username)
+    if not mine:
+        await _check_allocation(session, user=user, study=study)
     action, detail = AuditAction.CLAIM_RENEWED, {}
     # The study lock keeps the holder's row in place, so a renewal always finds it.
-    claim = (
-        await repository.extend_claim(
+    claim = None
+    if mine:
+        claim = await repository.extend_claim(
             session, study_id=study.id, user_id=user.id, lease_seconds=lease_seconds
         )
-        if mine
-        else None
-    )
+        await repository.extend_group(
+            session, first_id=study.id, user_id=user.id, lease_seconds=lease_seconds
+        )
     if claim is None:
         claim = await repository.put_claim(
             session, study_id=study.id, user_id=user.id, lease_seconds=lease_seconds
@@ -142,12 +201,19 @@ async def claim_study(
         detail = {"taken_over_from": held.username} if held is not None else {}
     lifecycle.apply(study, StudyEvent.CLAIMED)
     await session.flush()
-    _announce_claim(session, study, claim, user.username)
+    _announce_claim(
+        session,
+        site_id=study.site_id,
+        study_uid=study.study_uid,
+        expires_at=claim.expires_at,
+        username=user.username,
+    )
     _audit(
         session,
         user=user,
         action=action,
-        study=study,
+        study_uid=study.study_uid,
+        site_id=study.site_id,
         address=address,
         detail={**detail, "expires_at": claim.expires_at.isoformat()},
     )
@@ -179,27 +245,29 @@ async def release_claim(
     await repository.delete_claim(session, study_id=study.id)
     lifecycle.apply(study, StudyEvent.CLAIM_ENDED)
     await session.flush()
-    stage(
-        session,
-        WorklistEvent(
-            type=EventType.STUDY_RELEASED,
-            site_id=study.site_id,
-            study_uid=study.study_uid,
-            data={
-                "reason": RELEASE_REASON_RELEASED,
-                "username": held.username,
-                "released_by": user.username,
-            },
-        ),
-    )
-    _audit(
-        session,
-        user=user,
-        action=AuditAction.CLAIM_RELEASED,
-        study=study,
-        address=address,
-        detail={"holder": held.username, "expires_at": held.claim.expires_at.isoformat()},
-    )
+    members = await repository.release_group(session, first_id=study.id, user_id=held.claim.user_id)
+    released = [(study.study_uid, study.site_id, held.claim.expires_at)]
+    released += [(m.study_uid, m.site_id, m.expires_at) for m in members]
+    for study_uid, site_id, expires_at in released:
+        _announce_release(
+            session,
+            site_id=site_id,
+            study_uid=study_uid,
+            holder=held.username,
+            released_by=user.username,
+        )
+        detail: dict[str, Any] = {"holder": held.username, "expires_at": expires_at.isoformat()}
+        if study_uid != study.study_uid:
+            detail["group"] = study.study_uid
+        _audit(
+            session,
+            user=user,
+            action=AuditAction.CLAIM_RELEASED,
+            study_uid=study_uid,
+            site_id=site_id,
+            address=address,
+            detail=detail,
+        )
 
 
 async def next_case(
@@ -212,8 +280,12 @@ async def next_case(
 ) -> NextCase | None:
     """Claim the most urgent study the radiologist may report among those matching ``filters``.
 
-    Eligible: ``ready``, or ``in_progress`` with no unexpired claim; the status filter can
-    only narrow that, and ``mine`` is ignored. None when nothing is eligible.
+    Eligible: ``ready``, or ``in_progress`` with no unexpired claim, at a site they hold
+    privileges at, of their subspecialties or allowed by the site's general-reader rule,
+    and stat/urgent or under the site's cap; the status filter can only narrow that, and
+    ``mine`` is ignored. The patient's other unreported studies the caller may see come
+    with it (``also_claimed``). None when nothing is eligible; ``AllocationRefused``
+    (reason ``cap``) when something would be but for the cap.
     """
     if user.role is not Role.RADIOLOGIST:
         raise Forbidden(ONLY_RADIOLOGISTS)
@@ -221,38 +293,77 @@ async def next_case(
     if not statuses:
         return None
     visible = visible_study_condition(user)
+    by_subspecialty = allocation.subspecialty_condition(user)
+    under_cap = allocation.under_cap_condition(user.id)
+    eligible = [by_subspecialty, under_cap]
     passed_over: list[int] = []
     while True:
-        study = await repository.lock_next_candidate(
-            session, visible=visible, filters=filters, statuses=statuses, exclude=passed_over
+        taken = await repository.claim_next(
+            session,
+            user_id=user.id,
+            visible=visible,
+            eligible=eligible,
+            filters=filters,
+            statuses=statuses,
+            exclude=passed_over,
+            lease_seconds=lease_seconds,
         )
-        if study is None:
+        if taken is None:
+            if await repository.next_blocked_by_cap(
+                session,
+                visible=visible,
+                eligible=[by_subspecialty, ~under_cap],
+                filters=filters,
+                statuses=statuses,
+            ):
+                raise AllocationRefused(AT_CAP, reason=REASON_CAP)
             return None
-        claim = await repository.take_free_claim(
-            session, study_id=study.id, user_id=user.id, lease_seconds=lease_seconds
-        )
-        if claim is not None:
+        if taken.expires_at is not None and taken.claimed_at is not None:
             break
         # Claimed by a transaction that committed after our snapshot: try the next one.
-        passed_over.append(study.id)
-    lifecycle.apply(study, StudyEvent.CLAIMED)
-    await session.flush()
-    row = await studies_repository.get_worklist_columns(session, study_id=study.id)
-    _announce_claim(session, study, claim, user.username)
-    _audit(
+        passed_over.append(taken.study_id)
+    members = await repository.claim_group(
         session,
-        user=user,
-        action=AuditAction.CLAIM_CREATED,
-        study=study,
-        address=address,
-        detail={
-            "via": "worklist.next",
-            "filters": filters.as_audit_detail(),
-            "expires_at": claim.expires_at.isoformat(),
-        },
+        first_id=taken.study_id,
+        user_id=user.id,
+        same_patient=studies_repository.same_patient_condition(
+            patient_id=taken.patient_id, nhs_number=taken.nhs_number
+        ),
+        visible=visible,
+        statuses=[StudyStatus.READY, StudyStatus.IN_PROGRESS],
+        lease_seconds=lease_seconds,
     )
+    row = await studies_repository.get_worklist_columns(session, study_id=taken.study_id)
+    via = {"via": "worklist.next", "filters": filters.as_audit_detail()}
+    claimed = [(taken.study_uid, taken.site_id, taken.expires_at, via)]
+    claimed += [
+        (m.study_uid, m.site_id, m.expires_at, {**via, "group": taken.study_uid}) for m in members
+    ]
+    for study_uid, site_id, expires_at, detail in claimed:
+        _announce_claim(
+            session,
+            site_id=site_id,
+            study_uid=study_uid,
+            expires_at=expires_at,
+            username=user.username,
+        )
+        _audit(
+            session,
+            user=user,
+            action=AuditAction.CLAIM_CREATED,
+            study_uid=study_uid,
+            site_id=site_id,
+            address=address,
+            detail={**detail, "expires_at": expires_at.isoformat()},
+        )
     item = WorklistItem.model_validate(WorklistItem.fields_from_columns(row))
-    return NextCase(claim=_claim_out(study, claim, user.username), study=item)
+    claim = ClaimOut(
+        study_uid=taken.study_uid,
+        username=user.username,
+        claimed_at=taken.claimed_at,
+        expires_at=taken.expires_at,
+    )
+    return NextCase(claim=claim, study=item, also_claimed=[m.study_uid for m in members])
 
 
 async def renew_claim(
@@ -276,12 +387,16 @@ async def renew_claim(
     )
     if claim is None:
         raise ClaimNotHeld(NOT_HOLDER)
+    await repository.extend_group(
+        session, first_id=study_id, user_id=user_id, lease_seconds=lease_seconds
+    )
     user = await session.get_one(User, user_id)
     _audit(
         session,
         user=user,
         action=AuditAction.CLAIM_RENEWED,
-        study=study,
+        study_uid=study.study_uid,
+        site_id=study.site_id,
         address=address,
         detail={"expires_at": claim.expires_at.isoformat()},
     )

@@ -406,18 +406,37 @@ def _prior_order(study: type[Study] | AliasedClass[Study]) -> tuple[ColumnElemen
     )
 
 
+def same_patient_condition(
+    *,
+    patient_id: int,
+    nhs_number: str | None,
+    study: type[Study] | AliasedClass[Study] = Study,
+    patient: type[Patient] | AliasedClass[Patient] = Patient,
+) -> ColumnElement[bool]:
+    """True for studies of the same patient at any site: the same patient row, or the same
+    valid NHS number (``study`` joined with its ``patient``). The one rule priors and
+    ``worklist/next``'s keep-together use."""
+    same_patient: ColumnElement[bool] = study.patient_id == patient_id
+    normalised = normalise_nhs_number(nhs_number)
+    if normalised is not None:
+        same_patient = or_(same_patient, patient.nhs_number == normalised)
+    return same_patient
+
+
 def prior_condition(study: Study) -> ColumnElement[bool]:
     """True for ``study``'s priors: the definition the detail lists and prior reads check.
 
-    The patient's other studies at any site (same patient row, or the same valid NHS
-    number), the newest ``MAX_PRIORS`` of them. ``study`` must have its patient loaded.
+    The patient's other studies at any site (``same_patient_condition``), the newest
+    ``MAX_PRIORS`` of them. ``study`` must have its patient loaded.
     The subquery has its own aliases, so it never correlates with an outer ``Study``.
     """
     prior, patient = aliased(Study), aliased(Patient)
-    same_patient: ColumnElement[bool] = prior.patient_id == study.patient_id
-    nhs_number = normalise_nhs_number(study.patient.nhs_number)
-    if nhs_number is not None:
-        same_patient = or_(same_patient, patient.nhs_number == nhs_number)
+    same_patient = same_patient_condition(
+        patient_id=study.patient_id,
+        nhs_number=study.patient.nhs_number,
+        study=prior,
+        patient=patient,
+    )
     newest = (
         select(prior.id)
         .join(patient, prior.patient_id == patient.id)
