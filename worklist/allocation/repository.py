@@ -32,6 +32,9 @@ from worklist.enums import GeneralReader, Priority, Subspecialty
 from worklist.models import Claim, Site, Study, User
 from worklist.studies.repository import active_claim_condition
 
+# pg_advisory_xact_lock(int, int) namespace of a radiologist's allocations: "ALOC".
+ALLOCATION_LOCK = 1095520067
+
 # Stat and urgent studies are exempt from the cap; every other priority counts.
 CAP_EXEMPT = (Priority.STAT, Priority.URGENT)
 
@@ -94,6 +97,19 @@ def subspecialty_condition(user: User) -> ColumnElement[bool]:
             Site.general_reader == GeneralReader.AFTER_SHARE.value,
             elapsed >= share_of_target,
         ),
+    )
+
+
+async def lock_allocations(session: AsyncSession, *, user_id: int) -> None:
+    """Serialise ``user_id``'s new claims until the transaction ends.
+
+    Two of their requests at once (two tabs) would each count the studies held before the
+    other's claim commits, and together go over the cap. Taken before any study row is
+    locked by ``next`` (which then only skips locked rows, never waits on them), and after
+    the one study row a direct claim locks; so it never closes a cycle with row locks.
+    """
+    await session.execute(
+        select(func.pg_advisory_xact_lock(ALLOCATION_LOCK, user_id)),
     )
 
 

@@ -152,6 +152,7 @@ async def _check_allocation(session: AsyncSession, *, user: User, study: Study) 
         raise AllocationRefused(NEXT_ONLY, reason=REASON_NEXT_ONLY)
     if study.priority in allocation.CAP_EXEMPT:
         return
+    await allocation.lock_allocations(session, user_id=user.id)
     if await allocation.count_held(session, user_id=user.id) >= study.site.allocation_cap:
         raise AllocationRefused(AT_CAP, reason=REASON_CAP)
 
@@ -296,6 +297,7 @@ async def next_case(
     by_subspecialty = allocation.subspecialty_condition(user)
     under_cap = allocation.under_cap_condition(user.id)
     eligible = [by_subspecialty, under_cap]
+    await allocation.lock_allocations(session, user_id=user.id)
     passed_over: list[int] = []
     while True:
         taken = await repository.claim_next(
