@@ -297,7 +297,6 @@ async def claim_group(
     """
     members = (
         select(Study.id)
-        .join(Study.patient)
         .where(
             Study.id != first_id,
             same_patient,

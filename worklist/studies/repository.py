@@ -411,16 +411,20 @@ def same_patient_condition(
     patient_id: int,
     nhs_number: str | None,
     study: type[Study] | AliasedClass[Study] = Study,
-    patient: type[Patient] | AliasedClass[Patient] = Patient,
 ) -> ColumnElement[bool]:
     """True for studies of the same patient at any site: the same patient row, or the same
-    valid NHS number (``study`` joined with its ``patient``). The one rule priors and
-    ``worklist/next``'s keep-together use."""
-    same_patient: ColumnElement[bool] = study.patient_id == patient_id
+    valid NHS number. The one rule priors and ``worklist/next``'s keep-together use.
+
+    The patients are chosen first (primary key, NHS number index), then their studies by
+    ``patient_id``: an OR across the joined study and patient rows could use neither
+    index and scanned the backlog (0.5 s at 1M studies).
+    """
+    patient = aliased(Patient)
+    same: ColumnElement[bool] = patient.id == patient_id
     normalised = normalise_nhs_number(nhs_number)
     if normalised is not None:
-        same_patient = or_(same_patient, patient.nhs_number == normalised)
-    return same_patient
+        same = or_(same, patient.nhs_number == normalised)
+    return study.patient_id.in_(select(patient.id).where(same))
 
 
 def prior_condition(study: Study) -> ColumnElement[bool]:
@@ -430,16 +434,12 @@ def prior_condition(study: Study) -> ColumnElement[bool]:
     ``MAX_PRIORS`` of them. ``study`` must have its patient loaded.
     The subquery has its own aliases, so it never correlates with an outer ``Study``.
     """
-    prior, patient = aliased(Study), aliased(Patient)
+    prior = aliased(Study)
     same_patient = same_patient_condition(
-        patient_id=study.patient_id,
-        nhs_number=study.patient.nhs_number,
-        study=prior,
-        patient=patient,
+        patient_id=study.patient_id, nhs_number=study.patient.nhs_number, study=prior
     )
     newest = (
         select(prior.id)
-        .join(patient, prior.patient_id == patient.id)
         .where(prior.id != study.id, same_patient)
         .order_by(*_prior_order(prior))
         .limit(MAX_PRIORS)
