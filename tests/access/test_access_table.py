@@ -67,6 +67,8 @@ ENDPOINTS: dict[str, Call] = {
     "POST addenda": _request("POST", "/api/v1/studies/{uid}/report/addenda", json={"text": "Add."}),
     "GET audit": _request("GET", "/api/v1/audit?study_uid={uid}"),
     "GET users": _request("GET", "/api/v1/users?site={code}"),
+    "GET allocation": _request("GET", "/api/v1/sites/{code}/allocation"),
+    "PATCH allocation": _request("PATCH", "/api/v1/sites/{code}/allocation", json={"cap": 4}),
     "GET user": _request("GET", "/api/v1/users/{rad}"),
     "PATCH user": _request("PATCH", "/api/v1/users/{rad}", json={"name": "Dr Renamed"}),
     "POST user password": _request(
@@ -161,6 +163,20 @@ EXPECTED: dict[str, dict[str, tuple[int, int]]] = {
         "manager": (200, 200),
         "admin": (200, 200),
         "alert_client": (403, 403),
+    },
+    "GET allocation": {  # a radiologist reads the settings of the sites they report for
+        "holder": (200, 200),
+        "radiologist": (200, 404),
+        "manager": (200, 404),
+        "admin": (200, 200),
+        "alert_client": (404, 404),
+    },
+    "PATCH allocation": {
+        "holder": (403, 403),
+        "radiologist": (403, 404),
+        "manager": (200, 404),
+        "admin": (200, 200),
+        "alert_client": (404, 404),
     },
     "GET user": {
         "holder": (403, 403),
