@@ -124,6 +124,24 @@ def next_available() -> bool:
     return "post" in paths.get(NEXT_PATH, {})
 
 
+def set_caps(cap: int | None) -> dict[str, int]:
+    """Set every site's allocation cap to ``cap`` (None: leave them); the caps before."""
+    with psycopg.connect(load_studies.conninfo(), autocommit=True) as conn:
+        before = {
+            str(code): int(n) for code, n in conn.execute("SELECT code, allocation_cap FROM sites")
+        }
+        if cap is not None:
+            conn.execute("UPDATE sites SET allocation_cap = %s", (cap,))
+    return before
+
+
+def restore_caps(caps: dict[str, int]) -> None:
+    """Put the sites' caps back as ``set_caps`` found them."""
+    with psycopg.connect(load_studies.conninfo(), autocommit=True) as conn:
+        for code, cap in caps.items():
+            conn.execute("UPDATE sites SET allocation_cap = %s WHERE code = %s", (cap, code))
+
+
 def next_claims(
     workdir: Path,
     cluster: ApiCluster,
@@ -132,8 +150,14 @@ def next_claims(
     clients: int,
     duration: float,
     keep: set[int],
+    cap: int | None = None,
 ) -> dict[str, Any]:
-    """(b) 50 radiologists calling ``/worklist/next`` back to back; double handouts."""
+    """(b) 50 radiologists calling ``/worklist/next`` back to back; double handouts.
+
+    The cap is counted on every call (it is part of the candidate query); ``cap`` sets
+    every site's for the phase, so that radiologists taking studies back to back are not
+    refused (409) after the first few; None keeps the sites' own.
+    """
     templates = [
         {
             "name": "next",
@@ -150,6 +174,7 @@ def next_claims(
         row = conn.execute("SELECT now()").fetchone()
         assert row is not None
         since: datetime = row[0]
+    caps = set_caps(cap)
     try:
         summary, raw = closed_loop(
             workdir,
@@ -170,7 +195,10 @@ def next_claims(
         summary["duplicated_uids"] = [uid for uid, n in counts.items() if n > 1][:20]
         summary["claims_in_database"] = len(claimed)
         summary["no_content_204"] = summary["statuses"].get("204", 0)
+        summary["refused_409"] = summary["statuses"].get("409", 0)
+        summary["sites_cap"] = cap
     finally:
+        restore_caps(caps)
         summary_restored = restore_claims(since, keep)
     summary["restored"] = summary_restored
     return summary
@@ -375,6 +403,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--saturation-seconds", type=float, default=15.0)
     parser.add_argument("--warmup-seconds", type=float, default=5.0)
     parser.add_argument("--skip-next", action="store_true", help="no worklist/next phase")
+    parser.add_argument(
+        "--next-cap",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="every site's allocation cap during the next phase (counted on every call, "
+        "never reached by default); a negative value keeps the sites' own",
+    )
     parser.add_argument("--skip-explain", action="store_true")
     parser.add_argument(
         "--wait-for-next",
@@ -398,6 +434,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.process_counts = [int(n) for n in args.api_processes.split(",") if n]
+    if args.next_cap < 0:
+        args.next_cap = None
     args.rates = [float(r) for r in args.rate.split(",") if r]
     if not args.rates or min(args.rates) <= 0:
         parser.error("--rate must list positive rates")
@@ -510,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
                     clients=args.clients,
                     duration=args.saturation_seconds,
                     keep=keep,
+                    cap=args.next_cap,
                 )
                 nxt = run["saturation_next"]
                 print(
