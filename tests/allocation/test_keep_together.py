@@ -7,14 +7,20 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.allocation.conftest import claims_of
 from tests.api.conftest import NORTH, SOUTH, T0, add_patient, add_study, audit_rows
 from tests.claims.conftest import Staff, add_claim, add_expired_claim, study_status
+from tests.conftest import run_committed
+from worklist.claims.repository import ExpiredClaim
+from worklist.claims.service import renew_claim
+from worklist.config import Settings
 from worklist.enums import AuditAction, StudyStatus
 from worklist.identity import make_nhs_number
 from worklist.models import Claim, Site, Study
+from worklist.worker import expire_claims
 
 NEXT = "/api/v1/worklist/next"
 
@@ -209,3 +215,52 @@ def test_taking_over_a_lapsed_grouped_study_takes_it_out_of_the_group(
     assert (taken.status_code, released.status_code) == (200, 204), taken.text
     with db() as session:
         assert claims_of(session) == {others[0]: (staff.ids["rad_north2"], None)}
+
+
+def study_id(db: sessionmaker[Session], uid: str) -> int:
+    with db() as session:
+        return session.scalars(select(Study.id).where(Study.study_uid == uid)).one()
+
+
+def test_a_report_save_on_the_first_study_renews_the_group(
+    client: TestClient,
+    db: sessionmaker[Session],
+    database_url: str,
+    settings: Settings,
+    sites: dict[str, Site],
+    staff: Staff,
+) -> None:
+    first, others = handed_group(client, db, sites, staff)
+    age_claims(db, timedelta(minutes=10))
+    before = expiries(db)
+    first_id, rad_north = study_id(db, first), staff.ids["rad_north"]
+    lease = settings.claim_lease_seconds
+
+    async def save(session: AsyncSession) -> None:
+        await renew_claim(session, study_id=first_id, user_id=rad_north, lease_seconds=lease)
+
+    run_committed(database_url, save)
+
+    after = expiries(db)
+    assert all(after[uid] > before[uid] for uid in [first, *others])
+
+
+def test_a_groups_leases_run_out_together(
+    client: TestClient,
+    db: sessionmaker[Session],
+    database_url: str,
+    sites: dict[str, Site],
+    staff: Staff,
+) -> None:
+    first, others = handed_group(client, db, sites, staff)
+    last_expiry = max(expiries(db).values())
+
+    async def expire(session: AsyncSession) -> list[ExpiredClaim]:
+        return await expire_claims(session, now=last_expiry + timedelta(seconds=1))
+
+    expired = run_committed(database_url, expire)
+
+    assert sorted(e.study_uid for e in expired) == sorted([first, *others])
+    with db() as session:
+        assert claims_of(session) == {}
+    assert {study_status(db, uid) for uid in [first, *others]} == {StudyStatus.READY}
