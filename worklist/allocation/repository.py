@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Integer,
     Interval,
     ScalarSelect,
     Text,
@@ -50,8 +51,15 @@ def cap_exempt_condition(study: Any = Study) -> ColumnElement[bool]:
     return condition
 
 
-def held_count(user_id: int) -> ScalarSelect[int]:
-    """How many studies the cap counts for ``user_id``: unexpired claims, not stat/urgent.
+# The caller's values are bound by name when the statement runs (``eligibility_params``):
+# the conditions are built once, not per request (aliasing ``studies`` alone cost more than
+# the rest of a ``next``'s statement building).
+_USER_ID = bindparam("allocation_user_id", type_=Integer)
+_SUBSPECIALTIES = bindparam("allocation_subspecialties", type_=ARRAY(Text))
+
+
+def _held_count() -> ScalarSelect[int]:
+    """How many studies the cap counts for the caller: unexpired claims, not stat/urgent.
 
     Every claimed study counts, a patient's studies handed out together included (the cap
     is on studies held at once). Its own aliases, so it never correlates with an outer query.
@@ -62,7 +70,7 @@ def held_count(user_id: int) -> ScalarSelect[int]:
         .select_from(claim)
         .join(study, study.id == claim.study_id)
         .where(
-            claim.user_id == user_id,
+            claim.user_id == _USER_ID,
             active_claim_condition(claim),
             ~cap_exempt_condition(study),
         )
@@ -70,34 +78,44 @@ def held_count(user_id: int) -> ScalarSelect[int]:
     )
 
 
-def under_cap_condition(user_id: int) -> ColumnElement[bool]:
-    """True for studies ``user_id`` may take now: exempt, or they hold fewer than the cap
-    of the study's site (``Site`` joined)."""
-    return or_(cap_exempt_condition(), Site.allocation_cap > held_count(user_id))
-
-
-def subspecialty_condition(user: User) -> ColumnElement[bool]:
-    """True for studies ``next`` may hand to ``user`` by subspecialty (``Site`` joined).
-
-    A study without a subspecialty, a ``general`` one, or one of the user's subspecialties
-    always; any other by its site's ``general_reader`` rule: ``always``, ``never``, or
-    ``after_share`` once that share of the time from arrival to its target has elapsed.
-    """
-    own = bindparam(None, sorted(set(user.subspecialties)), type_=ARRAY(Text))
-    elapsed = func.now() - Study.received_at
+def _subspecialty_condition() -> ColumnElement[bool]:
     # interval * double precision, which SQLAlchemy's Interval type does not declare.
     target = (Study.due_at - Study.received_at).self_group()
     share_of_target = target.op("*", return_type=Interval())(Site.general_after_share)
     return or_(
         Study.subspecialty.is_(None),
         Study.subspecialty == Subspecialty.GENERAL.value,
-        Study.subspecialty == any_(own),
+        Study.subspecialty == any_(_SUBSPECIALTIES),
         Site.general_reader == GeneralReader.ALWAYS.value,
         and_(
             Site.general_reader == GeneralReader.AFTER_SHARE.value,
-            elapsed >= share_of_target,
+            func.now() - Study.received_at >= share_of_target,
         ),
     )
+
+
+HELD_COUNT = _held_count()
+
+# True for studies the caller may take now (``Site`` joined): exempt, or they hold fewer
+# than the cap of the study's site.
+UNDER_CAP = or_(cap_exempt_condition(), Site.allocation_cap > HELD_COUNT)
+
+# True for studies ``next`` may hand to the caller by subspecialty (``Site`` joined): a
+# study without a subspecialty, a ``general`` one, or one of the caller's; any other by its
+# site's ``general_reader`` rule: ``always``, ``never``, or ``after_share`` once that share
+# of the time from arrival to its target has elapsed.
+BY_SUBSPECIALTY = _subspecialty_condition()
+
+
+def eligibility_params(user: User) -> dict[str, Any]:
+    """The values ``UNDER_CAP``, ``BY_SUBSPECIALTY`` and ``HELD_COUNT`` take for ``user``."""
+    return {
+        "allocation_user_id": user.id,
+        "allocation_subspecialties": sorted(set(user.subspecialties)),
+    }
+
+
+_LOCK = select(func.pg_advisory_xact_lock(ALLOCATION_LOCK, _USER_ID))
 
 
 async def lock_allocations(session: AsyncSession, *, user_id: int) -> None:
@@ -108,11 +126,10 @@ async def lock_allocations(session: AsyncSession, *, user_id: int) -> None:
     locked by ``next`` (which then only skips locked rows, never waits on them), and after
     the one study row a direct claim locks; so it never closes a cycle with row locks.
     """
-    await session.execute(
-        select(func.pg_advisory_xact_lock(ALLOCATION_LOCK, user_id)),
-    )
+    await session.execute(_LOCK, {"allocation_user_id": user_id})
 
 
-async def count_held(session: AsyncSession, *, user_id: int) -> int:
-    """The number of studies the cap counts for ``user_id`` now."""
-    return int(await session.scalar(select(held_count(user_id))) or 0)
+async def count_held(session: AsyncSession, *, user: User) -> int:
+    """The number of studies the cap counts for ``user`` now."""
+    held = await session.scalar(select(HELD_COUNT), eligibility_params(user))
+    return int(held or 0)

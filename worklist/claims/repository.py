@@ -7,7 +7,7 @@ claims, releases, report saves and the expiry job never deadlock one another.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +27,9 @@ from worklist.studies.repository import (
     held_by,
 )
 from worklist.studies.schemas import WorklistFilters
+
+# Built once: a study without a running claim (its alias of ``claims`` cost per request).
+_UNHELD = ~held_by()
 
 # DML ... RETURNING Claim must refresh an instance the session may already hold.
 _REFRESH: dict[str, Any] = {"synchronize_session": False, "populate_existing": True}
@@ -185,7 +188,7 @@ def _candidates(
         select(Study.id, Study.study_uid, Study.site_id, Study.patient_id, Patient.nhs_number)
         .join(Study.site)
         .join(Study.patient)
-        .where(visible, ~held_by(), *conditions, *eligible)
+        .where(visible, _UNHELD, *conditions, *eligible)
     )
     if exclude:
         stmt = stmt.where(Study.id.not_in(exclude))
@@ -198,6 +201,7 @@ async def claim_next(
     user_id: int,
     visible: ColumnElement[bool],
     eligible: Sequence[ColumnElement[bool]],
+    params: Mapping[str, Any],
     filters: WorklistFilters,
     statuses: Sequence[StudyStatus],
     exclude: Collection[int],
@@ -210,7 +214,8 @@ async def claim_next(
     on the first; a study found here may still have been claimed by a transaction that
     committed after this statement's snapshot: the INSERT then takes over only an expired
     claim (``take_free_claim``'s guard) and the result has no claim. ``eligible`` holds
-    the allocation conditions (subspecialty, cap), on ``Study`` joined with ``Site``.
+    the allocation conditions (subspecialty, cap), on ``Study`` joined with ``Site``, and
+    ``params`` the values of their named parameters.
     """
     candidate = (
         _candidates(
@@ -247,7 +252,7 @@ async def claim_next(
         .select_from(candidate.outerjoin(claimed, true()))
         .add_cte(moved.cte("moved"))
     )
-    row = (await session.execute(stmt)).one_or_none()
+    row = (await session.execute(stmt, params)).one_or_none()
     if row is None:
         return None
     return NextTaken(*row)
@@ -258,6 +263,7 @@ async def next_blocked_by_cap(
     *,
     visible: ColumnElement[bool],
     eligible: Sequence[ColumnElement[bool]],
+    params: Mapping[str, Any],
     filters: WorklistFilters,
     statuses: Sequence[StudyStatus],
 ) -> bool:
@@ -266,7 +272,7 @@ async def next_blocked_by_cap(
     stmt = _candidates(
         visible=visible, eligible=eligible, filters=filters, statuses=statuses, exclude=()
     )
-    return (await session.execute(stmt)).first() is not None
+    return (await session.execute(stmt, params)).first() is not None
 
 
 @dataclass(frozen=True)
@@ -302,7 +308,7 @@ async def claim_group(
             same_patient,
             visible,
             Study.status.in_(list(statuses)),
-            ~held_by(),
+            _UNHELD,
         )
         .order_by(Study.id)
         .with_for_update(of=Study, key_share=True, skip_locked=True)

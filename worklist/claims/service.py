@@ -153,7 +153,7 @@ async def _check_allocation(session: AsyncSession, *, user: User, study: Study) 
     if study.priority in allocation.CAP_EXEMPT:
         return
     await allocation.lock_allocations(session, user_id=user.id)
-    if await allocation.count_held(session, user_id=user.id) >= study.site.allocation_cap:
+    if await allocation.count_held(session, user=user) >= study.site.allocation_cap:
         raise AllocationRefused(AT_CAP, reason=REASON_CAP)
 
 
@@ -294,9 +294,7 @@ async def next_case(
     if not statuses:
         return None
     visible = visible_study_condition(user)
-    by_subspecialty = allocation.subspecialty_condition(user)
-    under_cap = allocation.under_cap_condition(user.id)
-    eligible = [by_subspecialty, under_cap]
+    params = allocation.eligibility_params(user)
     await allocation.lock_allocations(session, user_id=user.id)
     passed_over: list[int] = []
     while True:
@@ -304,7 +302,8 @@ async def next_case(
             session,
             user_id=user.id,
             visible=visible,
-            eligible=eligible,
+            eligible=[allocation.BY_SUBSPECIALTY, allocation.UNDER_CAP],
+            params=params,
             filters=filters,
             statuses=statuses,
             exclude=passed_over,
@@ -314,7 +313,8 @@ async def next_case(
             if await repository.next_blocked_by_cap(
                 session,
                 visible=visible,
-                eligible=[by_subspecialty, ~under_cap],
+                eligible=[allocation.BY_SUBSPECIALTY, ~allocation.UNDER_CAP],
+                params=params,
                 filters=filters,
                 statuses=statuses,
             ):
