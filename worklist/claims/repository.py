@@ -29,7 +29,7 @@ from worklist.studies.repository import (
 from worklist.studies.schemas import WorklistFilters
 
 # Built once: a study without a running claim (its alias of ``claims`` cost per request).
-_UNHELD = ~held_by()
+UNHELD = ~held_by()
 
 # DML ... RETURNING Claim must refresh an instance the session may already hold.
 _REFRESH: dict[str, Any] = {"synchronize_session": False, "populate_existing": True}
@@ -56,7 +56,7 @@ class ExpiredClaim:
     returned_to_worklist: bool
 
 
-def _lease_end(lease_seconds: float) -> ColumnElement[datetime]:
+def lease_end(lease_seconds: float) -> ColumnElement[datetime]:
     return func.now() + timedelta(seconds=lease_seconds)
 
 
@@ -87,15 +87,19 @@ def _upsert(study_id: int, user_id: int, lease_seconds: float) -> tuple[Insert, 
         study_id=study_id,
         user_id=user_id,
         claimed_at=func.now(),
-        expires_at=_lease_end(lease_seconds),
+        expires_at=lease_end(lease_seconds),
         group_study_id=None,
     )
     return stmt, _replacing(stmt)
 
 
-def _take_free(rows: Select[*tuple[Any, ...]]) -> Insert:
+def take_free(rows: Select[*tuple[Any, ...]]) -> Insert:
     """INSERT of claims for ``rows`` (study_id, user_id, claimed_at, expires_at,
-    group_study_id), taking over only expired claims: ``take_free_claim`` for many."""
+    group_study_id), taking over only expired claims.
+
+    The condition is checked against the latest committed claim row, not the statement's
+    snapshot: the guard that keeps two ``worklist/next`` callers off the same study.
+    """
     stmt = insert(Claim).from_select(
         ["study_id", "user_id", "claimed_at", "expires_at", "group_study_id"], rows
     )
@@ -116,21 +120,6 @@ async def put_claim(
     return (await session.scalars(stmt.returning(Claim), execution_options=_REFRESH)).one()
 
 
-async def take_free_claim(
-    session: AsyncSession, *, study_id: int, user_id: int, lease_seconds: float
-) -> Claim | None:
-    """Claim the study for ``user_id`` unless an unexpired claim holds it (then None).
-
-    The condition is checked against the latest committed claim row, not the statement's
-    snapshot: the guard that keeps two ``worklist/next`` callers off the same study.
-    """
-    stmt, values = _upsert(study_id, user_id, lease_seconds)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Claim.study_id], set_=values, where=Claim.expires_at <= func.now()
-    )
-    return (await session.scalars(stmt.returning(Claim), execution_options=_REFRESH)).one_or_none()
-
-
 async def extend_claim(
     session: AsyncSession, *, study_id: int, user_id: int, lease_seconds: float
 ) -> Claim | None:
@@ -138,7 +127,7 @@ async def extend_claim(
     stmt = (
         update(Claim)
         .where(Claim.study_id == study_id, Claim.user_id == user_id)
-        .values(expires_at=_lease_end(lease_seconds))
+        .values(expires_at=lease_end(lease_seconds))
         .returning(Claim)
     )
     return (await session.scalars(stmt, execution_options=_REFRESH)).one_or_none()
@@ -188,7 +177,7 @@ def _candidates(
         select(Study.id, Study.study_uid, Study.site_id, Study.patient_id, Patient.nhs_number)
         .join(Study.site)
         .join(Study.patient)
-        .where(visible, _UNHELD, *conditions, *eligible)
+        .where(visible, UNHELD, *conditions, *eligible)
     )
     if exclude:
         stmt = stmt.where(Study.id.not_in(exclude))
@@ -213,7 +202,7 @@ async def claim_next(
     ``SKIP LOCKED`` lets concurrent callers each take a different study instead of queueing
     on the first; a study found here may still have been claimed by a transaction that
     committed after this statement's snapshot: the INSERT then takes over only an expired
-    claim (``take_free_claim``'s guard) and the result has no claim. ``eligible`` holds
+    claim (``take_free``'s guard) and the result has no claim. ``eligible`` holds
     the allocation conditions (subspecialty, cap), on ``Study`` joined with ``Site``, and
     ``params`` the values of their named parameters.
     """
@@ -228,13 +217,11 @@ async def claim_next(
         candidate.c.id,
         literal(user_id),
         func.now(),
-        _lease_end(lease_seconds),
+        lease_end(lease_seconds),
         null(),
     )
     claimed = (
-        _take_free(rows)
-        .returning(Claim.study_id, Claim.claimed_at, Claim.expires_at)
-        .cte("claimed")
+        take_free(rows).returning(Claim.study_id, Claim.claimed_at, Claim.expires_at).cte("claimed")
     )
     moved = lifecycle.bulk_update(
         StudyEvent.CLAIMED, Study.id.in_(select(claimed.c.study_id))
@@ -273,126 +260,6 @@ async def next_blocked_by_cap(
         visible=visible, eligible=eligible, filters=filters, statuses=statuses, exclude=()
     )
     return (await session.execute(stmt, params)).first() is not None
-
-
-@dataclass(frozen=True)
-class GroupMember:
-    """A study claimed with (or released with) the first study of a patient's group."""
-
-    study_id: int
-    study_uid: str
-    site_id: int
-    expires_at: datetime
-
-
-async def claim_group(
-    session: AsyncSession,
-    *,
-    first_id: int,
-    user_id: int,
-    same_patient: ColumnElement[bool],
-    visible: ColumnElement[bool],
-    statuses: Sequence[StudyStatus],
-    lease_seconds: float,
-) -> list[GroupMember]:
-    """Claim the patient's other unheld studies (``same_patient``, ``visible``) for
-    ``user_id`` with ``first_id`` as their group, in one statement; those claimed, by id.
-
-    The rows are locked in id order, skipping locked ones (someone is changing them: they
-    stay where they are), so this never waits and never deadlocks.
-    """
-    members = (
-        select(Study.id)
-        .where(
-            Study.id != first_id,
-            same_patient,
-            visible,
-            Study.status.in_(list(statuses)),
-            _UNHELD,
-        )
-        .order_by(Study.id)
-        .with_for_update(of=Study, key_share=True, skip_locked=True)
-        .cte("members")
-    )
-    rows = select(
-        members.c.id, literal(user_id), func.now(), _lease_end(lease_seconds), literal(first_id)
-    )
-    claimed = _take_free(rows).returning(Claim.study_id, Claim.expires_at).cte("claimed")
-    moved = lifecycle.bulk_update(
-        StudyEvent.CLAIMED, Study.id.in_(select(claimed.c.study_id))
-    ).returning(Study.id)
-    stmt = (
-        select(claimed.c.study_id, Study.study_uid, Study.site_id, claimed.c.expires_at)
-        .join(Study, Study.id == claimed.c.study_id)
-        .add_cte(moved.cte("moved"))
-        .order_by(claimed.c.study_id)
-    )
-    return [GroupMember(*row) for row in await session.execute(stmt)]
-
-
-async def extend_group(
-    session: AsyncSession, *, first_id: int, user_id: int, lease_seconds: float
-) -> None:
-    """Renew ``user_id``'s claims grouped under ``first_id`` with it (lease from now).
-
-    The caller holds the first study's lock. The members' study rows are not locked for
-    this: nothing locks a claim row before its study row, so no cycle can form.
-    """
-    await session.execute(
-        update(Claim)
-        .where(Claim.group_study_id == first_id, Claim.user_id == user_id)
-        .values(expires_at=_lease_end(lease_seconds)),
-        execution_options={"synchronize_session": False},
-    )
-
-
-async def release_group(session: AsyncSession, *, first_id: int, user_id: int) -> list[GroupMember]:
-    """End ``user_id``'s claims grouped under ``first_id``; their studies back to ready.
-
-    The caller holds the first study's lock; the members' study rows are locked next, in
-    id order (the lock order), whether or not their leases still run.
-    """
-    locked = (
-        select(Study.id)
-        .join(Claim, Claim.study_id == Study.id)
-        .where(Claim.group_study_id == first_id, Claim.user_id == user_id)
-        .order_by(Study.id)
-        .with_for_update(of=Study, key_share=True)
-    )
-    member_ids = list(await session.scalars(locked))
-    if not member_ids:
-        return []
-    ended = (
-        await session.execute(
-            delete(Claim)
-            .where(Claim.study_id.in_(member_ids), Claim.user_id == user_id)
-            .returning(Claim.study_id, Claim.expires_at),
-            execution_options={"synchronize_session": False},
-        )
-    ).all()
-    ended_ids = [row.study_id for row in ended]
-    await session.execute(
-        lifecycle.bulk_update(StudyEvent.CLAIM_ENDED, Study.id.in_(ended_ids)),
-        execution_options={"synchronize_session": False},
-    )
-    studies = {
-        row.id: row
-        for row in await session.execute(
-            select(Study.id, Study.study_uid, Study.site_id).where(Study.id.in_(ended_ids))
-        )
-    }
-    return sorted(
-        (
-            GroupMember(
-                study_id=row.study_id,
-                study_uid=studies[row.study_id].study_uid,
-                site_id=studies[row.study_id].site_id,
-                expires_at=row.expires_at,
-            )
-            for row in ended
-        ),
-        key=lambda member: member.study_id,
-    )
 
 
 async def expire_due_claims(

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.allocation import repository as allocation
 from worklist.audit import repository as audit
-from worklist.claims import repository
+from worklist.claims import groups, repository
 from worklist.claims.schemas import ClaimOut, NextCase
 from worklist.enums import AuditAction, Priority, Role, StudyStatus
 from worklist.errors import Conflict, Forbidden, NotFound
@@ -191,7 +191,7 @@ async def claim_study(
         claim = await repository.extend_claim(
             session, study_id=study.id, user_id=user.id, lease_seconds=lease_seconds
         )
-        await repository.extend_group(
+        await groups.extend_group(
             session, first_id=study.id, user_id=user.id, lease_seconds=lease_seconds
         )
     if claim is None:
@@ -246,7 +246,7 @@ async def release_claim(
     await repository.delete_claim(session, study_id=study.id)
     lifecycle.apply(study, StudyEvent.CLAIM_ENDED)
     await session.flush()
-    members = await repository.release_group(session, first_id=study.id, user_id=held.claim.user_id)
+    members = await groups.release_group(session, first_id=study.id, user_id=held.claim.user_id)
     released = [(study.study_uid, study.site_id, held.claim.expires_at)]
     released += [(m.study_uid, m.site_id, m.expires_at) for m in members]
     for study_uid, site_id, expires_at in released:
@@ -324,7 +324,7 @@ async def next_case(
             break
         # Claimed by a transaction that committed after our snapshot: try the next one.
         passed_over.append(taken.study_id)
-    members = await repository.claim_group(
+    members = await groups.claim_group(
         session,
         first_id=taken.study_id,
         user_id=user.id,
@@ -389,7 +389,7 @@ async def renew_claim(
     )
     if claim is None:
         raise ClaimNotHeld(NOT_HOLDER)
-    await repository.extend_group(
+    await groups.extend_group(
         session, first_id=study_id, user_id=user_id, lease_seconds=lease_seconds
     )
     user = await session.get_one(User, user_id)
