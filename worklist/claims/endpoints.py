@@ -31,7 +31,9 @@ NOT_VISIBLE = {"description": "No such study, or not visible to the caller"}
         404: NOT_VISIBLE,
         409: {
             "model": ClaimConflict,
-            "description": "Claimed by someone else (claimed_by), or receiving/reported",
+            "description": "Claimed by someone else (claimed_by), receiving/reported, or "
+            'refused by the site\'s allocation: "reason" "next_only" (routine work comes '
+            'from worklist/next) or "cap" (the caller holds the site\'s cap)',
         },
     },
 )
@@ -75,6 +77,11 @@ async def release_claim(
     responses={
         204: {"description": "No study is eligible"},
         403: {"description": "Only radiologists take studies from the worklist"},
+        409: {
+            "model": ClaimConflict,
+            "description": 'At the cap ("reason": "cap"): a study would be eligible, but the '
+            "caller holds as many as its site allows (stat and urgent are still handed out)",
+        },
     },
     dependencies=[require_roles(Role.RADIOLOGIST, detail=service.ONLY_RADIOLOGISTS)],
 )
@@ -85,7 +92,8 @@ async def next_case(
     filters: WorklistFiltersDep,
     address: ClientAddress,
 ) -> NextCase | Response:
-    """Claim the most urgent study the caller may report among those matching the filters."""
+    """Claim the most urgent study the caller may report among those matching the filters,
+    with the patient's other unreported studies (``also_claimed``)."""
     case = await service.next_case(
         session=session,
         user=user,
