@@ -166,7 +166,8 @@ def statement_kind(sql: str) -> str:
     upper = text.upper()
     verb = upper.split(" ", 1)[0]
     table = ""
-    if verb == "SELECT":
+    # A data-modifying WITH (``next``'s pick and claim) is named by the table it reads.
+    if verb in ("SELECT", "WITH"):
         match = re.search(r"\bFROM (\w+)", text, re.IGNORECASE)
         table = match.group(1) if match else ""
     elif verb in ("INSERT", "UPDATE", "DELETE"):
