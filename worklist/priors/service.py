@@ -20,11 +20,11 @@ from worklist.errors import NotFound
 from worklist.models import Study, User
 from worklist.reports.schemas import ReportOut
 from worklist.reports.service import signed_report
-from worklist.studies import repository
+from worklist.studies import grants, repository
 from worklist.studies.repository import WorklistRow
 from worklist.studies.schemas import PriorDetail, SeriesOut, WorklistItem
 from worklist.studies.service import STUDY_NOT_FOUND
-from worklist.studies.visibility import visible_study_condition
+from worklist.studies.visibility import readable_study_condition
 
 PRIOR_NOT_FOUND = "prior not found"
 
@@ -42,7 +42,7 @@ async def via_study(session: AsyncSession, *, user: User, study_uid: str) -> Via
     row = await repository.get_visible_study(
         session,
         study_uid=study_uid,
-        visible=visible_study_condition(user),
+        visible=readable_study_condition(user),
         load=repository.StudyLoad.WORKLIST_ROW,
     )
     if row is None:
@@ -68,11 +68,12 @@ def audit_prior_read(
     action: AuditAction,
     prior_uid: str,
     prior_site_id: int,
-    via_uid: str,
+    via: Study,
     address: str | None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Record a prior read against the prior's study and site, naming the via study."""
+    """Record a prior read against the prior's study and site, naming the via study (and
+    the grant the caller reads it through, if that is how they see it)."""
     audit.record(
         session,
         actor=user.username,
@@ -81,7 +82,7 @@ def audit_prior_read(
         study_uid=prior_uid,
         site_id=prior_site_id,
         address=address,
-        detail={"via": via_uid, **(detail or {})},
+        detail={"via": via.study_uid, **grants.audit_detail(user, via), **(detail or {})},
     )
 
 
@@ -98,7 +99,7 @@ async def get_prior_detail(
         action=AuditAction.PRIOR_VIEW,
         prior_uid=prior.study_uid,
         prior_site_id=prior.site_id,
-        via_uid=via.study_uid,
+        via=via,
         address=address,
         detail={"resource": "detail"},
     )
@@ -123,7 +124,7 @@ async def get_prior_report(
         action=AuditAction.PRIOR_REPORT_VIEW,
         prior_uid=prior.study_uid,
         prior_site_id=prior.site_id,
-        via_uid=via.study_uid,
+        via=via,
         address=address,
         detail={"version": report.version},
     )

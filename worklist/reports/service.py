@@ -27,11 +27,11 @@ from worklist.models import Report, ReportAddendum, Study, User
 from worklist.reports import repository
 from worklist.reports.results import deliver_result, report_parts
 from worklist.reports.schemas import AddendumOut, ReportOut
-from worklist.studies import lifecycle
+from worklist.studies import grants, lifecycle
 from worklist.studies import repository as studies
 from worklist.studies.lifecycle import StudyEvent
 from worklist.studies.service import STUDY_NOT_FOUND
-from worklist.studies.visibility import visible_study_condition
+from worklist.studies.visibility import readable_study_condition, visible_study_condition
 
 REPORT_NOT_FOUND = "report not found"
 NO_SIGNED_REPORT = "the study has no signed report"
@@ -98,7 +98,11 @@ async def get_report(
     *, session: AsyncSession, user: User, study_uid: str, address: str | None
 ) -> ReportOut:
     """The report of a study the user may see, with its addenda; the read is audited."""
-    study = await _visible_study(session, user=user, study_uid=study_uid, lock=False)
+    study = await studies.get_visible_study(
+        session, study_uid=study_uid, visible=readable_study_condition(user)
+    )
+    if study is None:
+        raise NotFound(STUDY_NOT_FOUND)
     report = await _require_report(session, study=study)
     audit.record(
         session,
@@ -108,7 +112,7 @@ async def get_report(
         study_uid=study.study_uid,
         site_id=study.site_id,
         address=address,
-        detail={"version": report.version},
+        detail={"version": report.version, **grants.audit_detail(user, study)},
     )
     return await _report_out(session, report)
 
