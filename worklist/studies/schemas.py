@@ -117,6 +117,14 @@ class WorklistItem(BaseModel):
     order: OrderOut | None = Field(
         description="The RIS order the study matched, or null (flag ``no_order``)"
     )
+    subspecialty: str | None = Field(
+        default=None, description="The subspecialty it is routed to (GET /api/v1/subspecialties)"
+    )
+    subspecialty_rule: int | None = Field(
+        default=None,
+        description="Position of the routing rule that gave it; null when a manager set it "
+        "by hand (or no rule matched)",
+    )
 
     @staticmethod
     def fields_from_columns(row: RowMapping) -> dict[str, Any]:
@@ -162,6 +170,8 @@ class WorklistItem(BaseModel):
                 else row["flags"]
             ),
             "order": None if row["order_id"] is None else _order_fields(row),
+            "subspecialty": row["subspecialty"],
+            "subspecialty_rule": row["subspecialty_rule"],
         }
 
 
@@ -292,8 +302,10 @@ class PriorDetail(WorklistItem):
 
 
 class TriageRequest(BaseModel):
-    """``PATCH /studies/{study_uid}``: a manager or admin sets the clinical priority."""
+    """``PATCH /studies/{study_uid}``: a manager or admin sets the clinical priority and
+    or the subspecialty (``null``: back to the routing rules); absent fields stay."""
 
     model_config = ConfigDict(extra="forbid")
 
-    priority: Priority
+    priority: Priority | None = None
+    subspecialty: str | None = Field(default=None, max_length=32)

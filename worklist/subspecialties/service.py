@@ -25,10 +25,10 @@ UNKNOWN_CODE = "no subspecialty with code {code!r}"
 IN_USE = "subspecialty {code!r} is given by routing rule(s): change the rules first"
 
 
-def check_admin(actor: Actor) -> None:
-    """403 unless the actor is an admin or the CLI operator."""
+def check_admin(actor: Actor, detail: str = ONLY_ADMINS) -> None:
+    """403 (``detail``) unless the actor is an admin or the CLI operator."""
     if actor.user is not None and actor.user.role is not Role.ADMIN:
-        raise Forbidden(ONLY_ADMINS)
+        raise Forbidden(detail)
 
 
 async def list_vocabulary(session: AsyncSession, *, user: User) -> Sequence[Subspecialty]:
