@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit import repository as audit
@@ -18,7 +19,7 @@ from worklist.errors import Conflict, Forbidden, InvalidInput, NotFound
 from worklist.models import Subspecialty, User
 from worklist.sites.service import Actor
 from worklist.subspecialties import repository
-from worklist.subspecialties.schemas import SubspecialtyPatch
+from worklist.subspecialties.schemas import SubspecialtyIn, SubspecialtyPatch
 
 ONLY_ADMINS = "only admins manage the subspecialty vocabulary"
 UNKNOWN_CODE = "no subspecialty with code {code!r}"
@@ -44,6 +45,15 @@ async def check_codes(session: AsyncSession, codes: Iterable[str]) -> list[str]:
     if unknown:
         raise InvalidInput(f"unknown subspecialty {unknown[0]!r} (see GET /api/v1/subspecialties)")
     return ordered
+
+
+def checked_new(*, code: str, name: str) -> SubspecialtyIn:
+    """A new code and name as the API checks them (InvalidInput otherwise), for the CLI."""
+    try:
+        return SubspecialtyIn(code=code, name=name)
+    except ValidationError as exc:
+        field = ".".join(str(part) for part in exc.errors()[0]["loc"])
+        raise InvalidInput(f"{field}: {exc.errors()[0]['msg']}") from None
 
 
 async def add(session: AsyncSession, *, actor: Actor, code: str, name: str) -> Subspecialty:
