@@ -23,6 +23,9 @@ from sqlalchemy import (
     update,
     values,
 )
+from sqlalchemy import (
+    cast as sql_cast,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -188,7 +191,11 @@ async def set_routing(
     stmt = (
         update(_STUDIES)
         .where(_STUDIES.c.id == new.c.id, ROUTABLE)
-        .values(subspecialty=new.c.subspecialty, subspecialty_rule=new.c.rule)
+        .values(
+            # An all-NULL VALUES column is text to PostgreSQL: say what it holds.
+            subspecialty=sql_cast(new.c.subspecialty, String),
+            subspecialty_rule=sql_cast(new.c.rule, Integer),
+        )
         .returning(
             Study.id, Study.study_uid, Study.site_id, Study.subspecialty, Study.subspecialty_rule
         )
