@@ -7,20 +7,20 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from worklist.routing.matcher import Rule
-from worklist.subspecialties.schemas import SubspecialtyCode
+from worklist.subspecialties.schemas import Printable, SubspecialtyCode
 
 MAX_RULES = 500
 MAX_PATTERN_LENGTH = 500
 
-Modality = Annotated[str, StringConstraints(max_length=16)]
-BodyPart = Annotated[str, StringConstraints(max_length=64)]
-Pattern = Annotated[str, StringConstraints(max_length=MAX_PATTERN_LENGTH)]
+Modality = Annotated[str, StringConstraints(max_length=16), Printable]
+BodyPart = Annotated[str, StringConstraints(max_length=64), Printable]
+Pattern = Annotated[str, StringConstraints(max_length=MAX_PATTERN_LENGTH), Printable]
 
 
 class RoutingRuleIn(BaseModel):
     """One rule; a field left out (or null) matches anything."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     subspecialty: SubspecialtyCode = Field(description="The code a matching study gets")
     modality: Modality | None = Field(
@@ -64,7 +64,7 @@ class RoutingRuleOut(RoutingRuleIn):
 class RoutingRulesIn(BaseModel):
     """The whole new list, in order (first match wins); ``[]`` routes nothing."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     rules: list[RoutingRuleIn] = Field(max_length=MAX_RULES)
 

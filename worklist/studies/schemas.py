@@ -13,6 +13,7 @@ from worklist.dicomweb.dicomjson import study_url
 from worklist.enums import DEFAULT_STATUS_FILTER, PatientSource, Priority, StudyFlag, StudyStatus
 from worklist.models import Series, Site, Study
 from worklist.orders.schemas import OrderOut
+from worklist.subspecialties.schemas import SubspecialtyCode
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import RowMapping
@@ -308,4 +309,4 @@ class TriageRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     priority: Priority | None = None
-    subspecialty: str | None = Field(default=None, max_length=32)
+    subspecialty: SubspecialtyCode | None = None

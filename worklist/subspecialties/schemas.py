@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from worklist.models import Subspecialty
 
 CODE_PATTERN = "^[a-z0-9_]{1,32}$"
 MAX_NAME_LENGTH = 200
 
+
+def _printable(value: str) -> str:
+    # PostgreSQL text holds no NUL; names and patterns hold no control characters either.
+    if not value.isprintable():
+        raise ValueError("must be printable text (no control characters)")
+    return value
+
+
+Printable = AfterValidator(_printable)
 SubspecialtyCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 SubspecialtyName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
+    Printable,
 ]
 
 
@@ -39,7 +50,7 @@ class SubspecialtyList(BaseModel):
 class SubspecialtyIn(BaseModel):
     """A new code: lowercase letters, digits and ``_``, at most 32."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     code: SubspecialtyCode = Field(description="e.g. ``interventional_neuro``")
     name: SubspecialtyName
@@ -48,7 +59,7 @@ class SubspecialtyIn(BaseModel):
 class SubspecialtyPatch(BaseModel):
     """A new name, or retiring (``active: false``) or reviving a code."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: SubspecialtyName | None = None
     active: bool | None = None

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from worklist.enums import Role
 from worklist.models import User
+from worklist.subspecialties.schemas import SubspecialtyCode
 
 MAX_NAME_LENGTH = 200
 MAX_REGISTRATION_INPUT = 32
@@ -16,8 +17,6 @@ MAX_PASSWORD_LENGTH = 1024
 MAX_SITES = 64
 
 SiteCode = Annotated[str, StringConstraints(min_length=1, max_length=32)]
-# Checked against the vocabulary table (worklist.subspecialties) by the service.
-SubspecialtyCode = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 MAX_SUBSPECIALTIES = 64
 
 
@@ -67,6 +66,7 @@ class UserPatch(BaseModel):
     name: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
     registration: str | None = Field(default=None, max_length=MAX_REGISTRATION_INPUT)
     home_site: SiteCode | None = None
+    # Codes of the vocabulary table, checked by the service (unknown or retired: 422).
     subspecialties: list[SubspecialtyCode] | None = Field(
         default=None, max_length=MAX_SUBSPECIALTIES
     )
