@@ -64,6 +64,7 @@ async def promote_quiet_studies(
     and route them (``worklist.routing``), with the body part read from ``dicom_dir``."""
     reference: datetime | ColumnElement[datetime] = func.now() if now is None else now
     cutoff = reference - timedelta(seconds=stable_seconds)
+    await routing.hold_rules(session)
     result = await session.execute(
         lifecycle.bulk_update(StudyEvent.BECAME_QUIET, Study.last_instance_at < cutoff).returning(
             Study.id, Study.study_uid, Study.site_id

@@ -53,11 +53,24 @@ async def _route_rows(
     return await repository.set_routing(session, changes)
 
 
+async def hold_rules(session: AsyncSession) -> None:
+    """Hold the rules steady until this transaction ends (a shared lock).
+
+    Call it before the transaction locks the studies it will route: a change of the rules
+    takes the lock exclusively and then locks every unreported study, so taking the two
+    locks in the other order could deadlock with it.
+    """
+    await repository.lock_rules(session, exclusive=False)
+
+
 async def route_studies(session: AsyncSession, study_ids: Sequence[int]) -> list[RoutedStudy]:
-    """Route these studies (the routable ones) by the current rules; those that changed."""
+    """Route these studies (the routable ones) by the current rules; those that changed.
+
+    The caller has called ``hold_rules`` before locking the studies.
+    """
     if not study_ids:
         return []
-    await repository.lock_rules(session, exclusive=False)
+    await hold_rules(session)
     rules = await repository.list_rules(session)
     rows = await repository.routable_facts(session, study_ids=study_ids)
     return await _route_rows(session, rules, rows)
@@ -139,8 +152,9 @@ async def replace_rules(
     """Replace the whole list, re-route the unreported studies; the list and how many
     studies changed. Audited with the old and new lists."""
     check_admin(actor, ONLY_ADMINS)
-    checked = await check_rules(session, rules)
+    # First, before any study is locked (see hold_rules).
     await repository.lock_rules(session, exclusive=True)
+    checked = await check_rules(session, rules)
     old = await repository.list_rules(session)
     await repository.replace_rules(session, checked)
     routed = await reroute_all(session, checked)

@@ -41,6 +41,9 @@ async def triage_study(
         raise InvalidInput(NOTHING_TO_CHANGE)
     if "priority" in fields and change.priority is None:
         raise InvalidInput("priority cannot be null")
+    if "subspecialty" in fields:
+        # Before the study is locked (worklist.routing.service.hold_rules).
+        await routing.hold_rules(session)
     study = await repository.get_visible_study(
         session,
         study_uid=study_uid,
