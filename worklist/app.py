@@ -29,8 +29,10 @@ from worklist.ops.endpoints import router as ops_router
 from worklist.orders.endpoints import router as orders_router
 from worklist.priors.endpoints import router as priors_router
 from worklist.reports.endpoints import router as reports_router
+from worklist.routing.endpoints import router as routing_router
 from worklist.sites.endpoints import router as sites_router
 from worklist.studies.endpoints import router as studies_router
+from worklist.subspecialties.endpoints import router as subspecialties_router
 from worklist.users.endpoints import router as users_router
 
 
@@ -115,4 +117,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(dicomweb_router)
     app.include_router(users_router)
     app.include_router(orders_router)
+    app.include_router(subspecialties_router)
+    app.include_router(routing_router)
     return app

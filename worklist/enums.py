@@ -202,20 +202,3 @@ class PatientSource(enum.StrEnum):
     OUTPATIENT = "outpatient"
     GP = "gp"
     OTHER = "other"
-
-
-class Subspecialty(enum.StrEnum):
-    """DESIGN's default reporting subspecialties (a catalogue table comes later)."""
-
-    NEURO = "neuro"
-    HEAD_NECK = "head_neck"
-    CHEST = "chest"
-    CARDIAC = "cardiac"
-    ABDOMEN = "abdomen"
-    GU = "gu"
-    MSK = "msk"
-    BREAST = "breast"
-    PAEDIATRIC = "paediatric"
-    VASCULAR_IR = "vascular_ir"
-    NUCLEAR_MEDICINE = "nuclear_medicine"
-    GENERAL = "general"

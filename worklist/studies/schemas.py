@@ -13,6 +13,7 @@ from worklist.dicomweb.dicomjson import study_url
 from worklist.enums import DEFAULT_STATUS_FILTER, PatientSource, Priority, StudyFlag, StudyStatus
 from worklist.models import Series, Site, Study
 from worklist.orders.schemas import OrderOut
+from worklist.subspecialties.schemas import SubspecialtyCode
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import RowMapping
@@ -117,6 +118,14 @@ class WorklistItem(BaseModel):
     order: OrderOut | None = Field(
         description="The RIS order the study matched, or null (flag ``no_order``)"
     )
+    subspecialty: str | None = Field(
+        default=None, description="The subspecialty it is routed to (GET /api/v1/subspecialties)"
+    )
+    subspecialty_rule: int | None = Field(
+        default=None,
+        description="Position of the routing rule that gave it; null when a manager set it "
+        "by hand (or no rule matched)",
+    )
 
     @staticmethod
     def fields_from_columns(row: RowMapping) -> dict[str, Any]:
@@ -162,6 +171,8 @@ class WorklistItem(BaseModel):
                 else row["flags"]
             ),
             "order": None if row["order_id"] is None else _order_fields(row),
+            "subspecialty": row["subspecialty"],
+            "subspecialty_rule": row["subspecialty_rule"],
         }
 
 
@@ -292,8 +303,10 @@ class PriorDetail(WorklistItem):
 
 
 class TriageRequest(BaseModel):
-    """``PATCH /studies/{study_uid}``: a manager or admin sets the clinical priority."""
+    """``PATCH /studies/{study_uid}``: a manager or admin sets the clinical priority and
+    or the subspecialty (``null``: back to the routing rules); absent fields stay."""
 
     model_config = ConfigDict(extra="forbid")
 
-    priority: Priority
+    priority: Priority | None = None
+    subspecialty: SubspecialtyCode | None = None
