@@ -122,7 +122,9 @@ async def next_second_opinion(
     return taken
 
 
-@router.get("/second-opinions/{opinion_id}", response_model=SecondOpinionOut, responses=NOT_VISIBLE)
+@router.get(
+    "/second-opinions/{opinion_id:int}", response_model=SecondOpinionOut, responses=NOT_VISIBLE
+)
 async def get_second_opinion(
     opinion_id: OpinionId, session: SessionDep, user: CurrentUser, address: ClientAddress
 ) -> SecondOpinionOut:
@@ -133,7 +135,7 @@ async def get_second_opinion(
 
 
 @router.post(
-    "/second-opinions/{opinion_id}/claim",
+    "/second-opinions/{opinion_id:int}/claim",
     response_model=SecondOpinionOut,
     responses={
         **NOT_VISIBLE,
@@ -151,7 +153,7 @@ async def claim_second_opinion(
 
 
 @router.post(
-    "/second-opinions/{opinion_id}/answer",
+    "/second-opinions/{opinion_id:int}/answer",
     response_model=SecondOpinionOut,
     responses={
         **NOT_VISIBLE,
@@ -174,7 +176,7 @@ async def answer_second_opinion(
 
 
 @router.post(
-    "/second-opinions/{opinion_id}/withdraw",
+    "/second-opinions/{opinion_id:int}/withdraw",
     response_model=SecondOpinionOut,
     responses={
         **NOT_VISIBLE,
