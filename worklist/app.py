@@ -25,6 +25,7 @@ from worklist.config import Settings
 from worklist.db import make_async_engine, make_async_sessionmaker
 from worklist.dicomweb.endpoints import router as dicomweb_router
 from worklist.events.endpoints import router as events_router
+from worklist.opinions.endpoints import router as opinions_router
 from worklist.ops.endpoints import router as ops_router
 from worklist.orders.endpoints import router as orders_router
 from worklist.priors.endpoints import router as priors_router
@@ -119,4 +120,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(orders_router)
     app.include_router(subspecialties_router)
     app.include_router(routing_router)
+    app.include_router(opinions_router)
     return app

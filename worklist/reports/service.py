@@ -241,7 +241,8 @@ async def add_addendum(
     """Add an addendum to a signed report (author or claim holder); the report is amended.
 
     When the addendum answers images that arrived after signing, the study is reported
-    again: the flag is cleared and the claim taken for the addendum ends.
+    again: the flag is cleared and the claim taken for the addendum ends. Any addendum
+    clears ``major_discrepancy`` (a second opinion's, ``worklist.opinions``).
     """
     study = await _visible_study(session, user=user, study_uid=study_uid, lock=True)
     current = await _require_report(session, study=study)
@@ -266,7 +267,9 @@ async def add_addendum(
     if StudyFlag.NEW_IMAGES_AFTER_REPORT in study.flags:
         await claims_repository.delete_claim(session, study_id=study.id)
         lifecycle.apply(study, StudyEvent.NEW_IMAGES_ANSWERED)
-        await session.flush()
+    else:
+        lifecycle.apply(study, StudyEvent.ADDENDUM_ADDED)  # answers a major discrepancy
+    await session.flush()
     _audit_change(session, user, study, AuditAction.REPORT_ADDENDUM, amended, address)
     addenda, names = await report_parts(session, amended)
     await deliver_result(

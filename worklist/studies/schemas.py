@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from worklist.dicomweb.dicomjson import study_url
 from worklist.enums import DEFAULT_STATUS_FILTER, PatientSource, Priority, StudyFlag, StudyStatus
 from worklist.models import Series, Site, Study
+from worklist.opinions.schemas import SecondOpinionSummary
 from worklist.orders.schemas import OrderOut
 from worklist.subspecialties.schemas import SubspecialtyCode
 
@@ -288,6 +289,11 @@ class StudyDetail(WorklistItem):
         default=None,
         description="Where to fetch the images: the study's WADO-RS URL (its QIDO-RS and "
         "metadata resources hang off the same ``/dicomweb`` root), same bearer token.",
+    )
+    second_opinions: list[SecondOpinionSummary] = Field(
+        default_factory=list,
+        description="The study's second opinions, oldest first "
+        "(``GET /api/v1/second-opinions/{id}`` for the question and answer)",
     )
 
 

@@ -12,6 +12,8 @@ from worklist.audit import repository as audit
 from worklist.enums import AuditAction, Priority
 from worklist.errors import NotFound
 from worklist.models import User
+from worklist.opinions import repository as opinions
+from worklist.opinions.schemas import SecondOpinionSummary
 from worklist.studies import grants, repository
 from worklist.studies.repository import WorklistKey
 from worklist.studies.schemas import (
@@ -102,6 +104,7 @@ async def get_study_detail(
     series = await repository.list_series(session, study_id=study.id)
     # Priors ignore visibility on purpose: a report needs the patient's whole history.
     priors = await repository.list_priors(session, study=study)
+    second_opinions = await opinions.list_for_study(session, study_id=study.id)
     grant = grants.audit_detail(user, study)
     audit.record(
         session,
@@ -129,4 +132,5 @@ async def get_study_detail(
         series=[SeriesOut.from_series(s) for s in series],
         priors=[PriorStudy.from_row(p) for p in priors],
         received_patient=ReceivedPatient.of_mismatched(study),
+        second_opinions=[SecondOpinionSummary.from_row(row) for row in second_opinions],
     )
