@@ -24,6 +24,7 @@ from worklist.auth.endpoints import router as auth_router
 from worklist.config import Settings
 from worklist.db import make_async_engine, make_async_sessionmaker
 from worklist.dicomweb.endpoints import router as dicomweb_router
+from worklist.doubleread.endpoints import router as doubleread_router
 from worklist.events.endpoints import router as events_router
 from worklist.ops.endpoints import router as ops_router
 from worklist.orders.endpoints import router as orders_router
@@ -115,4 +116,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(dicomweb_router)
     app.include_router(users_router)
     app.include_router(orders_router)
+    app.include_router(doubleread_router)
     return app
