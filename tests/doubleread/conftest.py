@@ -14,13 +14,22 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.api.conftest import NORTH, SOUTH, add_patient, add_site, add_study, bearer, client
+from tests.api.conftest import (
+    NORTH,
+    SOUTH,
+    add_patient,
+    add_series,
+    add_site,
+    add_study,
+    bearer,
+    client,
+)
 from tests.claims.conftest import add_account
 from tests.reports.conftest import add_claim
 from worklist.config import Settings
 from worklist.doubleread.rules import DRAW_KEY
 from worklist.enums import Role
-from worklist.models import DoubleRead, Site, Study, Subspecialty, User
+from worklist.models import DoubleRead, Patient, Site, Study, Subspecialty, User
 
 __all__ = ["client"]
 
@@ -80,11 +89,18 @@ class Network:
         """Make every later peer-review draw of the API return ``value``."""
         self.client.app.state.sessionmaker.configure(info={DRAW_KEY: lambda: value})  # type: ignore[attr-defined]
 
-    def add_study(self, code: str = NORTH, **fields: Any) -> str:
-        """A ready study at ``code``; its UID."""
+    def add_study(self, code: str = NORTH, *, patient_of: str | None = None, **fields: Any) -> str:
+        """A ready study at ``code`` (of the patient of study ``patient_of``); its UID."""
         with self.db() as session, session.begin():
-            site = session.scalars(select(Site).where(Site.code == code)).one()
-            return add_study(session, add_patient(session, site), **fields).study_uid
+            if patient_of is not None:
+                other = session.scalars(select(Study).where(Study.study_uid == patient_of)).one()
+                patient = session.get_one(Patient, other.patient_id)
+            else:
+                site = session.scalars(select(Site).where(Site.code == code)).one()
+                patient = add_patient(session, site)
+            study = add_study(session, patient, **fields)
+            add_series(session, study, number=1)
+            return study.study_uid
 
     def report(self, study_uid: str, who: str = FIRST, text: str = FIRST_REPORT) -> None:
         """``who`` claims, drafts and signs the study's report."""

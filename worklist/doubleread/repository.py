@@ -224,8 +224,8 @@ async def site_codes(session: AsyncSession, site_ids: set[int]) -> dict[int, str
     return {row[0]: row[1] for row in rows}
 
 
-async def get_parent(session: AsyncSession, *, read_id: int) -> DoubleRead | None:
-    """A read by id (the parent of an arbitration)."""
+async def get_read_by_id(session: AsyncSession, read_id: int) -> DoubleRead | None:
+    """A read by id, unconditionally (the parent of an arbitration someone may see)."""
     return await session.get(DoubleRead, read_id)
 
 

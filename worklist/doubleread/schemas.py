@@ -64,11 +64,20 @@ class ParentRead(BaseModel):
     submitted_at: AwareDatetime | None
 
 
+class FirstReport(BaseModel):
+    """The signed report the read is a second read of (addenda not included)."""
+
+    text: str
+    author: str
+    finalised_at: AwareDatetime | None
+
+
 class DoubleReadOut(BaseModel):
     """A second (or arbitrating) read of a study.
 
-    ``first_reader`` is shown to managers, admins and arbiters only: the second reader is
-    blinded to the first report, its author included.
+    ``first_reader``, ``first_report`` and ``parent`` are shown to managers and admins, to
+    the arbiter holding an arbitration, and to a second reader once they have submitted:
+    until then the second reader is blinded to the first report, its author included.
     """
 
     id: int
@@ -79,6 +88,7 @@ class DoubleReadOut(BaseModel):
     parent_id: int | None
     parent: ParentRead | None = None
     first_reader: str | None
+    first_report: FirstReport | None = None
     other_trust: bool
     reader: str | None
     claimed_at: AwareDatetime | None

@@ -28,15 +28,17 @@ from worklist.doubleread import repository
 from worklist.doubleread.rules import create_read
 from worklist.doubleread.schemas import (
     DoubleReadOut,
+    FirstReport,
     ParentRead,
     ReadKind,
     ReadStatus,
     SubmitIn,
 )
-from worklist.enums import AuditAction, Role
+from worklist.enums import AuditAction, ReportStatus, Role
 from worklist.errors import Conflict, Forbidden, InvalidInput, NotFound
 from worklist.events import EventType, WorklistEvent, stage
-from worklist.models import DoubleRead, Study, User
+from worklist.models import DoubleRead, Report, Study, User
+from worklist.reports import repository as reports
 from worklist.studies import grants
 from worklist.studies.grants import GrantReason
 
@@ -55,60 +57,92 @@ def _visible(user: User) -> ColumnElement[bool]:
 
 
 def _sees_everything(user: User, read: DoubleRead) -> bool:
-    """Managers, admins, an arbiter, and a second reader after submitting see the first
-    reader and (for an arbitration) the read it decides on."""
+    """Managers, admins, the arbiter holding an arbitration, and a second reader after
+    submitting see the first report, its author and (arbitration) the read it decides on."""
     if user.role in (Role.ADMIN, Role.MANAGER):
         return True
+    if read.reader_id != user.id:
+        return False
     return read.kind == ReadKind.ARBITRATION.value or read.status == ReadStatus.SUBMITTED.value
 
 
 async def _to_out(
     session: AsyncSession, user: User, rows: Sequence[tuple[DoubleRead, Study]]
 ) -> list[DoubleReadOut]:
-    parents = {
-        read.id: await repository.get_parent(session, read_id=read.parent_id)
-        for read, _ in rows
-        if read.parent_id is not None and _sees_everything(user, read)
-    }
-    user_ids: set[int] = set()
-    for read, _ in rows:
-        user_ids.update({read.first_reader_id, read.reader_id or read.first_reader_id})
-    user_ids.update(p.reader_id for p in parents.values() if p is not None and p.reader_id)
+    disclosed = {read.id for read, _ in rows if _sees_everything(user, read)}
+    parents: dict[int, DoubleRead] = {}
+    first_reports: dict[int, Report] = {}
+    for read, study in rows:
+        if read.id not in disclosed:
+            continue
+        if read.parent_id is not None:
+            parent = await repository.get_read_by_id(session, read.parent_id)
+            if parent is not None:
+                parents[read.id] = parent
+        report = await reports.get_report(session, study_id=study.id)
+        if report is not None and report.status is not ReportStatus.DRAFT:
+            first_reports[read.id] = report
+    user_ids = {read.first_reader_id for read, _ in rows}
+    user_ids.update(read.reader_id for read, _ in rows if read.reader_id)
+    user_ids.update(p.reader_id for p in parents.values() if p.reader_id)
+    user_ids.update(r.author_id for r in first_reports.values())
     names = await repository.usernames(session, user_ids)
     codes = await repository.site_codes(session, {study.site_id for _, study in rows})
-    out = []
-    for read, study in rows:
-        everything = _sees_everything(user, read)
-        parent = parents.get(read.id)
-        out.append(
-            DoubleReadOut(
-                id=read.id,
-                study_uid=study.study_uid,
-                site=codes[study.site_id],
-                kind=ReadKind(read.kind),
-                status=ReadStatus(read.status),
-                parent_id=read.parent_id,
-                parent=None
-                if parent is None
-                else ParentRead(
-                    id=parent.id,
-                    kind=ReadKind(parent.kind),
-                    reader=names.get(parent.reader_id) if parent.reader_id else None,
-                    score=parent.score,
-                    text=parent.text,
-                    submitted_at=parent.submitted_at,
-                ),
-                first_reader=names[read.first_reader_id] if everything else None,
-                other_trust=read.other_trust,
-                reader=names.get(read.reader_id) if read.reader_id else None,
-                claimed_at=read.claimed_at,
-                score=read.score,
-                text=read.text,
-                submitted_at=read.submitted_at,
-                created_at=read.created_at,
-            )
+    return [
+        _read_out(
+            read,
+            study,
+            site=codes[study.site_id],
+            names=names,
+            disclosed=read.id in disclosed,
+            parent=parents.get(read.id),
+            report=first_reports.get(read.id),
         )
-    return out
+        for read, study in rows
+    ]
+
+
+def _read_out(
+    read: DoubleRead,
+    study: Study,
+    *,
+    site: str,
+    names: dict[int, str],
+    disclosed: bool,
+    parent: DoubleRead | None,
+    report: Report | None,
+) -> DoubleReadOut:
+    return DoubleReadOut(
+        id=read.id,
+        study_uid=study.study_uid,
+        site=site,
+        kind=ReadKind(read.kind),
+        status=ReadStatus(read.status),
+        parent_id=read.parent_id,
+        parent=None
+        if parent is None
+        else ParentRead(
+            id=parent.id,
+            kind=ReadKind(parent.kind),
+            reader=names.get(parent.reader_id) if parent.reader_id else None,
+            score=parent.score,
+            text=parent.text,
+            submitted_at=parent.submitted_at,
+        ),
+        first_reader=names[read.first_reader_id] if disclosed else None,
+        first_report=None
+        if report is None
+        else FirstReport(
+            text=report.text, author=names[report.author_id], finalised_at=report.finalised_at
+        ),
+        other_trust=read.other_trust,
+        reader=names.get(read.reader_id) if read.reader_id else None,
+        claimed_at=read.claimed_at,
+        score=read.score,
+        text=read.text,
+        submitted_at=read.submitted_at,
+        created_at=read.created_at,
+    )
 
 
 def _audit(
