@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -25,13 +26,14 @@ from tests.api.conftest import (
     client,
 )
 from tests.claims.conftest import add_account
+from tests.events.conftest import LiveApi, live_api
 from tests.reports.conftest import add_claim
 from worklist.config import Settings
 from worklist.doubleread.rules import DRAW_KEY
 from worklist.enums import Role
 from worklist.models import DoubleRead, Patient, Site, Study, Subspecialty, User
 
-__all__ = ["client"]
+__all__ = ["LiveApi", "client", "live_api"]
 
 EAST = "EAST"
 FIRST = "dr.first"  # NORTH, employed by NORTH: writes the first reports
@@ -110,7 +112,9 @@ class Network:
         url = f"/api/v1/studies/{study_uid}/report"
         saved = self.send("PUT", who, url, json={"text": text})
         assert saved.status_code == 200, saved.text
-        signed = self.send("POST", who, f"{url}/finalise", json={"version": saved.json()["version"]})
+        signed = self.send(
+            "POST", who, f"{url}/finalise", json={"version": saved.json()["version"]}
+        )
         assert signed.status_code == 200, signed.text
 
     def reads(self, study_uid: str | None = None) -> list[DoubleRead]:
@@ -146,9 +150,7 @@ class Network:
         return items
 
 
-def add_people(
-    session: Session, sites: dict[str, Site]
-) -> dict[str, User]:
+def add_people(session: Session, sites: dict[str, Site]) -> dict[str, User]:
     """The cast of ``PEOPLE`` (no passwords: bearer tokens only)."""
     users = {}
     for name, (role, codes, home) in PEOPLE.items():
@@ -166,18 +168,24 @@ def add_subspecialties(session: Session, *codes: str) -> None:
 
 
 @pytest.fixture
-def network(
-    client: TestClient, db: sessionmaker[Session], settings: Settings
-) -> Iterator[Network]:
+def network(client: TestClient, db: sessionmaker[Session], settings: Settings) -> Iterator[Network]:
     """Three trusts and the cast; the peer-review draw is left random unless a test sets it."""
     with db() as session, session.begin():
         sites = {code: add_site(session, code) for code in (NORTH, SOUTH, EAST)}
         users = add_people(session, sites)
         add_subspecialties(session, "breast", "neuro")
-    yield Network(
+    return Network(
         client=client,
         db=db,
         sites=sites,
         ids={name: user.id for name, user in users.items()},
         headers={name: bearer(settings, user) for name, user in users.items()},
     )
+
+
+@pytest.fixture
+def settings_redis(settings: Settings, db: sessionmaker[Session]) -> Iterator[redis.Redis]:
+    """A client of the Redis database the API publishes its events to."""
+    client = redis.Redis.from_url(settings.require_redis_url())
+    yield client
+    client.close()

@@ -17,7 +17,9 @@ from tests.doubleread.conftest import (
 )
 
 
-def _claimed(network: Network, reader: str = SECOND, *, other_trust: bool = False) -> tuple[str, int]:
+def _claimed(
+    network: Network, reader: str = SECOND, *, other_trust: bool = False
+) -> tuple[str, int]:
     network.set_rules({"share": 1, "other_trust": other_trust})
     uid = network.add_study()
     network.report(uid)
@@ -30,7 +32,7 @@ def _leaks(text: str) -> bool:
     return FIRST_REPORT in text or FIRST in text
 
 
-@pytest.mark.parametrize("reader,other_trust", [(SECOND, False), (VISITOR, True)])
+@pytest.mark.parametrize(("reader", "other_trust"), [(SECOND, False), (VISITOR, True)])
 def test_the_holder_gets_404_for_the_report_and_its_fhir_view_until_they_submit(
     network: Network, reader: str, other_trust: bool
 ) -> None:
@@ -44,7 +46,8 @@ def test_the_holder_gets_404_for_the_report_and_its_fhir_view_until_they_submit(
     assert network.send("GET", THIRD, fhir).status_code == 200
 
     claimed = network.send("GET", reader, f"/api/v1/double-reads/{read_id}").json()
-    assert claimed["first_report"] is None and claimed["first_reader"] is None
+    assert claimed["first_report"] is None
+    assert claimed["first_reader"] is None
 
     submitted = network.submit(reader, read_id, "1")
     assert submitted.status_code == 200
@@ -86,7 +89,9 @@ def test_dicomweb_serves_the_holder_the_images_and_nothing_of_the_report(
     [study] = studies.json()
     assert study["0020000D"]["Value"] == [uid]
     series = network.send("GET", VISITOR, f"/dicomweb/studies/{uid}/series")
-    assert series.status_code == 200 and len(series.json()) == 1
-    assert not _leaks(studies.text) and not _leaks(series.text)
+    assert series.status_code == 200
+    assert len(series.json()) == 1
+    assert not _leaks(studies.text)
+    assert not _leaks(series.text)
     modalities = {s["00080060"]["Value"][0] for s in series.json()}
     assert "SR" not in modalities

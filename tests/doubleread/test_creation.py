@@ -17,12 +17,18 @@ def test_share_one_makes_a_double_read_of_every_matching_study(
     uid = network.add_study(modalities=["MG"], description="MAMMO SCREENING")
     network.report(uid)
     [read] = network.reads(uid)
-    assert (read.kind, read.status, read.first_reader_id) == ("double_read", "open", network.ids[FIRST])
+    assert (read.kind, read.status, read.first_reader_id) == (
+        "double_read",
+        "open",
+        network.ids[FIRST],
+    )
     assert read.other_trust is True
-    assert read.reader_id is None and read.parent_id is None
+    assert read.reader_id is None
+    assert read.parent_id is None
     [row] = audit_rows(db, AuditAction.DOUBLE_READ_CREATED)
     assert row.study_uid == uid
-    assert row.detail["id"] == read.id and row.detail["kind"] == "double_read"
+    assert row.detail["id"] == read.id
+    assert row.detail["kind"] == "double_read"
 
 
 def test_a_study_no_rule_matches_gets_no_second_read(network: Network) -> None:
@@ -48,7 +54,8 @@ def test_a_peer_review_share_draws_each_study(network: Network) -> None:
     passed = network.add_study()
     network.report(passed)
     [read] = network.reads()
-    assert network.read_of(picked) == read.id and read.kind == "peer_review"
+    assert network.read_of(picked) == read.id
+    assert read.kind == "peer_review"
     assert network.reads(passed) == []
 
 
@@ -64,7 +71,8 @@ def test_the_first_matching_rule_decides(network: Network) -> None:
     network.report(other)
     assert network.reads(neuro) == []
     [read] = network.reads(other)
-    assert read.kind == "double_read" and read.other_trust is False
+    assert read.kind == "double_read"
+    assert read.other_trust is False
 
 
 def test_an_addendum_creates_no_further_read(network: Network) -> None:
@@ -72,7 +80,9 @@ def test_an_addendum_creates_no_further_read(network: Network) -> None:
     uid = network.add_study()
     network.report(uid)
     url = f"/api/v1/studies/{uid}/report/addenda"
-    assert network.send("POST", FIRST, url, json={"text": "Compare with priors."}).status_code == 201
+    assert (
+        network.send("POST", FIRST, url, json={"text": "Compare with priors."}).status_code == 201
+    )
     assert len(network.reads(uid)) == 1
 
 
@@ -81,5 +91,7 @@ def test_the_read_appears_in_the_managers_list(network: Network) -> None:
     uid = network.add_study()
     network.report(uid)
     [item] = network.queue(MANAGER)
-    assert item["study_uid"] == uid and item["first_reader"] == FIRST
-    assert item["status"] == "open" and item["kind"] == "double_read"
+    assert item["study_uid"] == uid
+    assert item["first_reader"] == FIRST
+    assert item["status"] == "open"
+    assert item["kind"] == "double_read"

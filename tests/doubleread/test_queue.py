@@ -46,7 +46,9 @@ def test_a_same_trust_read_is_for_radiologists_with_privileges_at_the_site(
 ) -> None:
     uid, read_id = _reported(network)
     [item] = network.queue(SECOND)
-    assert item["id"] == read_id and item["study_uid"] == uid and item["site"] == "NORTH"
+    assert item["id"] == read_id
+    assert item["study_uid"] == uid
+    assert item["site"] == "NORTH"
     assert item["first_reader"] is None  # blinded: not even who wrote it
     assert _ids(network.queue(BOTH)) == [read_id]
     assert network.queue(VISITOR) == []
@@ -56,7 +58,8 @@ def test_a_same_trust_read_is_for_radiologists_with_privileges_at_the_site(
 def test_an_other_trust_read_is_for_radiologists_employed_elsewhere(network: Network) -> None:
     _, read_id = _reported(network, other_trust=True)
     # SECOND and THIRD are NORTH's own; BOTH works at NORTH but is employed by SOUTH.
-    assert network.queue(SECOND) == [] and network.queue(THIRD) == []
+    assert network.queue(SECOND) == []
+    assert network.queue(THIRD) == []
     assert _ids(network.queue(BOTH)) == _ids(network.queue(VISITOR)) == [read_id]
     assert network.claim(SECOND, read_id).status_code == 404
 
@@ -69,7 +72,9 @@ def test_a_reader_without_privileges_is_granted_the_study_while_they_hold_the_re
     claimed = network.claim(VISITOR, read_id)
     assert claimed.status_code == 200, claimed.text
     body = claimed.json()
-    assert body["status"] == "claimed" and body["reader"] == VISITOR and body["claimed_at"]
+    assert body["status"] == "claimed"
+    assert body["reader"] == VISITOR
+    assert body["claimed_at"]
     with db() as session:
         [grant] = session.scalars(select(StudyGrant)).all()
     assert (grant.user_id, grant.reason, grant.reason_id) == (
@@ -80,10 +85,13 @@ def test_a_reader_without_privileges_is_granted_the_study_while_they_hold_the_re
     detail = network.send("GET", VISITOR, f"/api/v1/studies/{uid}")
     assert detail.status_code == 200
     [row] = audit_rows(db, AuditAction.DOUBLE_READ_CLAIMED)
-    assert row.actor == VISITOR and row.detail["grant"] is True
+    assert row.actor == VISITOR
+    assert row.detail["grant"] is True
 
 
-def test_a_reader_with_privileges_needs_no_grant(network: Network, db: sessionmaker[Session]) -> None:
+def test_a_reader_with_privileges_needs_no_grant(
+    network: Network, db: sessionmaker[Session]
+) -> None:
     _, read_id = _reported(network)
     assert network.claim(SECOND, read_id).status_code == 200
     with db() as session:
@@ -107,9 +115,11 @@ def test_next_hands_out_the_oldest_open_read_then_204(network: Network) -> None:
     network.report(older)
     network.report(newer)
     first = network.send("POST", "dr.second", "/api/v1/double-reads/next")
-    assert first.status_code == 200 and first.json()["study_uid"] == older
+    assert first.status_code == 200
+    assert first.json()["study_uid"] == older
     second = network.send("POST", THIRD, "/api/v1/double-reads/next")
-    assert second.status_code == 200 and second.json()["study_uid"] == newer
+    assert second.status_code == 200
+    assert second.json()["study_uid"] == newer
     assert network.send("POST", BOTH, "/api/v1/double-reads/next").status_code == 204
 
 

@@ -22,7 +22,9 @@ from worklist.enums import AuditAction
 from worklist.models import StudyGrant
 
 
-def _claimed(network: Network, reader: str = SECOND, *, other_trust: bool = False) -> tuple[str, int]:
+def _claimed(
+    network: Network, reader: str = SECOND, *, other_trust: bool = False
+) -> tuple[str, int]:
     network.set_rules({"share": 1, "other_trust": other_trust})
     uid = network.add_study()
     network.report(uid)
@@ -39,13 +41,18 @@ def test_a_concordant_read_is_submitted_and_the_first_report_opens_to_the_reader
     submitted = network.submit(SECOND, read_id, "1")
     assert submitted.status_code == 200, submitted.text
     body = submitted.json()
-    assert body["status"] == "submitted" and body["score"] == "1" and body["submitted_at"]
+    assert body["status"] == "submitted"
+    assert body["score"] == "1"
+    assert body["submitted_at"]
     assert body["first_reader"] == FIRST  # no longer blinded
     report = network.send("GET", SECOND, f"/api/v1/studies/{uid}/report")
-    assert report.status_code == 200 and report.json()["text"] == FIRST_REPORT
+    assert report.status_code == 200
+    assert report.json()["text"] == FIRST_REPORT
     assert [r.status for r in network.reads(uid)] == ["submitted"]  # no arbitration
     [row] = audit_rows(db, AuditAction.DOUBLE_READ_SUBMITTED)
-    assert row.actor == SECOND and row.detail["score"] == "1" and row.detail["arbitration"] is None
+    assert row.actor == SECOND
+    assert row.detail["score"] == "1"
+    assert row.detail["arbitration"] is None
 
 
 def test_submitting_ends_the_grant_of_a_reader_from_another_trust(
@@ -82,7 +89,8 @@ def test_a_discordant_read_goes_to_a_third_reader_for_arbitration(
     body = taken.json()
     # The arbiter compares both reads: the first report is open to them, and the second.
     assert body["first_reader"] == FIRST
-    assert body["parent"]["reader"] == SECOND and body["parent"]["score"] == score
+    assert body["parent"]["reader"] == SECOND
+    assert body["parent"]["score"] == score
     assert body["parent"]["text"] == "I see no mass."
     assert network.send("GET", THIRD, f"/api/v1/studies/{uid}/report").status_code == 200
     assert network.submit(THIRD, arbitration.id, "3b", "Mass confirmed.").status_code == 200
