@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, current_user
-from worklist.api.guard import SiteCodePath
+from worklist.api.guard import IsoDate, SiteCodePath
 from worklist.api.limits import body_limited_route, json_body_bytes
 from worklist.doubleread import rules, service, stats
 from worklist.doubleread.schemas import (
@@ -108,7 +107,7 @@ async def next_double_read(
     return read
 
 
-@router.get("/double-reads/{read_id}", response_model=DoubleReadOut, responses=READ_NOT_VISIBLE)
+@router.get("/double-reads/{read_id:int}", response_model=DoubleReadOut, responses=READ_NOT_VISIBLE)
 async def get_double_read(
     read_id: ReadId, session: SessionDep, user: CurrentUser, address: ClientAddress
 ) -> DoubleReadOut:
@@ -117,7 +116,7 @@ async def get_double_read(
 
 
 @router.post(
-    "/double-reads/{read_id}/claim",
+    "/double-reads/{read_id:int}/claim",
     response_model=DoubleReadOut,
     responses={
         **READ_NOT_VISIBLE,
@@ -133,7 +132,7 @@ async def claim_double_read(
 
 
 @router.post(
-    "/double-reads/{read_id}/submit",
+    "/double-reads/{read_id:int}/submit",
     response_model=DoubleReadOut,
     responses={
         **READ_NOT_VISIBLE,
@@ -164,8 +163,12 @@ async def get_peer_review_stats(
     session: SessionDep,
     user: CurrentUser,
     address: ClientAddress,
-    since: Annotated[date | None, Query(description="Reads created on or after this day")] = None,
-    until: Annotated[date | None, Query(description="Reads created on or before this day")] = None,
+    since: Annotated[
+        IsoDate | None, Query(description="Reads created on or after this day")
+    ] = None,
+    until: Annotated[
+        IsoDate | None, Query(description="Reads created on or before this day")
+    ] = None,
 ) -> PeerReviewStats:
     """Second reads' scores and discrepancy rates per first reader and per site."""
     return await stats.peer_review(
