@@ -148,3 +148,12 @@ def test_reading_a_read_is_audited(network: Network, db: sessionmaker[Session]) 
     assert network.send("GET", MANAGER, f"/api/v1/double-reads/{read_id}").status_code == 200
     [row] = audit_rows(db, AuditAction.DOUBLE_READ_VIEW)
     assert (row.actor, row.study_uid, row.detail["id"]) == (MANAGER, uid, read_id)
+
+
+def test_a_manager_reads_the_first_report_on_one_read_not_in_the_list(network: Network) -> None:
+    _, read_id = _reported(network)
+    [listed] = network.queue(MANAGER)
+    assert listed["first_reader"] == FIRST
+    assert listed["first_report"] is None
+    one = network.send("GET", MANAGER, f"/api/v1/double-reads/{read_id}").json()
+    assert one["first_report"]["author"] == FIRST

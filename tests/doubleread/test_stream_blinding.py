@@ -30,7 +30,7 @@ def _until_marker(reader: SseReader, network: Network, client: redis.Redis) -> l
     )
     events = []
     while True:
-        event = reader.next_event(timeout=10)
+        event = reader.next_event(timeout=30)
         assert event is not None, f"no marker after {events}"
         if event.data and event.data.get("study_uid") == MARKER:
             return events

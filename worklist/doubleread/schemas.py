@@ -78,6 +78,8 @@ class DoubleReadOut(BaseModel):
     ``first_reader``, ``first_report`` and ``parent`` are shown to managers and admins, to
     the arbiter holding an arbitration, and to a second reader once they have submitted:
     until then the second reader is blinded to the first report, its author included.
+    ``first_report`` and ``parent`` are given for one read (its GET, claim, next, submit),
+    not in the list.
     """
 
     id: int

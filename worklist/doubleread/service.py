@@ -66,14 +66,26 @@ def _sees_everything(user: User, read: DoubleRead) -> bool:
     return read.kind == ReadKind.ARBITRATION.value or read.status == ReadStatus.SUBMITTED.value
 
 
+async def _one_out(
+    session: AsyncSession, user: User, row: tuple[DoubleRead, Study]
+) -> DoubleReadOut:
+    return (await _to_out(session, user, [row], detailed=True))[0]
+
+
 async def _to_out(
-    session: AsyncSession, user: User, rows: Sequence[tuple[DoubleRead, Study]]
+    session: AsyncSession,
+    user: User,
+    rows: Sequence[tuple[DoubleRead, Study]],
+    *,
+    detailed: bool = False,
 ) -> list[DoubleReadOut]:
+    """The reads as the caller may see them; ``detailed`` (one read, not the list) adds the
+    first report and the read an arbitration decides on, where they are disclosed."""
     disclosed = {read.id for read, _ in rows if _sees_everything(user, read)}
     parents: dict[int, DoubleRead] = {}
     first_reports: dict[int, Report] = {}
     for read, study in rows:
-        if read.id not in disclosed:
+        if not detailed or read.id not in disclosed:
             continue
         if read.parent_id is not None:
             parent = await repository.get_read_by_id(session, read.parent_id)
@@ -199,7 +211,7 @@ async def get_read(
         study=study,
         address=address,
     )
-    return (await _to_out(session, user, [row]))[0]
+    return await _one_out(session, user, row)
 
 
 async def claim(
@@ -213,12 +225,14 @@ async def claim(
     if row is None:
         raise NotFound(READ_NOT_FOUND)
     read, study = row
-    if read.reader_id == user.id and read.status == ReadStatus.CLAIMED.value:
-        return (await _to_out(session, user, [row]))[0]
+    if read.reader_id == user.id:
+        if read.status == ReadStatus.SUBMITTED.value:
+            raise Conflict(ALREADY_SUBMITTED)
+        return await _one_out(session, user, row)
     if read.status != ReadStatus.OPEN.value:
         raise Conflict(ALREADY_TAKEN)
     await _take(session, user=user, read=read, study=study, address=address)
-    return (await _to_out(session, user, [row]))[0]
+    return await _one_out(session, user, row)
 
 
 async def next_read(
@@ -232,7 +246,7 @@ async def next_read(
         return None
     read, study = row
     await _take(session, user=user, read=read, study=study, address=address)
-    return (await _to_out(session, user, [row]))[0]
+    return await _one_out(session, user, row)
 
 
 async def _take(
@@ -313,7 +327,7 @@ async def submit(
             data={"id": read.id, "kind": read.kind},
         ),
     )
-    return (await _to_out(session, user, [row]))[0]
+    return await _one_out(session, user, row)
 
 
 async def is_blinded(session: AsyncSession, *, user: User, study_id: int) -> bool:
