@@ -80,6 +80,9 @@ def test_a_discordant_read_goes_to_a_third_reader_for_arbitration(
         read_id,
     )
     assert arbitration.first_reader_id == network.ids[FIRST]
+    created = audit_rows(network.db, AuditAction.DOUBLE_READ_CREATED)
+    assert [row.detail["kind"] for row in created] == ["double_read", "arbitration"]
+    assert created[1].detail["parent"] == read_id
     # Neither the first nor the second reader arbitrates.
     assert network.queue(FIRST) == []
     assert [item["kind"] for item in network.queue(SECOND)] == ["double_read"]

@@ -87,12 +87,13 @@ def _ids(values: Sequence[int]) -> ColumnElement[bool]:
     return Study.site_id == any_(bindparam(None, sorted(values), type_=ARRAY(Integer)))
 
 
-def may_take_condition(user: User) -> ColumnElement[bool]:
+def may_take_condition(user: User, *, unless_seen: bool = True) -> ColumnElement[bool]:
     """True for the reads (joined to their study) ``user`` may take, whatever their status.
 
     Never the first reader (nor, for an arbitration, the second); never someone who has
-    read the study's report already (blinding); with ``other_trust`` only a radiologist
-    whose home site is not the study's, otherwise one with privileges at the study's site.
+    read the study's report already (blinding; ``unless_seen=False`` leaves that probe of
+    the audit log out, for a wider set that is cheaper to find); with ``other_trust`` only a
+    radiologist whose home site is not the study's, otherwise one with privileges there.
     """
     if user.role is not Role.RADIOLOGIST:
         return false()
@@ -106,11 +107,14 @@ def may_take_condition(user: User) -> ColumnElement[bool]:
         AuditEvent.actor == user.username,
         AuditEvent.action.in_(REPORT_READS),
     )
+    # An arbiter compares both reads: they are not blinded, so may have read the report.
+    blind = (
+        or_(DoubleRead.kind == ReadKind.ARBITRATION.value, ~saw_report) if unless_seen else true()
+    )
     return and_(
         DoubleRead.first_reader_id != user.id,
         ~second_reader,
-        # An arbiter compares both reads: they are not blinded, so may have read the report.
-        or_(DoubleRead.kind == ReadKind.ARBITRATION.value, ~saw_report),
+        blind,
         or_(
             and_(DoubleRead.other_trust.is_(True), other_trust),
             and_(DoubleRead.other_trust.is_(False), own_trust),
@@ -189,11 +193,15 @@ async def blinded_study_ids(
 
 async def blinded_study_uids(session: AsyncSession, *, user: User) -> frozenset[str]:
     """The UIDs of the studies whose report ``user`` may not learn of yet: those they hold
-    an unsubmitted second read on, and those with an open one they could still take."""
+    an unsubmitted second read on, and those with an open one they could still take.
+
+    (Including those they may no longer take for having read the report: blinding them too
+    costs nothing, and spares a stream's every refresh a probe of the audit log per read.)
+    """
     open_to_take = and_(
         DoubleRead.status == ReadStatus.OPEN.value,
         DoubleRead.kind != ReadKind.ARBITRATION.value,
-        may_take_condition(user),
+        may_take_condition(user, unless_seen=False),
     )
     held = and_(
         DoubleRead.reader_id == user.id,

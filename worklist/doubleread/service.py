@@ -307,6 +307,15 @@ async def submit(
             other_trust=read.other_trust,
             parent_id=read.id,
         )
+        _audit(
+            session,
+            user=user,
+            action=AuditAction.DOUBLE_READ_CREATED,
+            read=arbitration,
+            study=study,
+            address=address,
+            parent=read.id,
+        )
     _audit(
         session,
         user=user,
