@@ -24,6 +24,7 @@ from worklist.auth.endpoints import router as auth_router
 from worklist.config import Settings
 from worklist.db import make_async_engine, make_async_sessionmaker
 from worklist.dicomweb.endpoints import router as dicomweb_router
+from worklist.doubleread.endpoints import router as doubleread_router
 from worklist.events.endpoints import router as events_router
 from worklist.opinions.endpoints import router as opinions_router
 from worklist.ops.endpoints import router as ops_router
@@ -121,4 +122,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(subspecialties_router)
     app.include_router(routing_router)
     app.include_router(opinions_router)
+    app.include_router(doubleread_router)
     return app

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit import repository as audit
+from worklist.doubleread.service import is_blinded
 from worklist.enums import AuditAction
 from worklist.errors import NotFound
 from worklist.models import Study, User
@@ -117,6 +118,8 @@ async def get_prior_report(
     """A listed prior's signed report with its addenda; audited as a prior report view."""
     via, row = await open_prior(session, user=user, study_uid=study_uid, prior_uid=prior_uid)
     prior = row.study
+    if await is_blinded(session, user=user, study_id=prior.id):
+        raise NotFound(PRIOR_NOT_FOUND)
     report = await signed_report(session, study=prior)
     audit_prior_read(
         session,

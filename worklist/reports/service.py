@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worklist.audit import repository as audit
 from worklist.claims import repository as claims_repository
 from worklist.claims.service import renew_claim
+from worklist.doubleread import rules as double_reading
+from worklist.doubleread.service import is_blinded
 from worklist.enums import AuditAction, OutboxEventType, ReportStatus, StudyFlag
 from worklist.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from worklist.events import EventType, WorklistEvent, stage
@@ -103,6 +105,8 @@ async def get_report(
     )
     if study is None:
         raise NotFound(STUDY_NOT_FOUND)
+    if await is_blinded(session, user=user, study_id=study.id):
+        raise NotFound(REPORT_NOT_FOUND)
     report = await _require_report(session, study=study)
     audit.record(
         session,
@@ -225,6 +229,9 @@ async def finalise(
             study_uid=study.study_uid,
             data={"version": out.version, "author": out.author, "finalised_by": user.username},
         ),
+    )
+    await double_reading.after_first_final(
+        session, study=study, author_id=signed.author_id, user=user, address=address
     )
     return out
 
