@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -152,15 +152,28 @@ class Reset:
     tables: tuple[str, ...]
     guarded: frozenset[str]
     sequences: tuple[str, ...]
+    # The rows the migrations seed (SEEDED_TABLES), put back after every reset.
+    seeds: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = ()
 
     @classmethod
     def inspect(cls, engine: Engine) -> Reset:
-        """Read the schema's guarded tables and sequences from the catalogue."""
+        """Read the schema's guarded tables and sequences from the catalogue, and the
+        seeded rows of the freshly migrated database."""
         with engine.connect() as conn:
             guarded = conn.scalars(text(_GUARDED_TABLES)).all()
             sequences = conn.scalars(text(_SEQUENCES)).all()
+            seeds = tuple(
+                (
+                    table,
+                    tuple(
+                        dict(row)
+                        for row in conn.execute(text(f'SELECT * FROM "{table}"')).mappings()
+                    ),
+                )
+                for table in SEEDED_TABLES
+            )
         tables = tuple(t.name for t in reversed(Base.metadata.sorted_tables))
-        return cls(tables, frozenset(guarded), tuple(sequences))
+        return cls(tables, frozenset(guarded), tuple(sequences), seeds)
 
     def run(self, engine: Engine) -> None:
         """Empty the tables that hold rows and restart every sequence, in one transaction."""
@@ -179,7 +192,14 @@ class Reset:
                 if table in filled and table not in self.guarded:
                     conn.execute(text(f'DELETE FROM "{table}"'))
             conn.execute(text(f"SELECT {restart}"))
+            for table, rows in self.seeds:
+                if rows:
+                    conn.execute(Base.metadata.tables[table].insert(), list(rows))
 
+
+# Tables the migrations fill (the default subspecialty vocabulary): emptied like the rest,
+# then given their seeded rows again, so every test starts from a fresh migration's data.
+SEEDED_TABLES = ("subspecialties",)
 
 # Tables with a user trigger that fires on DELETE (bit 3 of tgtype).
 _GUARDED_TABLES = """

@@ -25,13 +25,17 @@ from worklist.auth.endpoints import router as auth_router
 from worklist.config import Settings
 from worklist.db import make_async_engine, make_async_sessionmaker
 from worklist.dicomweb.endpoints import router as dicomweb_router
+from worklist.doubleread.endpoints import router as doubleread_router
 from worklist.events.endpoints import router as events_router
+from worklist.opinions.endpoints import router as opinions_router
 from worklist.ops.endpoints import router as ops_router
 from worklist.orders.endpoints import router as orders_router
 from worklist.priors.endpoints import router as priors_router
 from worklist.reports.endpoints import router as reports_router
+from worklist.routing.endpoints import router as routing_router
 from worklist.sites.endpoints import router as sites_router
 from worklist.studies.endpoints import router as studies_router
+from worklist.subspecialties.endpoints import router as subspecialties_router
 from worklist.users.endpoints import router as users_router
 
 
@@ -117,4 +121,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(dicomweb_router)
     app.include_router(users_router)
     app.include_router(orders_router)
+    app.include_router(subspecialties_router)
+    app.include_router(routing_router)
+    app.include_router(opinions_router)
+    app.include_router(doubleread_router)
     return app

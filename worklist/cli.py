@@ -37,6 +37,7 @@ from worklist.hl7.senders import SenderChange, facilities_by_site, register_send
 from worklist.logs import configure_logging
 from worklist.models import Site
 from worklist.outbox.targets import TargetPolicy
+from worklist.routing.console import build_routing_app
 from worklist.sites import repository as site_repository
 from worklist.sites.console import print_webhook_status
 from worklist.sites.schemas import SecretRotationOut, WebhookStatusOut
@@ -52,6 +53,7 @@ from worklist.sites.service import (
     set_webhook_url,
     webhook_status,
 )
+from worklist.subspecialties.console import build_subspecialty_app
 from worklist.users.console import CliTools, build_user_app
 
 P = ParamSpec("P")
@@ -577,18 +579,16 @@ def reindex() -> None:
         _fail(f"{result.errors} files could not be indexed (see the log above)")
 
 
-# Late-bound (lambdas), so the user commands always use this module's current helpers.
-app.add_typer(
-    build_user_app(
-        CliTools(
-            load_settings=lambda: load_settings(),
-            in_transaction=lambda settings, work: in_transaction(settings, work),
-            actor_name=lambda: _cli_actor(),
-            reports_errors=reports_errors,
-        )
-    ),
-    name="user",
+# Late-bound (lambdas), so the sub-apps' commands always use this module's current helpers.
+_TOOLS = CliTools(
+    load_settings=lambda: load_settings(),
+    in_transaction=lambda settings, work: in_transaction(settings, work),
+    actor_name=lambda: _cli_actor(),
+    reports_errors=reports_errors,
 )
+app.add_typer(build_user_app(_TOOLS), name="user")
+app.add_typer(build_subspecialty_app(_TOOLS), name="subspecialty")
+app.add_typer(build_routing_app(_TOOLS), name="routing")
 
 
 def main() -> None:

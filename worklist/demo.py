@@ -18,14 +18,18 @@ from pynetdicom import AE
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worklist.audit.repository import ActorKind
 from worklist.auth.passwords import PasswordCost
 from worklist.db import run_in_transaction
 from worklist.enums import Role
 from worklist.errors import DomainError
 from worklist.identity import make_nhs_number
 from worklist.models import Study
+from worklist.routing import repository as routing_repository
+from worklist.routing import service as routing_service
+from worklist.routing.matcher import Rule
 from worklist.sites import repository as site_repository
-from worklist.sites.service import register_site_node
+from worklist.sites.service import Actor, register_site_node
 from worklist.synthetic import (
     SOP_CLASS_BY_MODALITY,
     PatientSpec,
@@ -181,8 +185,21 @@ def demo_studies() -> list[DemoStudy]:
     ]  # fmt: skip
 
 
+# A small rule list (docs/routing.md): the demo descriptions name the body part, in
+# English, German and Polish.
+DEMO_ROUTING_RULES = (
+    Rule(0, "paediatric", max_age_years=16),
+    Rule(1, "neuro", procedure_pattern=r"head|brain"),
+    Rule(2, "chest", procedure_pattern=r"chest|klatki"),
+    Rule(3, "abdomen", procedure_pattern=r"abdomen"),
+    Rule(4, "msk", procedure_pattern=r"knee|spine|wirbels"),
+    Rule(5, "general"),
+)
+
+
 async def seed_accounts(session: AsyncSession, *, password_cost: PasswordCost) -> list[str]:
-    """Create the demo trusts, their PACS nodes and users that do not exist yet."""
+    """Create the demo trusts, their PACS nodes and users that do not exist yet, and the
+    demo routing rules when there are none."""
     created: list[str] = []
     for site in DEMO_SITES:
         if await site_repository.get_node_by_ae_title(session, site.ae_title) is None:
@@ -207,6 +224,10 @@ async def seed_accounts(session: AsyncSession, *, password_cost: PasswordCost) -
                 site_codes=list(user.sites),
             )
             created.append(f"user {user.username}")
+    if not await routing_repository.list_rules(session):
+        demo = Actor(name="demo", kind=ActorKind.SYSTEM)
+        await routing_service.replace_rules(session, actor=demo, rules=DEMO_ROUTING_RULES)
+        created.append("routing rules")
     return created
 
 

@@ -211,20 +211,3 @@ class GeneralReader(enum.StrEnum):
     # Once ``general_after_share`` of the time from arrival to its target has elapsed.
     AFTER_SHARE = "after_share"
     ALWAYS = "always"
-
-
-class Subspecialty(enum.StrEnum):
-    """DESIGN's default reporting subspecialties (a catalogue table comes later)."""
-
-    NEURO = "neuro"
-    HEAD_NECK = "head_neck"
-    CHEST = "chest"
-    CARDIAC = "cardiac"
-    ABDOMEN = "abdomen"
-    GU = "gu"
-    MSK = "msk"
-    BREAST = "breast"
-    PAEDIATRIC = "paediatric"
-    VASCULAR_IR = "vascular_ir"
-    NUCLEAR_MEDICINE = "nuclear_medicine"
-    GENERAL = "general"

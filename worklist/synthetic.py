@@ -52,6 +52,7 @@ class SeriesSpec:
     columns: int = 64
     description: str = "Synthetic series"
     series_uid: str = field(default_factory=new_uid)
+    body_part: str | None = None
 
 
 @dataclass
@@ -92,6 +93,8 @@ def make_instance(study: StudySpec, series: SeriesSpec, index: int, series_numbe
     ds.AccessionNumber = study.accession_number
     ds.StudyDescription = study.description
     ds.SeriesDescription = series.description
+    if series.body_part:
+        ds.BodyPartExamined = series.body_part
     ds.StudyDate = study.study_datetime.strftime("%Y%m%d")
     ds.StudyTime = study.study_datetime.strftime("%H%M%S")
     ds.SeriesNumber = series_number

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import ColumnElement, func
@@ -37,6 +38,8 @@ from worklist.events.bus import make_async_redis, publish_staged
 from worklist.metrics import STUDIES_PROMOTED
 from worklist.models import Study
 from worklist.outbox.dispatcher import run_dispatcher
+from worklist.routing import service as routing
+from worklist.routing.body_part import fill_body_parts
 from worklist.studies import lifecycle
 from worklist.studies.lifecycle import StudyEvent
 
@@ -51,18 +54,29 @@ DISPATCHER_JOIN_SECONDS = 10.0
 
 
 async def promote_quiet_studies(
-    session: AsyncSession, *, stable_seconds: float, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    stable_seconds: float,
+    now: datetime | None = None,
+    dicom_dir: Path | None = None,
 ) -> int:
-    """Mark ``receiving`` studies ``ready`` once no instance arrived for ``stable_seconds``."""
+    """Mark ``receiving`` studies ``ready`` once no instance arrived for ``stable_seconds``,
+    and route them (``worklist.routing``), with the body part read from ``dicom_dir``."""
     reference: datetime | ColumnElement[datetime] = func.now() if now is None else now
     cutoff = reference - timedelta(seconds=stable_seconds)
+    await routing.hold_rules(session)
     result = await session.execute(
         lifecycle.bulk_update(StudyEvent.BECAME_QUIET, Study.last_instance_at < cutoff).returning(
-            Study.study_uid, Study.site_id
+            Study.id, Study.study_uid, Study.site_id
         )
     )
     rows = result.all()
-    for study_uid, site_id in rows:
+    study_ids = [study_id for study_id, _, _ in rows]
+    if dicom_dir is not None:
+        await fill_body_parts(session, study_ids, dicom_dir=dicom_dir)
+    # Ready events follow, so a client reading the item sees its subspecialty.
+    await routing.route_studies(session, study_ids)
+    for _, study_uid, site_id in rows:
         stage(session, WorklistEvent(EventType.STUDY_READY, site_id, study_uid))
     promoted = len(rows)
     if promoted:
@@ -110,7 +124,9 @@ class Job:
 
 
 async def _promote_job(session: AsyncSession, settings: Settings) -> int:
-    return await promote_quiet_studies(session, stable_seconds=settings.study_stable_seconds)
+    return await promote_quiet_studies(
+        session, stable_seconds=settings.study_stable_seconds, dicom_dir=settings.dicom_dir
+    )
 
 
 async def _expire_job(session: AsyncSession, settings: Settings) -> int:

@@ -265,7 +265,8 @@ def test_item_has_the_design_fields(
     assert set(item) == {
         "study_uid", "site", "accession_number", "patient", "modalities", "description",
         "study_datetime", "received_at", "series_count", "instance_count", "priority",
-        "due_at", "status", "claim", "report_status", "flags", "order",
+        "due_at", "status", "claim", "report_status", "flags", "order", "subspecialty",
+        "subspecialty_rule",
     }  # fmt: skip
     assert item["site"] == {"code": NORTH, "name": "North Trust"}
     assert item["patient"] == {

@@ -85,7 +85,7 @@ def test_user_add_stores_name_registration_home_site_and_subspecialties(
 @pytest.mark.parametrize(
     ("options", "exit_code", "fragment"),
     [
-        (("--subspecialty", "dermatology"), 2, "dermatology"),
+        (("--subspecialty", "dermatology"), 1, "unknown subspecialty 'dermatology'"),
         (("--registration", "12345"), 1, "registration must be"),
         (("--home-site", "NOPE"), 1, "no site with code 'NOPE'"),
     ],

@@ -153,14 +153,18 @@ def push_study(port: int, spec: StudySpec, directory: Path) -> Pushed:
 
 
 def promote(settings: Settings, db: sessionmaker[Session], study_uid: str) -> int:
-    """One pass of the worker's promotion, run at the moment the study's images are quiet."""
+    """One pass of the worker's promotion (reading body parts from the stored files, as the
+    worker's job does), run at the moment the study's images are quiet."""
     quiet_at = study_row(db, study_uid).last_instance_at + timedelta(
         seconds=settings.study_stable_seconds + 1
     )
     return run_committed(
         settings.require_database_url(),
         lambda session: promote_quiet_studies(
-            session, stable_seconds=settings.study_stable_seconds, now=quiet_at
+            session,
+            stable_seconds=settings.study_stable_seconds,
+            now=quiet_at,
+            dicom_dir=settings.dicom_dir,
         ),
     )
 

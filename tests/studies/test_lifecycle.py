@@ -18,6 +18,7 @@ RECEIVING, READY = StudyStatus.RECEIVING, StudyStatus.READY
 IN_PROGRESS, REPORTED = StudyStatus.IN_PROGRESS, StudyStatus.REPORTED
 CANCELLED = StudyStatus.CANCELLED
 NEW_IMAGES = StudyFlag.NEW_IMAGES_AFTER_REPORT
+DISCREPANCY = StudyFlag.MAJOR_DISCREPANCY
 REFUSED = None
 
 # (event, status before) -> status after, or REFUSED: every cell written out.
@@ -62,6 +63,16 @@ EXPECTED: dict[tuple[StudyEvent, StudyStatus], StudyStatus | None] = {
     (StudyEvent.ORDER_REINSTATED, IN_PROGRESS): IN_PROGRESS,
     (StudyEvent.ORDER_REINSTATED, REPORTED): REPORTED,
     (StudyEvent.ORDER_REINSTATED, CANCELLED): RECEIVING,
+    (StudyEvent.DISCREPANCY_FOUND, RECEIVING): RECEIVING,
+    (StudyEvent.DISCREPANCY_FOUND, READY): READY,
+    (StudyEvent.DISCREPANCY_FOUND, IN_PROGRESS): IN_PROGRESS,
+    (StudyEvent.DISCREPANCY_FOUND, REPORTED): REPORTED,
+    (StudyEvent.DISCREPANCY_FOUND, CANCELLED): CANCELLED,
+    (StudyEvent.ADDENDUM_ADDED, RECEIVING): RECEIVING,
+    (StudyEvent.ADDENDUM_ADDED, READY): READY,
+    (StudyEvent.ADDENDUM_ADDED, IN_PROGRESS): IN_PROGRESS,
+    (StudyEvent.ADDENDUM_ADDED, REPORTED): REPORTED,
+    (StudyEvent.ADDENDUM_ADDED, CANCELLED): CANCELLED,
 }
 
 
@@ -104,11 +115,44 @@ def test_signing_clears_the_new_images_flag_and_keeps_others() -> None:
     assert study.flags == ["other"]
 
 
+@pytest.mark.parametrize("before", list(StudyStatus))
+def test_a_major_discrepancy_flags_the_study_once_without_changing_its_status(
+    before: StudyStatus,
+) -> None:
+    study = Study(status=before, flags=["other"])
+
+    lifecycle.apply(study, StudyEvent.DISCREPANCY_FOUND)
+    lifecycle.apply(study, StudyEvent.DISCREPANCY_FOUND)
+
+    assert study.status is before
+    assert study.flags == ["other", DISCREPANCY]
+
+
+def test_the_next_addendum_clears_a_major_discrepancy_and_keeps_other_flags() -> None:
+    study = Study(status=REPORTED, flags=[DISCREPANCY, "other"])
+
+    lifecycle.apply(study, StudyEvent.ADDENDUM_ADDED)
+
+    assert study.status is REPORTED
+    assert study.flags == ["other"]
+
+
+def test_an_addendum_answering_new_images_clears_both_flags() -> None:
+    study = Study(status=RECEIVING, flags=[DISCREPANCY, NEW_IMAGES])
+
+    lifecycle.apply(study, StudyEvent.NEW_IMAGES_ANSWERED)
+
+    assert study.status is REPORTED
+    assert study.flags == []
+
+
 def test_bulk_updates_only_exist_for_events_that_do_the_same_to_every_study() -> None:
     lifecycle.bulk_update(StudyEvent.BECAME_QUIET)
     lifecycle.bulk_update(StudyEvent.CLAIM_ENDED)
     with pytest.raises(ValueError, match="depends on the status"):
         lifecycle.bulk_update(StudyEvent.IMAGES_ARRIVED)
+    with pytest.raises(ValueError, match="depends on the status"):
+        lifecycle.bulk_update(StudyEvent.DISCREPANCY_FOUND)
 
 
 def _instance(site_id: int, sop: str) -> dict[str, object]:

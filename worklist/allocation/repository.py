@@ -29,12 +29,15 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from worklist.enums import GeneralReader, Priority, Subspecialty
+from worklist.enums import GeneralReader, Priority
 from worklist.models import Claim, Site, Study, User
 from worklist.studies.repository import active_claim_condition
 
 # pg_advisory_xact_lock(int, int) namespace of a radiologist's allocations: "ALOC".
 ALLOCATION_LOCK = 1095520067
+
+# The vocabulary's code (DESIGN's defaults) for work any reader takes.
+GENERAL_SUBSPECIALTY = "general"
 
 # Stat and urgent studies are exempt from the cap; every other priority counts.
 CAP_EXEMPT = (Priority.STAT, Priority.URGENT)
@@ -84,7 +87,7 @@ def _subspecialty_condition() -> ColumnElement[bool]:
     share_of_target = target.op("*", return_type=Interval())(Site.general_after_share)
     return or_(
         Study.subspecialty.is_(None),
-        Study.subspecialty == Subspecialty.GENERAL.value,
+        Study.subspecialty == GENERAL_SUBSPECIALTY,
         Study.subspecialty == any_(_SUBSPECIALTIES),
         Site.general_reader == GeneralReader.ALWAYS.value,
         and_(

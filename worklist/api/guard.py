@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 from urllib.parse import unquote_to_bytes
 
@@ -101,6 +101,24 @@ IsoDateTime = Annotated[
     datetime,
     BeforeValidator(_iso_8601),
     WithJsonSchema({"type": "string", "pattern": ISO_DATETIME_PATTERN}),
+]
+
+ISO_DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+_ISO_DATE = re.compile(ISO_DATE_PATTERN)
+
+
+def _iso_date(value: object) -> object:
+    # pydantic would also take 0 (a Unix time) for a date.
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise ValueError("expected an ISO 8601 date, e.g. 2030-01-07")
+    return value
+
+
+# An ISO 8601 calendar date (YYYY-MM-DD), and nothing else.
+IsoDate = Annotated[
+    date,
+    BeforeValidator(_iso_date),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": ISO_DATE_PATTERN}),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement
@@ -19,9 +20,10 @@ from worklist.errors import NotFound
 from worklist.matching.values import Matching
 from worklist.models import Study, User
 from worklist.priors import service as priors
+from worklist.studies import grants
 from worklist.studies import repository as studies
 from worklist.studies.service import STUDY_NOT_FOUND
-from worklist.studies.visibility import require_worklist_access, visible_study_condition
+from worklist.studies.visibility import readable_study_condition, require_worklist_access
 
 SERIES_NOT_FOUND = "series not found"
 INSTANCE_NOT_FOUND = "instance not found"
@@ -69,7 +71,7 @@ class Access:
 async def _access(session: AsyncSession, caller: Caller) -> Access:
     require_worklist_access(caller.user)
     if caller.via is None:
-        return Access(visible=visible_study_condition(caller.user))
+        return Access(visible=readable_study_condition(caller.user))
     via = await priors.via_study(session, user=caller.user, study_uid=caller.via)
     return Access(visible=via.priors, via=via.study)
 
@@ -142,7 +144,7 @@ def _audit_query(
                 action=AuditAction.PRIOR_QUERIED,
                 prior_uid=prior.study_uid,
                 prior_site_id=prior.site_id,
-                via_uid=access.via.study_uid,
+                via=access.via,
                 address=caller.address,
                 detail={
                     "channel": "dicomweb",
@@ -166,8 +168,16 @@ def _audit_query(
             "results": len(matched),
             "study_uids": [s.study_uid for s in distinct[:MAX_AUDITED_STUDY_UIDS]],
             "study_uids_truncated": len(distinct) > MAX_AUDITED_STUDY_UIDS,
+            **_grants_read(caller.user, distinct),
         },
     )
+
+
+def _grants_read(user: User, studies: Sequence[Study]) -> dict[str, Any]:
+    """The grants a query read studies through, by study UID (empty when none)."""
+    through = {s.study_uid: grants.audit_detail(user, s).get("grant") for s in studies}
+    read = {uid: grant for uid, grant in through.items() if grant is not None}
+    return {"grants": read} if read else {}
 
 
 async def search_studies(
@@ -287,7 +297,7 @@ async def prepare_retrieval(
             action=AuditAction.PRIOR_RETRIEVED,
             prior_uid=study.study_uid,
             prior_site_id=study.site_id,
-            via_uid=access.via.study_uid,
+            via=access.via,
             address=caller.address,
             detail={"channel": "dicomweb", **detail},
         )
@@ -300,6 +310,6 @@ async def prepare_retrieval(
             study_uid=study.study_uid,
             site_id=study.site_id,
             address=caller.address,
-            detail={"via": "dicomweb", **detail},
+            detail={"via": "dicomweb", **grants.audit_detail(caller.user, study), **detail},
         )
     return Retrieval(study=study, instances=instances)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worklist.doubleread import repository as double_reads
 from worklist.enums import Role
 from worklist.events import repository
 from worklist.events.stream import Access, Audience
@@ -25,6 +26,11 @@ def audience_of(user: User) -> Audience:
 
 
 async def load_access(session: AsyncSession, user: User) -> Access:
-    """``user``'s audience and the site codes events are labelled with."""
+    """``user``'s audience, the site codes events are labelled with, and (radiologists)
+    the studies they are blinded to."""
     audience = audience_of(user)
-    return Access(audience=audience, site_codes=await repository.site_codes(session))
+    codes = await repository.site_codes(session)
+    if user.role is not Role.RADIOLOGIST:
+        return Access(audience=audience, site_codes=codes)
+    blinded = await double_reads.blinded_study_uids(session, user=user)
+    return Access(audience=audience, site_codes=codes, blinded=blinded, blindable=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from redis.asyncio import Redis as AsyncRedis
@@ -80,12 +80,30 @@ class Audience:
         return self.site_ids is None or site_id in self.site_ids
 
 
+# Events that may tell of a second read starting or of the first report changing: a
+# radiologist's stream re-reads which studies it is blinded to before showing one.
+BLINDING_EVENT_PREFIXES = ("double_read.", "report.")
+# A second read's own events carry no reader, score or report: they pass blinding.
+UNBLINDED_EVENT_PREFIX = "double_read."
+
+
 @dataclass(frozen=True)
 class Access:
-    """What a stream needs to know about its caller: who they may see, and site codes."""
+    """What a stream needs to know about its caller: who they may see, site codes, and the
+    studies whose events reach them without data (``blinded``: a second read of theirs,
+    or one they could take, is not yet submitted; see ``worklist.doubleread``)."""
 
     audience: Audience
     site_codes: Mapping[int, str]
+    blinded: frozenset[str] = field(default_factory=frozenset)
+    # Whether the caller can become blinded at all (radiologists).
+    blindable: bool = False
+
+    def shown(self, event: StreamEvent) -> StreamEvent:
+        """``event`` as this caller may see it: its data dropped on a blinded study."""
+        if event.study_uid not in self.blinded or event.type.startswith(UNBLINDED_EVENT_PREFIX):
+            return event
+        return replace(event, data={})
 
 
 @dataclass(frozen=True)
@@ -198,8 +216,14 @@ class EventReader:
             access = self._caller.access
             if event is None or access is None:
                 continue
+            if access.blindable and event.type.startswith(BLINDING_EVENT_PREFIXES):
+                await self._caller.recheck(force=True)
+                access = self._caller.access
+                if access is None:
+                    continue
             if access.audience.sees(event.site_id):
-                frames.append(format_event(event, await _site_code(self._caller, event.site_id)))
+                code = await _site_code(self._caller, event.site_id)
+                frames.append(format_event(access.shown(event), code))
         return Batch(position=position, data=b"".join(frames))
 
     async def aclose(self) -> None:

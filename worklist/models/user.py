@@ -13,7 +13,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from worklist.enums import Role
 from worklist.models.base import Base, CreatedAtMixin
@@ -51,3 +51,6 @@ class User(CreatedAtMixin, Base):
 
     sites: Mapped[list[Site]] = relationship(secondary=user_sites, lazy="raise")
     home_site: Mapped[Site | None] = relationship(foreign_keys=[home_site_id], lazy="raise")
+    # Migration 0011: the study grants the user holds, "study_id:reason:reason_id" each;
+    # loaded with the account (``worklist.studies.grants.load_grants``), else None.
+    grants: Mapped[list[str] | None] = query_expression()

@@ -6,6 +6,7 @@ study match by site and accession number whichever arrives first: here for the s
 already indexed, in ``index_instances_v4`` for a study whose images come later. The
 order's priority overrides the DICOM one (due time recomputed from the study's arrival);
 a cancelled order cancels its study (``lifecycle``), releasing any claim with an event.
+The studies are routed again (``worklist.routing``): the order names their procedure.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from worklist.events import EventType, WorklistEvent, stage
 from worklist.models import Order, Study
 from worklist.orders import repository
 from worklist.orders.content import OrderContent, OrderControl
+from worklist.routing import service as routing
 from worklist.studies import lifecycle
 from worklist.studies.lifecycle import StudyEvent
 
@@ -172,6 +174,8 @@ async def apply_order(
     target: _Target | None = None
     study_ids: tuple[int, ...] | None = None
     order: Order | None = None
+    # Before the studies are locked: the order routes them (worklist.routing).
+    await routing.hold_rules(session)
     await repository.lock_accession(session, site_id=site_id, accession=accession)
     if content.control is not OrderControl.NEW:
         order = await repository.lock_order(session, site_id=site_id, accession=accession)
@@ -215,8 +219,9 @@ async def _apply_to_studies(
     if study_ids:
         stmt = select(Study).where(Study.id.in_(study_ids)).order_by(Study.id)
         studies = list(await session.scalars(stmt))
+    updates: dict[int, dict[str, Any]] = {}
     for study in studies:
-        changes: dict[str, Any] = {}
+        changes = updates.setdefault(study.id, {})
         if study.order_id != order.order_id:
             study.order_id = order.order_id
             _audit(
@@ -245,18 +250,25 @@ async def _apply_to_studies(
                 study=study,
                 detail={"order_id": order.order_id, "old_status": before.value},
             )
-        if changes:
+    if studies:
+        await session.flush()
+        # The order's procedure is what most rules look at.
+        for routed in await routing.route_studies(session, [study.id for study in studies]):
+            updates[routed.study_id] |= {
+                "subspecialty": routed.routed.subspecialty,
+                "subspecialty_rule": routed.routed.rule,
+            }
+    for study in studies:
+        if updates[study.id]:
             stage(
                 session,
                 WorklistEvent(
                     type=EventType.STUDY_UPDATED,
                     site_id=study.site_id,
                     study_uid=study.study_uid,
-                    data=changes,
+                    data=updates[study.id],
                 ),
             )
-    if studies:
-        await session.flush()
     return tuple(study.study_uid for study in studies)
 
 

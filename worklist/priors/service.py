@@ -15,16 +15,17 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.audit import repository as audit
+from worklist.doubleread.service import is_blinded
 from worklist.enums import AuditAction
 from worklist.errors import NotFound
 from worklist.models import Study, User
 from worklist.reports.schemas import ReportOut
 from worklist.reports.service import signed_report
-from worklist.studies import repository
+from worklist.studies import grants, repository
 from worklist.studies.repository import WorklistRow
 from worklist.studies.schemas import PriorDetail, SeriesOut, WorklistItem
 from worklist.studies.service import STUDY_NOT_FOUND
-from worklist.studies.visibility import visible_study_condition
+from worklist.studies.visibility import readable_study_condition
 
 PRIOR_NOT_FOUND = "prior not found"
 
@@ -42,7 +43,7 @@ async def via_study(session: AsyncSession, *, user: User, study_uid: str) -> Via
     row = await repository.get_visible_study(
         session,
         study_uid=study_uid,
-        visible=visible_study_condition(user),
+        visible=readable_study_condition(user),
         load=repository.StudyLoad.WORKLIST_ROW,
     )
     if row is None:
@@ -68,11 +69,12 @@ def audit_prior_read(
     action: AuditAction,
     prior_uid: str,
     prior_site_id: int,
-    via_uid: str,
+    via: Study,
     address: str | None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Record a prior read against the prior's study and site, naming the via study."""
+    """Record a prior read against the prior's study and site, naming the via study (and
+    the grant the caller reads it through, if that is how they see it)."""
     audit.record(
         session,
         actor=user.username,
@@ -81,7 +83,7 @@ def audit_prior_read(
         study_uid=prior_uid,
         site_id=prior_site_id,
         address=address,
-        detail={"via": via_uid, **(detail or {})},
+        detail={"via": via.study_uid, **grants.audit_detail(user, via), **(detail or {})},
     )
 
 
@@ -98,7 +100,7 @@ async def get_prior_detail(
         action=AuditAction.PRIOR_VIEW,
         prior_uid=prior.study_uid,
         prior_site_id=prior.site_id,
-        via_uid=via.study_uid,
+        via=via,
         address=address,
         detail={"resource": "detail"},
     )
@@ -116,6 +118,8 @@ async def get_prior_report(
     """A listed prior's signed report with its addenda; audited as a prior report view."""
     via, row = await open_prior(session, user=user, study_uid=study_uid, prior_uid=prior_uid)
     prior = row.study
+    if await is_blinded(session, user=user, study_id=prior.id):
+        raise NotFound(PRIOR_NOT_FOUND)
     report = await signed_report(session, study=prior)
     audit_prior_read(
         session,
@@ -123,7 +127,7 @@ async def get_prior_report(
         action=AuditAction.PRIOR_REPORT_VIEW,
         prior_uid=prior.study_uid,
         prior_site_id=prior.site_id,
-        via_uid=via.study_uid,
+        via=via,
         address=address,
         detail={"version": report.version},
     )

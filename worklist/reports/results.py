@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist import outbox
 from worklist.audit import repository as audit
+from worklist.doubleread.service import is_blinded
 from worklist.enums import AuditAction, OutboxEventType, ReportStatus
 from worklist.errors import NotFound
 from worklist.models import Report, ReportAddendum, Study, User
@@ -92,6 +93,8 @@ async def get_fhir_report(
         raise NotFound(STUDY_NOT_FOUND)
     report = await repository.get_report(session, study_id=study.id)
     if report is None or report.status is ReportStatus.DRAFT:
+        raise NotFound(NO_SIGNED_REPORT)
+    if await is_blinded(session, user=user, study_id=study.id):
         raise NotFound(NO_SIGNED_REPORT)
     addenda, names = await report_parts(session, report)
     patient, site = await repository.get_patient_and_site(session, study=study)

@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worklist.audit import repository as audit
 from worklist.claims import repository as claims_repository
 from worklist.claims.service import renew_claim
+from worklist.doubleread import rules as double_reading
+from worklist.doubleread.service import is_blinded
 from worklist.enums import AuditAction, OutboxEventType, ReportStatus, StudyFlag
 from worklist.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from worklist.events import EventType, WorklistEvent, stage
@@ -27,11 +29,11 @@ from worklist.models import Report, ReportAddendum, Study, User
 from worklist.reports import repository
 from worklist.reports.results import deliver_result, report_parts
 from worklist.reports.schemas import AddendumOut, ReportOut
-from worklist.studies import lifecycle
+from worklist.studies import grants, lifecycle
 from worklist.studies import repository as studies
 from worklist.studies.lifecycle import StudyEvent
 from worklist.studies.service import STUDY_NOT_FOUND
-from worklist.studies.visibility import visible_study_condition
+from worklist.studies.visibility import readable_study_condition, visible_study_condition
 
 REPORT_NOT_FOUND = "report not found"
 NO_SIGNED_REPORT = "the study has no signed report"
@@ -98,7 +100,13 @@ async def get_report(
     *, session: AsyncSession, user: User, study_uid: str, address: str | None
 ) -> ReportOut:
     """The report of a study the user may see, with its addenda; the read is audited."""
-    study = await _visible_study(session, user=user, study_uid=study_uid, lock=False)
+    study = await studies.get_visible_study(
+        session, study_uid=study_uid, visible=readable_study_condition(user)
+    )
+    if study is None:
+        raise NotFound(STUDY_NOT_FOUND)
+    if await is_blinded(session, user=user, study_id=study.id):
+        raise NotFound(REPORT_NOT_FOUND)
     report = await _require_report(session, study=study)
     audit.record(
         session,
@@ -108,7 +116,7 @@ async def get_report(
         study_uid=study.study_uid,
         site_id=study.site_id,
         address=address,
-        detail={"version": report.version},
+        detail={"version": report.version, **grants.audit_detail(user, study)},
     )
     return await _report_out(session, report)
 
@@ -222,6 +230,9 @@ async def finalise(
             data={"version": out.version, "author": out.author, "finalised_by": user.username},
         ),
     )
+    await double_reading.after_first_final(
+        session, study=study, author_id=signed.author_id, user=user, address=address
+    )
     return out
 
 
@@ -237,7 +248,8 @@ async def add_addendum(
     """Add an addendum to a signed report (author or claim holder); the report is amended.
 
     When the addendum answers images that arrived after signing, the study is reported
-    again: the flag is cleared and the claim taken for the addendum ends.
+    again: the flag is cleared and the claim taken for the addendum ends. Any addendum
+    clears ``major_discrepancy`` (a second opinion's, ``worklist.opinions``).
     """
     study = await _visible_study(session, user=user, study_uid=study_uid, lock=True)
     current = await _require_report(session, study=study)
@@ -262,7 +274,9 @@ async def add_addendum(
     if StudyFlag.NEW_IMAGES_AFTER_REPORT in study.flags:
         await claims_repository.delete_claim(session, study_id=study.id)
         lifecycle.apply(study, StudyEvent.NEW_IMAGES_ANSWERED)
-        await session.flush()
+    else:
+        lifecycle.apply(study, StudyEvent.ADDENDUM_ADDED)  # answers a major discrepancy
+    await session.flush()
     _audit_change(session, user, study, AuditAction.REPORT_ADDENDUM, amended, address)
     addenda, names = await report_parts(session, amended)
     await deliver_result(

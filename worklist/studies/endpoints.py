@@ -103,12 +103,13 @@ async def triage_study(
     settings: SettingsDep,
     address: ClientAddress,
 ) -> WorklistItem:
-    """Set a study's priority; its due time is recomputed from its arrival."""
+    """Set a study's priority (its due time is recomputed from its arrival) and/or its
+    subspecialty (``null``: routed by the rules again)."""
     return await triage.triage_study(
         session=session,
         user=user,
         study_uid=study_uid,
-        priority=body.priority,
+        change=body,
         turnaround_targets=settings.turnaround_targets,
         address=address,
     )

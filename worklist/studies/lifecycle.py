@@ -35,6 +35,10 @@ class StudyEvent(enum.StrEnum):
     NEW_IMAGES_ANSWERED = "new_images_answered"
     ORDER_CANCELLED = "order_cancelled"
     ORDER_REINSTATED = "order_reinstated"
+    # A second opinion found a major discrepancy with the signed report (flag only).
+    DISCREPANCY_FOUND = "discrepancy_found"
+    # An addendum to a signed report that does not answer new images (flags only).
+    ADDENDUM_ADDED = "addendum_added"
 
 
 # event -> {status before: status after}; a status missing from an event's map may not
@@ -85,15 +89,24 @@ TRANSITIONS: Mapping[StudyEvent, Mapping[StudyStatus, StudyStatus]] = {
         IN_PROGRESS: IN_PROGRESS,
         REPORTED: REPORTED,
     },
+    # Flags only: whatever the study's status, it keeps it.
+    StudyEvent.DISCREPANCY_FOUND: {status: status for status in StudyStatus},
+    StudyEvent.ADDENDUM_ADDED: {status: status for status in StudyStatus},
 }
 
 # Flags the events add and clear (the gateway's SQL adds NEW_IMAGES_AFTER_REPORT).
 FLAGS_ADDED: Mapping[tuple[StudyEvent, StudyStatus], StudyFlag] = {
     (StudyEvent.IMAGES_ARRIVED, REPORTED): StudyFlag.NEW_IMAGES_AFTER_REPORT,
+    **{(StudyEvent.DISCREPANCY_FOUND, s): StudyFlag.MAJOR_DISCREPANCY for s in StudyStatus},
 }
+# Any addendum answers a major discrepancy; the one answering new images clears both.
 FLAGS_CLEARED: Mapping[StudyEvent, tuple[StudyFlag, ...]] = {
     StudyEvent.REPORT_SIGNED: (StudyFlag.NEW_IMAGES_AFTER_REPORT,),
-    StudyEvent.NEW_IMAGES_ANSWERED: (StudyFlag.NEW_IMAGES_AFTER_REPORT,),
+    StudyEvent.NEW_IMAGES_ANSWERED: (
+        StudyFlag.NEW_IMAGES_AFTER_REPORT,
+        StudyFlag.MAJOR_DISCREPANCY,
+    ),
+    StudyEvent.ADDENDUM_ADDED: (StudyFlag.MAJOR_DISCREPANCY,),
 }
 
 NOT_ALLOWED = "a {status} study cannot be {event}"
@@ -106,6 +119,8 @@ _EVENT_WORDS = {
     StudyEvent.NEW_IMAGES_ANSWERED: "reported again",
     StudyEvent.ORDER_CANCELLED: "cancelled",
     StudyEvent.ORDER_REINSTATED: "reinstated",
+    StudyEvent.DISCREPANCY_FOUND: "flagged for a discrepancy",
+    StudyEvent.ADDENDUM_ADDED: "given an addendum",
 }
 
 

@@ -247,6 +247,8 @@ WORKLIST_COLUMNS = (
     _claim_expires_at().label("claim_expires_at"),
     _report_status().label("report_status"),
     Study.flags,
+    Study.subspecialty,
+    Study.subspecialty_rule,
     Study.order_id,
     # The matched order (all None without one): outer-joined by its primary key.
     Order.placer_order_number.label("order_placer_order_number"),

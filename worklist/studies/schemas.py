@@ -12,7 +12,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from worklist.dicomweb.dicomjson import study_url
 from worklist.enums import DEFAULT_STATUS_FILTER, PatientSource, Priority, StudyFlag, StudyStatus
 from worklist.models import Series, Site, Study
+from worklist.opinions.schemas import SecondOpinionSummary
 from worklist.orders.schemas import OrderOut
+from worklist.subspecialties.schemas import SubspecialtyCode
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import RowMapping
@@ -117,6 +119,14 @@ class WorklistItem(BaseModel):
     order: OrderOut | None = Field(
         description="The RIS order the study matched, or null (flag ``no_order``)"
     )
+    subspecialty: str | None = Field(
+        default=None, description="The subspecialty it is routed to (GET /api/v1/subspecialties)"
+    )
+    subspecialty_rule: int | None = Field(
+        default=None,
+        description="Position of the routing rule that gave it; null when a manager set it "
+        "by hand (or no rule matched)",
+    )
 
     @staticmethod
     def fields_from_columns(row: RowMapping) -> dict[str, Any]:
@@ -162,6 +172,8 @@ class WorklistItem(BaseModel):
                 else row["flags"]
             ),
             "order": None if row["order_id"] is None else _order_fields(row),
+            "subspecialty": row["subspecialty"],
+            "subspecialty_rule": row["subspecialty_rule"],
         }
 
 
@@ -278,6 +290,11 @@ class StudyDetail(WorklistItem):
         description="Where to fetch the images: the study's WADO-RS URL (its QIDO-RS and "
         "metadata resources hang off the same ``/dicomweb`` root), same bearer token.",
     )
+    second_opinions: list[SecondOpinionSummary] = Field(
+        default_factory=list,
+        description="The study's second opinions, oldest first "
+        "(``GET /api/v1/second-opinions/{id}`` for the question and answer)",
+    )
 
 
 class PriorDetail(WorklistItem):
@@ -292,8 +309,10 @@ class PriorDetail(WorklistItem):
 
 
 class TriageRequest(BaseModel):
-    """``PATCH /studies/{study_uid}``: a manager or admin sets the clinical priority."""
+    """``PATCH /studies/{study_uid}``: a manager or admin sets the clinical priority and
+    or the subspecialty (``null``: back to the routing rules); absent fields stay."""
 
     model_config = ConfigDict(extra="forbid")
 
-    priority: Priority
+    priority: Priority | None = None
+    subspecialty: SubspecialtyCode | None = None

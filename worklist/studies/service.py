@@ -12,7 +12,9 @@ from worklist.audit import repository as audit
 from worklist.enums import AuditAction, Priority
 from worklist.errors import NotFound
 from worklist.models import User
-from worklist.studies import repository
+from worklist.opinions import repository as opinions
+from worklist.opinions.schemas import SecondOpinionSummary
+from worklist.studies import grants, repository
 from worklist.studies.repository import WorklistKey
 from worklist.studies.schemas import (
     PriorStudy,
@@ -22,7 +24,11 @@ from worklist.studies.schemas import (
     WorklistFilters,
     WorklistItem,
 )
-from worklist.studies.visibility import require_worklist_access, visible_study_condition
+from worklist.studies.visibility import (
+    readable_study_condition,
+    require_worklist_access,
+    visible_study_condition,
+)
 
 STUDY_NOT_FOUND = "study not found"
 
@@ -89,7 +95,7 @@ async def get_study_detail(
     study = await repository.get_visible_study(
         session,
         study_uid=study_uid,
-        visible=visible_study_condition(user),
+        visible=readable_study_condition(user),
         load=repository.StudyLoad.SITE_AND_PATIENT,
     )
     if study is None:
@@ -98,6 +104,8 @@ async def get_study_detail(
     series = await repository.list_series(session, study_id=study.id)
     # Priors ignore visibility on purpose: a report needs the patient's whole history.
     priors = await repository.list_priors(session, study=study)
+    second_opinions = await opinions.list_for_study(session, study_id=study.id)
+    grant = grants.audit_detail(user, study)
     audit.record(
         session,
         actor=user.username,
@@ -106,6 +114,7 @@ async def get_study_detail(
         study_uid=study.study_uid,
         site_id=study.site_id,
         address=address,
+        detail=grant,
     )
     for prior in (p.study for p in priors):
         audit.record(
@@ -116,11 +125,12 @@ async def get_study_detail(
             study_uid=prior.study_uid,
             site_id=prior.site_id,
             address=address,
-            detail={"via": study.study_uid},
+            detail={"via": study.study_uid, **grant},
         )
     return StudyDetail(
         **WorklistItem.fields_from_columns(columns),
         series=[SeriesOut.from_series(s) for s in series],
         priors=[PriorStudy.from_row(p) for p in priors],
         received_patient=ReceivedPatient.of_mismatched(study),
+        second_opinions=[SecondOpinionSummary.from_row(row) for row in second_opinions],
     )

@@ -3,7 +3,9 @@
 radiologist: the sites they hold reporting privileges at; manager: their site;
 admin: every site; alert_client: none (they only see their site's alerts); order_client:
 none (they only place their site's orders). A study
-outside the rule is treated as absent (404), never as forbidden. The one query that fetches
+outside the rule is treated as absent (404), never as forbidden. A radiologist may also
+read (never report) a study a second opinion or a double read grants them
+(``readable_study_condition``). The one query that fetches
 (or locks) a study by UID under a rule is ``worklist.studies.repository.get_visible_study``.
 """
 
@@ -15,6 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from worklist.enums import Role
 from worklist.errors import Forbidden
 from worklist.models import Study, User
+from worklist.studies import grants
 
 NO_WORKLIST_ACCESS = "this account has no access to the worklist"
 
@@ -30,6 +33,18 @@ def visible_study_condition(user: User) -> ColumnElement[bool]:
         # An array, not an IN-list: one statement text however many sites, so it stays prepared.
         return Study.site_id == any_(bindparam(None, site_ids, type_=ARRAY(Integer)))
     return false()
+
+
+def readable_study_condition(user: User) -> ColumnElement[bool]:
+    """Studies ``user`` may read: those they see, plus those a grant gives them.
+
+    For reads of one study (its detail, images, report, and its priors through it), never
+    for the worklist, claims, triage, reports written or alerts raised: a grant opens a
+    study to read, not to report (``worklist.studies.grants``).
+    """
+    visible = visible_study_condition(user)
+    granted = grants.granted_condition(user) if user.role is Role.RADIOLOGIST else None
+    return visible if granted is None else or_(visible, granted)
 
 
 def result_visible_condition(user: User) -> ColumnElement[bool]:

@@ -220,7 +220,7 @@ async def _requested_profile(session: AsyncSession, patch: UserPatch) -> dict[st
             (await sites_by_code(session, [patch.home_site]))[0].code if patch.home_site else None
         )
     if patch.subspecialties is not None:
-        requested["subspecialties"] = check_subspecialties(patch.subspecialties)
+        requested["subspecialties"] = await check_subspecialties(session, patch.subspecialties)
     return requested
 
 

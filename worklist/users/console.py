@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worklist.audit.repository import ActorKind, record
 from worklist.auth.passwords import PasswordCost
 from worklist.config import ConfigError, Settings
-from worklist.enums import AuditAction, Role, Subspecialty
+from worklist.enums import AuditAction, Role
 from worklist.models import User
 from worklist.sites.service import Actor
 from worklist.users import accounts
@@ -123,8 +123,11 @@ def build_user_app(tools: CliTools) -> typer.Typer:
             str | None, typer.Option("--home-site", help="Code of the employing trust.")
         ] = None,
         subspecialty: Annotated[
-            list[Subspecialty] | None,
-            typer.Option("--subspecialty", case_sensitive=False, help="Repeatable."),
+            list[str] | None,
+            typer.Option(
+                "--subspecialty",
+                help="A code of `worklist subspecialty list` (repeatable).",
+            ),
         ] = None,
     ) -> None:
         """Create an API user: radiologist, manager, admin or alert_client."""
@@ -143,7 +146,7 @@ def build_user_app(tools: CliTools) -> typer.Typer:
                 name=name,
                 registration=registration,
                 home_site_code=home_site,
-                subspecialties=[s.value for s in subspecialty or []],
+                subspecialties=subspecialty or [],
             )
             record(
                 session,

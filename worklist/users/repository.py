@@ -8,6 +8,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from worklist.enums import Role
 from worklist.models import Site, User, user_sites
+from worklist.studies import grants
 
 
 async def get_user(session: AsyncSession, username: str, *, lock: bool = False) -> User | None:
@@ -37,6 +38,7 @@ async def load_account(session: AsyncSession, username: str) -> User | None:
         .options(
             joinedload(User.sites).load_only(*site_columns),
             joinedload(User.home_site).load_only(*site_columns),
+            grants.load_grants(),
         )
     )
     return (await session.scalars(stmt)).unique().one_or_none()

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from worklist.enums import Role, Subspecialty
+from worklist.enums import Role
 from worklist.models import User
+from worklist.subspecialties.schemas import SubspecialtyCode
 
 MAX_NAME_LENGTH = 200
 MAX_REGISTRATION_INPUT = 32
@@ -16,6 +17,7 @@ MAX_PASSWORD_LENGTH = 1024
 MAX_SITES = 64
 
 SiteCode = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+MAX_SUBSPECIALTIES = 64
 
 
 class UserOut(BaseModel):
@@ -28,7 +30,7 @@ class UserOut(BaseModel):
     registration: str | None
     home_site: str | None = Field(description="Code of the employing trust")
     sites: list[str] = Field(description="Codes of the sites they hold privileges at")
-    subspecialties: list[Subspecialty]
+    subspecialties: list[str] = Field(description="Codes of GET /api/v1/subspecialties")
     created_at: datetime
 
     @classmethod
@@ -42,7 +44,7 @@ class UserOut(BaseModel):
             registration=user.registration,
             home_site=user.home_site.code if user.home_site is not None else None,
             sites=sorted(site.code for site in user.sites),
-            subspecialties=[Subspecialty(code) for code in user.subspecialties],
+            subspecialties=list(user.subspecialties),
             created_at=user.created_at,
         )
 
@@ -64,7 +66,10 @@ class UserPatch(BaseModel):
     name: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
     registration: str | None = Field(default=None, max_length=MAX_REGISTRATION_INPUT)
     home_site: SiteCode | None = None
-    subspecialties: list[Subspecialty] | None = Field(default=None, max_length=len(Subspecialty))
+    # Codes of the vocabulary table, checked by the service (unknown or retired: 422).
+    subspecialties: list[SubspecialtyCode] | None = Field(
+        default=None, max_length=MAX_SUBSPECIALTIES
+    )
 
 
 class PasswordIn(BaseModel):

@@ -12,10 +12,11 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.auth.passwords import PasswordCost, hash_password
-from worklist.enums import ROLES_WITH_SINGLE_SITE, Role, Subspecialty
+from worklist.enums import ROLES_WITH_SINGLE_SITE, Role
 from worklist.errors import Conflict, InvalidInput
 from worklist.models import Site, User
 from worklist.sites.repository import get_site_by_code
+from worklist.subspecialties.service import check_codes
 from worklist.users import repository
 from worklist.users.registration import normalise_registration
 from worklist.users.schemas import MAX_NAME_LENGTH
@@ -59,15 +60,9 @@ def check_registration(registration: str | None) -> str | None:
     return normalise_registration(registration)
 
 
-def check_subspecialties(codes: Iterable[str]) -> list[str]:
-    """Known subspecialty codes, de-duplicated in the order given."""
-    known = {s.value for s in Subspecialty}
-    unknown = [code for code in codes if code not in known]
-    if unknown:
-        raise InvalidInput(
-            f"unknown subspecialty {unknown[0]!r}; one of: {', '.join(sorted(known))}"
-        )
-    return list(dict.fromkeys(codes))
+async def check_subspecialties(session: AsyncSession, codes: Iterable[str]) -> list[str]:
+    """Active codes of the network's vocabulary, de-duplicated in the order given."""
+    return await check_codes(session, codes)
 
 
 async def sites_by_code(session: AsyncSession, codes: Iterable[str]) -> list[Site]:
@@ -102,7 +97,7 @@ async def create_user(
     check_role_sites(role, codes)
     clean_name = check_name(name)
     clean_registration = check_registration(registration)
-    clean_subspecialties = check_subspecialties(subspecialties)
+    clean_subspecialties = await check_subspecialties(session, subspecialties)
     if await repository.get_user(session, username) is not None:
         raise Conflict(f"user {username!r} already exists")
     sites = await sites_by_code(session, codes)
