@@ -44,9 +44,10 @@ from worklist.auth.passwords import PasswordCost, hash_password
 from worklist.config import DEFAULT_TURNAROUND, parse_duration_map
 from worklist.enums import Priority
 from worklist.identity import make_nhs_number
+from worklist.routing.matcher import Routed, Rule, StudyFacts, route
 
 DB_NAME = "bench_worklist"
-DATA_VERSION = "worklist-v2"
+DATA_VERSION = "worklist-v3"  # v3: routing rules, study subspecialties, readers' subspecialties
 DEFAULT_STUDIES = 1_000_000
 SEED = 20261123
 BENCH_PASSWORD = "bench-worklist-password"
@@ -407,6 +408,27 @@ def ensure_loaded(
 
 # --------------------------------------------------------------------------- generation
 
+# The routing rules the data set is loaded under (``routing_rules``), and each study's
+# subspecialty from them (``worklist.routing.matcher``, on modality and description).
+BENCH_RULES = (
+    Rule(0, "breast", modality="MG"),
+    Rule(1, "nuclear_medicine", modality="NM"),
+    Rule(2, "neuro", procedure_pattern=r"head|brain|spine"),
+    Rule(3, "vascular_ir", procedure_pattern=r"angio|doppler"),
+    Rule(4, "chest", procedure_pattern=r"chest|thorax"),
+    Rule(5, "msk", procedure_pattern=r"knee|hip|hand|shoulder"),
+    Rule(6, "gu", procedure_pattern=r"renal|pelvis|prostate"),
+    Rule(7, "abdomen", procedure_pattern=r"abdo|colon|liver"),
+    Rule(8, "general"),
+)
+# A radiologist holds one or two of these (a third of them also general).
+READER_SUBSPECIALTIES = ("neuro", "chest", "msk", "abdomen", "gu", "breast", "vascular_ir")
+
+
+def routed(modality: str, description: str) -> Routed:
+    """The subspecialty ``BENCH_RULES`` give a study of ``modality`` and ``description``."""
+    return route(BENCH_RULES, StudyFacts(modalities=(modality,), procedure_texts=(description,)))
+
 
 def _iso(epoch_seconds: np.ndarray) -> list[str]:
     """ISO timestamps (UTC) for COPY, from epoch seconds."""
@@ -467,7 +489,13 @@ def _make_users(rng: np.random.Generator, site_p: np.ndarray) -> _Users:
     user_id = 0
     for number in range(1, RADIOLOGISTS + 1):
         user_id += 1
-        rows.append(f"{user_id}\trad{number:03d}\t{password_hash}\tradiologist\n")
+        held = sorted(
+            rng.choice(len(READER_SUBSPECIALTIES), size=int(rng.integers(1, 3)), replace=False)
+        )
+        codes = [READER_SUBSPECIALTIES[k] for k in held] + (["general"] if number % 3 == 0 else [])
+        rows.append(
+            f"{user_id}\trad{number:03d}\t{password_hash}\tradiologist\t{{{','.join(codes)}}}\n"
+        )
         count = int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15]))
         for site in sorted(rng.choice(len(SITES), size=count, replace=False, p=site_p).tolist()):
             links.append(f"{user_id}\t{site + 1}\n")
@@ -475,10 +503,10 @@ def _make_users(rng: np.random.Generator, site_p: np.ndarray) -> _Users:
     for site, (code, _name, _share) in enumerate(SITES):
         for role, prefix in (("manager", "mgr"), ("alert_client", "alerts")):
             user_id += 1
-            rows.append(f"{user_id}\t{prefix}.{code.lower()}\t{password_hash}\t{role}\n")
+            rows.append(f"{user_id}\t{prefix}.{code.lower()}\t{password_hash}\t{role}\t{{}}\n")
             links.append(f"{user_id}\t{site + 1}\n")
     user_id += 1
-    rows.append(f"{user_id}\tbench-admin\t{password_hash}\tadmin\n")
+    rows.append(f"{user_id}\tbench-admin\t{password_hash}\tadmin\t{{}}\n")
     for site, members in enumerate(by_site):
         if not members:  # every trust has at least one radiologist
             members.append(1 + site)
@@ -605,6 +633,15 @@ def load(*, studies: int = DEFAULT_STUDIES, seed: int = SEED) -> LoadInfo:
     last_instance = np.minimum(received + rng.integers(5, 300, size=studies), now)
     flagged = (~is_backlog) & (rng.random(studies) < 0.001)
 
+    routing: dict[tuple[str, str], tuple[str, str]] = {}
+    for modality_name, spec in MODALITIES.items():
+        for text in spec[3]:
+            given = routed(modality_name, text)
+            routing[modality_name, text] = (
+                given.subspecialty or "\\N",
+                "\\N" if given.rule is None else str(given.rule),
+            )
+
     def study_rows() -> Iterator[str]:
         rec = _iso(received)
         due_s = _iso(due)
@@ -614,14 +651,16 @@ def load(*, studies: int = DEFAULT_STUDIES, seed: int = SEED) -> LoadInfo:
             site = int(study_site[i])
             modality = modality_names[modality_idx[i]]
             descriptions = MODALITIES[modality][3]
+            description = descriptions[desc_pick[i] % len(descriptions)]
             study_id = i + 1
             yield (
                 f"{study_id}\t{UID_ROOT}.{site + 1}.{study_id}\t{site + 1}\t"
                 f"{study_patient[i] + 1}\t{SITES[site][0]}{study_id:08d}\t"
-                f"{descriptions[desc_pick[i] % len(descriptions)]}\t{acq[i]}\t{{{modality}}}\t"
+                f"{description}\t{acq[i]}\t{{{modality}}}\t"
                 f"{PRIORITIES[priority_idx[i]]}\t{due_s[i]}\t{status[i]}\t{rec[i]}\t{last[i]}\t"
                 f"{series_count[i]}\t{instance_count[i]}\t"
-                f"{'{new_images_after_report}' if flagged[i] else '{}'}\n"
+                f"{'{new_images_after_report}' if flagged[i] else '{}'}\t"
+                f"{routing[modality, description][0]}\t{routing[modality, description][1]}\n"
             )
 
     # ---- claims (in_progress) and reports (reported: final; half of in_progress: draft)
@@ -690,7 +729,10 @@ def load(*, studies: int = DEFAULT_STUDIES, seed: int = SEED) -> LoadInfo:
             timer.run(
                 "COPY users",
                 lambda: _copy(
-                    conn, "users", ("id", "username", "password_hash", "role"), users.rows
+                    conn,
+                    "users",
+                    ("id", "username", "password_hash", "role", "subspecialties"),
+                    users.rows,
                 ),
             )
             _copy(conn, "user_sites", ("user_id", "site_id"), users.user_sites)
@@ -720,7 +762,15 @@ def load(*, studies: int = DEFAULT_STUDIES, seed: int = SEED) -> LoadInfo:
                 "series_count",
                 "instance_count",
                 "flags",
+                "subspecialty",
+                "subspecialty_rule",
             )
+            for rule in BENCH_RULES:
+                conn.execute(
+                    "INSERT INTO routing_rules (position, subspecialty, modality, "
+                    "procedure_pattern) VALUES (%s, %s, %s, %s)",
+                    (rule.position, rule.subspecialty, rule.modality, rule.procedure_pattern),
+                )
             timer.run(
                 f"COPY studies ({studies:,})",
                 lambda: _copy(conn, "studies", study_columns, study_rows()),

@@ -168,3 +168,19 @@ def test_a_change_reroutes_unreported_studies_but_not_hand_set_or_reported_ones(
     assert put(client, people["admin"], []).json()["rerouted"] == 4
     assert routing_of(db)["by hand"] == ("msk", None)
     assert routing_of(db)["head ct"] == (None, None)
+
+
+def test_the_list_may_also_be_put_bare_as_design_shows_it(
+    client: TestClient, people: dict[str, dict[str, str]]
+) -> None:
+    response = client.put(URL, json=RULES[:2], headers=people["admin"])
+
+    assert response.status_code == 200, response.text
+    stored = client.get(URL, headers=people["admin"]).json()["rules"]
+    assert [(rule["position"], rule["subspecialty"]) for rule in stored] == [
+        (0, "paediatric"),
+        (1, "neuro"),
+    ]
+    assert (
+        client.put(URL, json=[{"subspecialty": "nope"}], headers=people["admin"]).status_code == 422
+    )

@@ -3,9 +3,10 @@ other roles 403: the rules are no secret, only not theirs to see or change)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Body, Depends
+from pydantic import Field
 
 from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, current_user
 from worklist.api.limits import body_limited_route, json_body_bytes
@@ -16,6 +17,7 @@ from worklist.routing.schemas import (
     MAX_PATTERN_LENGTH,
     MAX_RULES,
     RoutingChange,
+    RoutingRuleIn,
     RoutingRuleOut,
     RoutingRules,
     RoutingRulesIn,
@@ -56,12 +58,19 @@ async def get_rules(session: SessionDep, user: CurrentUser, address: ClientAddre
     },
 )
 async def put_rules(
-    body: RoutingRulesIn, session: SessionDep, user: CurrentUser, address: ClientAddress
+    body: Annotated[
+        RoutingRulesIn | Annotated[list[RoutingRuleIn], Field(max_length=MAX_RULES)],
+        Body(description='The ordered list, bare (as DESIGN shows it) or as `{"rules": [...]}`'),
+    ],
+    session: SessionDep,
+    user: CurrentUser,
+    address: ClientAddress,
 ) -> RoutingChange:
     """Replace the whole list; unreported studies not routed by hand are routed again."""
+    listed = body.rules if isinstance(body, RoutingRulesIn) else body
     rules, rerouted = await service.replace_rules(
         session,
         actor=Actor.for_user(user, address),
-        rules=[rule.as_rule(index) for index, rule in enumerate(body.rules)],
+        rules=[rule.as_rule(index) for index, rule in enumerate(listed)],
     )
     return RoutingChange(rules=[RoutingRuleOut.of(rule) for rule in rules], rerouted=rerouted)
