@@ -130,6 +130,10 @@ class AuditAction(enum.StrEnum):
     DOUBLE_READ_SUBMITTED = "double_read.submitted"
     DOUBLE_READ_VIEW = "double_read.view"
     PEER_REVIEW_STATS_VIEW = "stats.peer_review_view"
+    # A network figure (``/stats/...``): aggregates, no patient data.
+    STATS_VIEW = "stats.view"
+    # The 28-day breach list: patient data, so the detail names the studies shown.
+    STATS_BREACHES_VIEW = "stats.breaches_view"
 
 
 class AlertCategory(enum.StrEnum):

@@ -7,7 +7,7 @@ Arbitrations are not counted: they score a second read, not the first report.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
@@ -26,6 +26,7 @@ from worklist.doubleread.schemas import (
 from worklist.enums import AuditAction, Role
 from worklist.errors import Forbidden
 from worklist.models import DoubleRead, Site, Study, User
+from worklist.stats.scope import Period
 from worklist.studies.visibility import visible_study_condition
 
 NOT_FOR_PEERS = "peer-review figures are for managers and admins"
@@ -54,10 +55,6 @@ def _row(values: Any) -> dict[str, Any]:
     ).model_dump(by_alias=False)
 
 
-def _start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
 async def peer_review(
     *,
     session: AsyncSession,
@@ -69,14 +66,12 @@ async def peer_review(
     """Reads created from ``since`` to ``until`` (whole UTC days, both included)."""
     if user.role not in (Role.ADMIN, Role.MANAGER):
         raise Forbidden(NOT_FOR_PEERS)
+    period = Period(since, until)
     conditions: list[ColumnElement[bool]] = [
         DoubleRead.kind != ReadKind.ARBITRATION.value,
         visible_study_condition(user),
+        *period.conditions(DoubleRead.created_at),
     ]
-    if since is not None:
-        conditions.append(DoubleRead.created_at >= _start(since))
-    if until is not None:
-        conditions.append(DoubleRead.created_at < _start(until + timedelta(days=1)))
     base = select(*_measures()).select_from(DoubleRead).join(Study, Study.id == DoubleRead.study_id)
     by_reader = (
         base.add_columns(User.username)
@@ -106,9 +101,6 @@ async def peer_review(
         actor_kind=audit.ActorKind.USER,
         action=AuditAction.PEER_REVIEW_STATS_VIEW,
         address=address,
-        detail={
-            "since": since.isoformat() if since else None,
-            "until": until.isoformat() if until else None,
-        },
+        detail=period.audit_detail(),
     )
     return PeerReviewStats(radiologists=readers, sites=sites)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Enum, ForeignKey, Integer, Text, UniqueConstraint
+from sqlalchemy import DateTime, Enum, ForeignKey, Index, Integer, Text, UniqueConstraint
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -41,6 +41,14 @@ class Report(Base):
     """The current state of a study's report; every saved text is kept in ReportVersion."""
 
     __tablename__ = "reports"
+    __table_args__ = (
+        # Migration 0012: final reports by the time they were signed (worklist.stats).
+        Index(
+            "ix_reports_finalised_at",
+            "finalised_at",
+            postgresql_where=sql_text("finalised_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(

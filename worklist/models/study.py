@@ -87,6 +87,18 @@ class Study(Base):
         ),
         # Migration 0009: StudyDate ranges, and QIDO-RS's newest-first study list.
         Index("ix_studies_newest", text("study_datetime DESC NULLS LAST"), text("id DESC")),
+        # Migration 0012: the network figures (worklist.stats) by examination and arrival
+        # time; the backlog's cells and the 28-day breaches read the partial one alone.
+        Index("ix_studies_examined_at", text("coalesce(study_datetime, received_at)")),
+        Index(
+            "ix_studies_unreported_examined_at",
+            text("coalesce(study_datetime, received_at)"),
+            "site_id",
+            "priority",
+            "due_at",
+            postgresql_where=text("status IN ('ready', 'in_progress')"),
+        ),
+        Index("ix_studies_received_at", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -390,6 +390,19 @@ async def get_worklist_columns(session: AsyncSession, *, study_id: int) -> RowMa
     return (await session.execute(stmt)).mappings().one()
 
 
+async def list_worklist_columns(
+    session: AsyncSession,
+    *,
+    where: Sequence[ColumnElement[bool]],
+    order_by: Sequence[ColumnElement[Any] | InstrumentedAttribute[Any]],
+    limit: int,
+) -> Sequence[RowMapping]:
+    """Studies matching ``where`` as ``WORKLIST_COLUMNS``, in ``order_by``, at most ``limit``
+    (e.g. the 28-day breach list of ``worklist.stats``)."""
+    stmt = _worklist_columns().where(*where).order_by(*order_by).limit(limit)
+    return (await session.execute(stmt)).mappings().all()
+
+
 async def list_series(session: AsyncSession, *, study_id: int) -> Sequence[Series]:
     """The study's series by series number."""
     stmt = (

@@ -1,0 +1,239 @@
+"""SQL of the turnaround, backlog and demand figures: aggregates computed by PostgreSQL.
+
+Every study's clock starts at its examination (``EXAMINED_AT``: the study date and time,
+else its first arrival), and its turnaround ends at its first final report
+(``reports.finalised_at``, set once when the draft is signed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Label,
+    Select,
+    SQLColumnExpression,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worklist.enums import Priority, StudyStatus
+from worklist.models import Order, Report, Site, Study
+from worklist.stats.schemas import AgeBand, Grouping
+from worklist.stats.scope import Period, Sites
+
+EXAMINED_AT: ColumnElement[datetime] = func.coalesce(Study.study_datetime, Study.received_at)
+BREACH_AGE = timedelta(days=28)
+# Upper bounds of the age bands (the last is open): a lower bound is in its band.
+AGE_BANDS: tuple[tuple[AgeBand, timedelta], ...] = (
+    (AgeBand.UNDER_1D, timedelta(days=1)),
+    (AgeBand.D1_3, timedelta(days=3)),
+    (AgeBand.D3_7, timedelta(days=7)),
+)
+DUE_SOON = timedelta(hours=24)
+
+
+def unreported() -> ColumnElement[bool]:
+    """Studies on the worklist (ready or being reported): the backlog.
+
+    Rendered as literals so the planner matches the partial index of migration 0012.
+    """
+    statuses = [StudyStatus.READY, StudyStatus.IN_PROGRESS]
+    return Study.status.in_(bindparam(None, statuses, expanding=True, literal_execute=True))
+
+
+def utc_day(column: SQLColumnExpression[Any]) -> ColumnElement[Any]:
+    """The UTC calendar day of a timestamp."""
+    return func.date(func.timezone("UTC", column))
+
+
+def utc_week(column: SQLColumnExpression[Any]) -> ColumnElement[Any]:
+    """The Monday (UTC) of a timestamp's ISO week."""
+    return func.date(func.date_trunc("week", func.timezone("UTC", column)))
+
+
+def utc_month(column: SQLColumnExpression[Any]) -> ColumnElement[str]:
+    """``YYYY-MM`` of a timestamp (UTC)."""
+    return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+
+
+def first_modality() -> ColumnElement[str | None]:
+    """The study's first modality (a study is counted once, under the modality listed first)."""
+    return cast(Study.modalities[1], Text)
+
+
+def _dimension(grouping: Grouping) -> SQLColumnExpression[Any]:
+    match grouping:
+        case Grouping.SITE:
+            return Site.code
+        case Grouping.MODALITY:
+            return first_modality()
+        case Grouping.PRIORITY:
+            # The enum itself: groups sort by urgency (stat first), not by name.
+            return Study.priority
+        case Grouping.PATIENT_SOURCE:
+            return Order.patient_source
+        case Grouping.WEEK:
+            return cast(utc_week(EXAMINED_AT), Text)
+        case Grouping.MONTH:
+            return utc_month(EXAMINED_AT)
+
+
+def _seconds(delta: ColumnElement[Any]) -> ColumnElement[float]:
+    return cast(func.extract("epoch", delta), Float)
+
+
+def _target_seconds(targets: Mapping[str, timedelta]) -> ColumnElement[float]:
+    return case(
+        *((Study.priority == p, literal(targets[p.value].total_seconds())) for p in Priority),
+        else_=None,
+    )
+
+
+async def turnaround(
+    session: AsyncSession,
+    *,
+    sites: Sites,
+    period: Period,
+    groupings: Sequence[Grouping],
+    targets: Mapping[str, timedelta],
+) -> Sequence[RowMapping]:
+    """One row per group: ``g_<dimension>`` for each grouping, then the measures.
+
+    Studies examined in the period and reported; percentiles as ``percentile_cont``.
+    """
+    seconds = _seconds(Report.finalised_at - EXAMINED_AT)
+    dimensions: list[Label[Any]] = [_dimension(g).label(f"g_{g.value}") for g in groupings]
+    stmt: Select[Any] = (
+        select(
+            *dimensions,
+            func.count().label("count"),
+            *(
+                func.percentile_cont(q).within_group(seconds).label(f"p{round(q * 100)}")
+                for q in (0.5, 0.9, 0.95)
+            ),
+            func.count().filter(seconds <= _target_seconds(targets)).label("within_target"),
+            func.count().filter(seconds > BREACH_AGE.total_seconds()).label("over_28_days"),
+        )
+        .select_from(Report)
+        .join(Study, Study.id == Report.study_id)
+        .where(
+            Report.finalised_at.is_not(None),
+            sites.condition(Study.site_id),
+            *period.conditions(EXAMINED_AT),
+        )
+    )
+    if Grouping.SITE in groupings:
+        stmt = stmt.join(Site, Site.id == Study.site_id)
+    if Grouping.PATIENT_SOURCE in groupings:
+        stmt = stmt.outerjoin(Order, Order.id == Study.order_id)
+    if dimensions:
+        stmt = stmt.group_by(*dimensions).order_by(*(d.asc().nulls_last() for d in dimensions))
+    rows: Sequence[RowMapping] = (await session.execute(stmt)).mappings().all()
+    return rows
+
+
+def age_band(now: ColumnElement[datetime]) -> ColumnElement[str]:
+    """The age band of an unreported study (``>28d``: more than 28 days, a breach)."""
+    age = now - EXAMINED_AT
+    return case(
+        *((age < bound, literal(band.value)) for band, bound in AGE_BANDS),
+        (age <= BREACH_AGE, literal(AgeBand.D7_28.value)),
+        else_=literal(AgeBand.OVER_28D.value),
+    )
+
+
+async def backlog(
+    session: AsyncSession, *, sites: Sites, period: Period, now: ColumnElement[datetime]
+) -> Sequence[RowMapping]:
+    """Unreported studies (examined in the period) per site, priority and age band, each
+    cell with how many are due within 24 hours and how many are overdue."""
+    band = age_band(now).label("age_band")
+    stmt = (
+        select(
+            Study.site_id,
+            Study.priority,
+            band,
+            func.count().label("count"),
+            func.count().filter(Study.due_at >= now, Study.due_at < now + DUE_SOON).label("due"),
+            func.count().filter(Study.due_at < now).label("overdue"),
+        )
+        .where(unreported(), sites.condition(Study.site_id), *period.conditions(EXAMINED_AT))
+        .group_by(Study.site_id, Study.priority, band)
+    )
+    return (await session.execute(stmt)).mappings().all()
+
+
+async def site_codes(session: AsyncSession) -> dict[int, str]:
+    """Every site's code by id (a network has tens of sites)."""
+    return {row.id: row.code for row in await session.execute(select(Site.id, Site.code))}
+
+
+async def arrivals(session: AsyncSession, *, sites: Sites, period: Period) -> Sequence[RowMapping]:
+    """Studies first received per UTC day, site and first modality."""
+    day = utc_day(Study.received_at).label("on_day")
+    modality = first_modality().label("modality")
+    stmt = (
+        select(day, Study.site_id, modality, func.count().label("n"))
+        .where(sites.condition(Study.site_id), *period.conditions(Study.received_at))
+        .group_by(day, Study.site_id, modality)
+    )
+    return (await session.execute(stmt)).mappings().all()
+
+
+async def final_reports(
+    session: AsyncSession, *, sites: Sites, period: Period
+) -> Sequence[RowMapping]:
+    """First final reports per UTC day, site and first modality of their study."""
+    day = utc_day(Report.finalised_at).label("on_day")
+    modality = first_modality().label("modality")
+    stmt = (
+        select(day, Study.site_id, modality, func.count().label("n"))
+        .select_from(Report)
+        .join(Study, Study.id == Report.study_id)
+        .where(
+            Report.finalised_at.is_not(None),
+            sites.condition(Study.site_id),
+            *period.conditions(Report.finalised_at),
+        )
+        .group_by(day, Study.site_id, modality)
+    )
+    return (await session.execute(stmt)).mappings().all()
+
+
+async def reporting_rate(
+    session: AsyncSession, *, sites: Sites, now: ColumnElement[datetime], days: int
+) -> tuple[int, int]:
+    """(unreported studies now, first final reports in the ``days`` days before now)."""
+    backlog_count = select(func.count()).where(unreported(), sites.condition(Study.site_id))
+    reported = (
+        select(func.count())
+        .select_from(Report)
+        .join(Study, Study.id == Report.study_id)
+        .where(
+            Report.finalised_at > now - timedelta(days=days),
+            Report.finalised_at <= now,
+            sites.condition(Study.site_id),
+        )
+    )
+    row = (
+        await session.execute(select(backlog_count.scalar_subquery(), reported.scalar_subquery()))
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def count_studies(session: AsyncSession, *, where: Sequence[ColumnElement[bool]]) -> int:
+    """How many studies match ``where``."""
+    count = await session.scalar(select(func.count()).select_from(Study).where(*where))
+    return int(count or 0)
