@@ -19,6 +19,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.engine import RowMapping
@@ -26,9 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.doubleread.schemas import ReadStatus
 from worklist.enums import AlertCategory
-from worklist.models import Alert, AlertBreach, DoubleRead, Report, SecondOpinion, Study, User
+from worklist.models import Alert, AlertBreach, DoubleRead, Report, SecondOpinion, User
 from worklist.opinions.schemas import OpinionStatus
-from worklist.stats.queries import utc_month, utc_week
+from worklist.stats.queries import study_of, utc_month, utc_week
 from worklist.stats.scope import Period, Sites
 
 REPORT = "report"
@@ -46,15 +47,16 @@ def _work(
     done: ColumnElement[bool],
     period: Period,
 ) -> Any:
+    study = study_of(study_id)
     return (
         select(
             utc_month(at).label("month"),
-            Study.site_id.label("origin"),
+            study.c.site_id.label("origin"),
             User.home_site_id.label("reporting"),
             literal(kind, String).label("kind"),
         )
         .select_from(source)
-        .join(Study, Study.id == study_id)
+        .join(study, true())
         .join(User, User.id == by)
         .where(done, *period.conditions(at))
     )
@@ -187,5 +189,6 @@ async def workload(
     if reporter_id is not None:
         stmt = stmt.where(Report.finalised_by_id == reporter_id)
     if sites.ids is not None:
-        stmt = stmt.join(Study, Study.id == Report.study_id).where(sites.condition(Study.site_id))
+        study = study_of(Report.study_id)
+        stmt = stmt.join(study, true()).where(sites.condition(study.c.site_id))
     return (await session.execute(stmt)).mappings().all()
