@@ -107,8 +107,13 @@ async def turnaround(
         session, sites=sites, period=period, groupings=groupings, targets=targets
     )
     network_groupings = [g for g in groupings if g is not Grouping.SITE]
-    network = await queries.turnaround(
-        session, sites=EVERY_SITE, period=period, groupings=network_groupings, targets=targets
+    # An admin's groups without ``site`` are the network's already.
+    network = (
+        rows
+        if sites.ids is None and network_groupings == groupings
+        else await queries.turnaround(
+            session, sites=EVERY_SITE, period=period, groupings=network_groupings, targets=targets
+        )
     )
     record_view(
         session,
