@@ -4,7 +4,7 @@ Revision ID: 0012_stats
 Revises: 0011_pooled_workforce
 Create Date: 2026-12-04 02:30:00.000000
 
-The stats endpoints (``worklist.stats``) read the reported studies by examination time
+The stats endpoints (``worklist.stats``) read studies by examination time
 (the study date and time, else the first arrival), the unreported ones by examination
 time with their site, priority and due time (index-only), studies by arrival, and final
 reports by the time they were signed.
@@ -25,12 +25,7 @@ EXAMINED_AT = sa.text("coalesce(study_datetime, received_at)")
 
 def upgrade() -> None:
     """Add the figures' indexes."""
-    op.create_index(
-        "ix_studies_reported_examined_at",
-        "studies",
-        [EXAMINED_AT],
-        postgresql_where=sa.text("status = 'reported'"),
-    )
+    op.create_index("ix_studies_examined_at", "studies", [EXAMINED_AT])
     op.create_index(
         "ix_studies_unreported_examined_at",
         "studies",
@@ -51,4 +46,4 @@ def downgrade() -> None:
     op.drop_index("ix_reports_finalised_at", table_name="reports")
     op.drop_index("ix_studies_received_at", table_name="studies")
     op.drop_index("ix_studies_unreported_examined_at", table_name="studies")
-    op.drop_index("ix_studies_reported_examined_at", table_name="studies")
+    op.drop_index("ix_studies_examined_at", table_name="studies")

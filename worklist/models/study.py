@@ -89,11 +89,9 @@ class Study(Base):
         Index("ix_studies_newest", text("study_datetime DESC NULLS LAST"), text("id DESC")),
         # Migration 0012: the network figures (worklist.stats) by examination and arrival
         # time; the backlog's cells and the 28-day breaches read the partial one alone.
-        Index(
-            "ix_studies_reported_examined_at",
-            text("coalesce(study_datetime, received_at)"),
-            postgresql_where=text("status = 'reported'"),
-        ),
+        # Not partial: ANALYZE keeps statistics of a plain expression index's values, which
+        # the planner needs to see how few studies a few weeks are.
+        Index("ix_studies_examined_at", text("coalesce(study_datetime, received_at)")),
         Index(
             "ix_studies_unreported_examined_at",
             text("coalesce(study_datetime, received_at)"),

@@ -55,7 +55,7 @@ def unreported() -> ColumnElement[bool]:
 
 
 def reported() -> ColumnElement[bool]:
-    """Reported studies, as a literal the partial index of migration 0012 matches."""
+    """Reported studies (a literal: one statement text, planned with the value)."""
     status = bindparam(None, StudyStatus.REPORTED, type_=Study.status.type, literal_execute=True)
     return Study.status == status
 
@@ -257,6 +257,16 @@ async def reporting_rate(
         )
     ).one()
     return int(row[0]), int(row[1])
+
+
+async def study_ids(session: AsyncSession, *, where: Sequence[ColumnElement[bool]]) -> list[int]:
+    """The ids of the studies matching ``where``, oldest examination first.
+
+    No LIMIT on purpose: with one the planner walked the examination-time index over
+    every reported study (0.4 s at 1M) instead of the unreported ones' partial index.
+    """
+    stmt = select(Study.id).where(*where).order_by(EXAMINED_AT, Study.id)
+    return list((await session.scalars(stmt)).all())
 
 
 async def count_studies(session: AsyncSession, *, where: Sequence[ColumnElement[bool]]) -> int:

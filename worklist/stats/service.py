@@ -144,14 +144,15 @@ async def breaches(
     await without_jit(session)
     at = clock(now)
     where = [queries.unreported(), at - BREACH_AGE > EXAMINED_AT, *period.conditions(EXAMINED_AT)]
+    ids = await queries.study_ids(session, where=[*where, sites.condition(Study.site_id)])
     rows = await studies.list_worklist_columns(
         session,
-        where=[*where, sites.condition(Study.site_id)],
+        where=[Study.id.in_(ids[:limit])],
         order_by=[EXAMINED_AT, Study.id],
         limit=limit,
     )
     items = [WorklistItem.fields_from_columns(row) for row in rows]
-    count = await queries.count_studies(session, where=[*where, sites.condition(Study.site_id)])
+    count = len(ids)
     network_count = (
         count if sites.ids is None else await queries.count_studies(session, where=where)
     )
