@@ -239,24 +239,25 @@ async def final_reports(
     return (await session.execute(stmt)).mappings().all()
 
 
-async def reporting_rate(
-    session: AsyncSession, *, sites: Sites, now: ColumnElement[datetime], days: int
-) -> tuple[int, int]:
-    """(unreported studies now, first final reports in the ``days`` days before now)."""
-    backlog_count = select(func.count()).where(unreported(), sites.condition(Study.site_id))
-    reported_count = select(func.count()).select_from(Report)
-    if sites.ids is not None:
-        study = study_of(Report.study_id)
-        reported_count = reported_count.join(study, true()).where(sites.condition(study.c.site_id))
-    reported_count = reported_count.where(
-        Report.finalised_at > now - timedelta(days=days), Report.finalised_at <= now
+async def waiting_by_site(session: AsyncSession) -> dict[int, int]:
+    """Unreported studies now, by site id."""
+    stmt = select(Study.site_id, func.count()).where(unreported()).group_by(Study.site_id)
+    return dict((await session.execute(stmt)).tuples().all())
+
+
+async def reported_by_site(
+    session: AsyncSession, *, now: ColumnElement[datetime], days: int
+) -> dict[int, int]:
+    """First final reports in the ``days`` days before now, by their study's site id."""
+    study = study_of(Report.study_id)
+    stmt = (
+        select(study.c.site_id, func.count())
+        .select_from(Report)
+        .join(study, true())
+        .where(Report.finalised_at > now - timedelta(days=days), Report.finalised_at <= now)
+        .group_by(study.c.site_id)
     )
-    row = (
-        await session.execute(
-            select(backlog_count.scalar_subquery(), reported_count.scalar_subquery())
-        )
-    ).one()
-    return int(row[0]), int(row[1])
+    return dict((await session.execute(stmt)).tuples().all())
 
 
 async def study_ids(session: AsyncSession, *, where: Sequence[ColumnElement[bool]]) -> list[int]:

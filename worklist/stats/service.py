@@ -259,24 +259,27 @@ async def demand(
     at = clock(now)
     codes = await queries.site_codes(session)
 
-    async def rows(scope: Sites) -> tuple[Sequence[RowMapping], Sequence[RowMapping], int, int]:
-        arrivals = await queries.arrivals(session, sites=scope, period=period)
-        reports = await queries.final_reports(session, sites=scope, period=period)
-        waiting, reported = await queries.reporting_rate(
-            session, sites=scope, now=at, days=RATE_DAYS
-        )
-        return arrivals, reports, waiting, reported
-
-    mine = await rows(sites)
-    every = mine if sites.ids is None else await rows(EVERY_SITE)
+    # The network's rows, by site: a manager's are among them (one pass, not two).
+    arrivals = await queries.arrivals(session, sites=EVERY_SITE, period=period)
+    reports = await queries.final_reports(session, sites=EVERY_SITE, period=period)
+    waiting = await queries.waiting_by_site(session)
+    reported = await queries.reported_by_site(session, now=at, days=RATE_DAYS)
+    mine = sites.ids if sites.ids is not None else tuple(codes)
     network = DemandFigures(
-        days=_demand_days(every[0], every[1], codes, by_site=False),
-        days_to_clear=_days_to_clear(every[2], every[3]),
+        days=_demand_days(arrivals, reports, codes, by_site=False),
+        days_to_clear=_days_to_clear(sum(waiting.values()), sum(reported.values())),
     )
     record_view(session, user=user, address=address, figure="demand", period=period)
     return Demand(
-        days=_demand_days(mine[0], mine[1], codes, by_site=True),
-        days_to_clear=_days_to_clear(mine[2], mine[3]),
+        days=_demand_days(
+            [r for r in arrivals if r["site_id"] in mine],
+            [r for r in reports if r["site_id"] in mine],
+            codes,
+            by_site=True,
+        ),
+        days_to_clear=_days_to_clear(
+            sum(waiting.get(i, 0) for i in mine), sum(reported.get(i, 0) for i in mine)
+        ),
         network=network,
     )
 
