@@ -3,7 +3,7 @@ shares and counts worked out by hand (``percentile_cont``: linear between the ra
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -225,3 +225,24 @@ def test_bad_parameters_are_refused(
     response = client.get(URL, params=params, headers=network.headers["net.admin"])
 
     assert response.status_code == 422
+
+
+def test_without_since_the_last_28_days_count(network: Network, client: TestClient) -> None:
+    now = datetime.now(UTC)
+    with network.db() as session, session.begin():
+        for days_ago in (40, 10):
+            reported_after(
+                session,
+                network.sites[NORTH],
+                network.users[RAD_NORTH],
+                2,
+                at=now - timedelta(days=days_ago),
+            )
+
+    response = client.get(URL, headers=network.headers["north.manager"])
+    after = datetime.now(UTC)
+
+    assert [g["count"] for g in response.json()["groups"]] == [1]
+    # 27 days before today (UTC); either day if the request ran across midnight.
+    since = audit_rows(network.db, AuditAction.STATS_VIEW)[0].detail["since"]
+    assert since in {(t - timedelta(days=27)).date().isoformat() for t in (now, after)}

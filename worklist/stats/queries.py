@@ -242,7 +242,7 @@ async def final_reports(
 async def waiting_by_site(session: AsyncSession) -> dict[int, int]:
     """Unreported studies now, by site id."""
     stmt = select(Study.site_id, func.count()).where(unreported()).group_by(Study.site_id)
-    return dict((await session.execute(stmt)).tuples().all())
+    return {row[0]: row[1] for row in await session.execute(stmt)}
 
 
 async def reported_by_site(
@@ -257,7 +257,7 @@ async def reported_by_site(
         .where(Report.finalised_at > now - timedelta(days=days), Report.finalised_at <= now)
         .group_by(study.c.site_id)
     )
-    return dict((await session.execute(stmt)).tuples().all())
+    return {row[0]: row[1] for row in await session.execute(stmt)}
 
 
 async def study_ids(session: AsyncSession, *, where: Sequence[ColumnElement[bool]]) -> list[int]:
