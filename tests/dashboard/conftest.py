@@ -34,6 +34,7 @@ NORTH = "NORTH"
 SOUTH = "SOUTH"
 MANAGER = "mgr.north"
 RADIOLOGIST = "dr.south"  # reports for NORTH, home trust SOUTH
+ADMIN = "admin"
 STATS = ("backlog", "turnaround", "demand", "flows", "alerts", "breaches")
 STATS_URL = re.compile(r"/api/v1/stats/(?P<name>[a-z]+)$")
 
@@ -77,9 +78,12 @@ class LiveApi:
         return body
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's headless Chromium (Playwright cannot download its own here)."""
+    """Debian's headless Chromium (Playwright cannot download its own here).
+
+    Module-scoped as in ``tests/api/test_docs.py``: one sync Playwright at a time per process.
+    """
     assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: .ci/run installs Debian's chromium"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -97,7 +101,7 @@ def live_api(settings: Settings, db: sessionmaker[Session]) -> Iterator[LiveApi]
 
 @pytest.fixture
 def network(db: sessionmaker[Session]) -> Network:
-    """NORTH's manager, a radiologist of SOUTH reporting for NORTH, and NORTH's studies.
+    """NORTH's manager, an admin, a radiologist of SOUTH reporting for NORTH, NORTH's studies.
 
     Unreported: a STAT study 2 hours old and a routine one 40 days old (a 28-day breach).
     Reported by dr.south: a CT examined 3 days ago (final 2 days ago) and an MR examined
@@ -108,6 +112,7 @@ def network(db: sessionmaker[Session]) -> Network:
         north = add_site(session, NORTH)
         south = add_site(session, SOUTH)
         add_user(session, MANAGER, Role.MANAGER, NORTH)
+        add_user(session, ADMIN, Role.ADMIN)
         reader = add_user(session, RADIOLOGIST, Role.RADIOLOGIST, NORTH, SOUTH)
         reader.home_site_id = south.id
         patient = add_patient(session, north, name="NORTH^PATIENT")
@@ -215,6 +220,11 @@ class Watched:
     def wait_loaded(self) -> None:
         """Until every panel has drawn (the page marks the body when all have answered)."""
         self.page.wait_for_selector("body[data-loaded=true]", timeout=RENDER_TIMEOUT_MS)
+
+    def screenshot(self, name: str) -> None:
+        """Keep the whole page as ``bench/out/<name>`` (a CI artefact)."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
     def chart(self, canvas_id: str) -> dict[str, Any]:
         """A Chart.js chart's labels, datasets, legend and the canvas's painted pixels."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from tests.dashboard import figures
 from tests.dashboard.conftest import (
+    ADMIN,
     MANAGER,
     NORTH,
     RADIOLOGIST,
     RENDER_TIMEOUT_MS,
-    SCREENSHOTS,
     SOUTH,
     STATS,
     LiveApi,
@@ -87,17 +87,16 @@ def test_manager_sees_every_chart_with_the_figures_summed_by_hand(
         (SOUTH, SOUTH): 9,
     }
     assert page.locator(".heatmap-legend li").all_text_contents()[-1].strip() == "15"
+    watched.screenshot("dashboard.png")
     page.select_option("#flows-measure", "second_opinions")
     assert watched.heatmap()[(SOUTH, NORTH)] == 2
+    assert page.locator(".heatmap-legend li").all_text_contents() == [" 0", " 1", " 2"]
 
     links = page.locator("#breaches a.study-link")
     assert links.count() == 1
     assert links.first.get_attribute("href") == f"/api/v1/studies/{network.breached_uid}"
     assert page.locator("#breaches tbody td").nth(1).text_content() == network.breached_accession
     assert page.locator("#breaches tbody td").nth(6).text_content() == "40"
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
     links.first.click()
     page.wait_for_selector("#study[open] #study-fields dd", timeout=RENDER_TIMEOUT_MS)
@@ -187,10 +186,26 @@ def test_manager_dashboard_on_the_api_figures(
 
     link = page.locator(f"#breaches a[data-study-uid='{network.breached_uid}']")
     assert link.get_attribute("href") == f"/api/v1/studies/{network.breached_uid}"
-    page.screenshot(path=str(SCREENSHOTS / "dashboard-api.png"), full_page=True)
+    watched.screenshot("dashboard-api.png")
     link.click()
     page.wait_for_selector("#study[open] #study-fields dd", timeout=RENDER_TIMEOUT_MS)
     assert page.locator("#study-accession").text_content() == network.breached_accession
+    _assert_clean(watched)
+
+
+def test_admin_signs_in_to_the_same_dashboard(
+    live_api: LiveApi, network: Network, watched: Watched
+) -> None:
+    breach = live_api.study(ADMIN, network.breached_uid)
+    stand_ins = figures.of_network(network, [breach])
+    watched.stand_in({name: lambda name=name: stand_ins[name] for name in missing_stats(live_api)})
+    watched.sign_in(ADMIN)
+    watched.wait_loaded()
+    assert watched.page.locator("#who").text_content() == f"{ADMIN} (admin)"
+    assert set(watched.stats_status.values()) == {200}
+    for canvas in CHARTS:
+        assert watched.chart(canvas)["painted"] > PAINTED_AT_LEAST, canvas
+    assert watched.page.locator("#breaches a.study-link").count() == 1
     _assert_clean(watched)
 
 

@@ -61,7 +61,12 @@ export function backlogChart(canvas, backlog, filters) {
     options: {
       scales: {
         x: { stacked: true, title: axisTitle("Site") },
-        y: { stacked: true, beginAtZero: true, title: axisTitle("Unreported studies") },
+        y: {
+          stacked: true,
+          beginAtZero: true,
+          ticks: { precision: 0 },
+          title: axisTitle("Unreported studies"),
+        },
       },
       plugins: {
         tooltip: {
@@ -96,6 +101,12 @@ export function turnaroundChart(canvas, turnaround, filters) {
           ),
           borderColor: "#b91c1c",
           backgroundColor: "#b91c1c",
+          // One point per modality: a line between modalities would suggest a trend.
+          showLine: false,
+          pointRadius: 7,
+          pointHoverRadius: 9,
+          pointStyle: "rectRot",
+          clip: false,
           yAxisID: "share",
         },
         hours("p50_hours", "p50 (hours)", 0),
@@ -147,7 +158,7 @@ export function demandChart(canvas, demand, filters) {
     options: {
       scales: {
         x: { title: axisTitle("Week commencing") },
-        y: { beginAtZero: true, title: axisTitle("Studies") },
+        y: { beginAtZero: true, ticks: { precision: 0 }, title: axisTitle("Studies") },
       },
     },
   });

@@ -8,6 +8,7 @@ const CELL_H = 34;
 const LEFT = 110;
 const TOP = 44;
 const LEGEND_STEPS = 5;
+const AXIS_TITLE_W = 130;
 const LOW = [241, 245, 249];
 const HIGH = [29, 78, 216];
 
@@ -50,14 +51,17 @@ export function flowMatrix(flows, filters, measure) {
 }
 
 function legend(max) {
+  // A few steps from none to the largest cell; never the same number twice.
+  const steps = unique(
+    Array.from({ length: LEGEND_STEPS }, (_, step) => Math.round((max * step) / (LEGEND_STEPS - 1))),
+  );
   const list = document.createElement("ul");
   list.className = "heatmap-legend";
-  for (let step = 0; step < LEGEND_STEPS; step += 1) {
-    const fraction = step / (LEGEND_STEPS - 1);
+  for (const value of steps) {
     const item = document.createElement("li");
     const swatch = node("svg", { width: 14, height: 14, "aria-hidden": "true" });
-    swatch.append(node("rect", { width: 14, height: 14, fill: shade(fraction) }));
-    item.append(swatch, ` ${Math.round(max * fraction)}`);
+    swatch.append(node("rect", { width: 14, height: 14, fill: shade(value / max) }));
+    item.append(swatch, ` ${value}`);
     list.append(item);
   }
   return list;
@@ -71,7 +75,7 @@ export function renderHeatmap(container, flows, filters, measure) {
     return;
   }
   const max = Math.max(1, ...rows.flat());
-  const width = LEFT + reporters.length * CELL_W + 8;
+  const width = LEFT + Math.max(reporters.length * CELL_W, AXIS_TITLE_W) + 8;
   const height = TOP + origins.length * CELL_H + 8;
   const svg = node("svg", {
     viewBox: `0 0 ${width} ${height}`,
