@@ -26,12 +26,25 @@ def fixed(breaches: list[dict[str, Any]]) -> dict[str, Any]:
             ],
             "due_24h": 6,
             "overdue": 2,
+            # The whole network, sites summed away (DESIGN: network totals for managers).
+            "network": {
+                "cells": [
+                    {"site": None, "priority": "stat", "age_band": "<1d", "count": 5},
+                    {"site": None, "priority": "routine", "age_band": "7-28d", "count": 15},
+                ],
+                "due_24h": 8,
+                "overdue": 3,
+            },
         },
         "turnaround": {
             "groups": [
                 _turnaround("CT", 10, 5.5, 20.0, 30.0, 0.8, 0),
                 _turnaround("MR", 4, 30.0, 100.0, 120.0, 0.5, 1),
-            ]
+            ],
+            "network": [
+                _turnaround("CT", 30, 6.0, 22.0, 31.0, 0.7, 0),
+                _turnaround("MR", 9, 28.0, 90.0, 110.0, 0.6, 2),
+            ],
         },
         "demand": {
             # 2030-01-06 is a Sunday: its week starts on Monday 2029-12-31.
@@ -102,7 +115,7 @@ def of_network(network: Network, breaches: list[dict[str, Any]]) -> dict[str, An
             "cells": [_flow(month, NORTH, SOUTH, n, 0, 0) for month, n in sorted(months.items())]
         },
         "alerts": {"groups": [_alerts(NORTH, "critical", 1, 1.0, 20.0, 20.0, 0, 0)]},
-        "breaches": {"items": breaches},
+        "breaches": {"items": breaches, "count": len(breaches), "network_count": len(breaches)},
     }
 
 

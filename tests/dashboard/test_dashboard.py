@@ -46,7 +46,8 @@ def test_manager_sees_every_chart_with_the_figures_summed_by_hand(
     assert [d["data"] for d in backlog["datasets"]] == [[2, 0], [0, 4], [4, 5]]
     assert page.locator("#backlog-figures").text_content() == (
         "Due within 24 h: 6 \u00b7 Overdue: 2 \u00b7 "
-        "By age: <1d: 7, 1-3d: 4, 3-7d: 0, 7-28d: 3, >28d: 1"
+        "By age: <1d: 7, 1-3d: 4, 3-7d: 0, 7-28d: 3, >28d: 1 \u00b7 "
+        "Network: 20 unreported, 8 due within 24 h, 3 overdue"
     )
 
     turnaround = watched.chart("chart-turnaround")
@@ -56,12 +57,14 @@ def test_manager_sees_every_chart_with_the_figures_summed_by_hand(
         "p50 (hours)",
         "p90 (hours)",
         "p95 (hours)",
+        "Network p50 (hours)",
     ]
     assert [d["data"] for d in turnaround["datasets"]] == [
         [80, 50],
         [5.5, 30],
         [20, 100],
         [30, 120],
+        [6, 28],
     ]
 
     demand = watched.chart("chart-demand")
@@ -97,6 +100,9 @@ def test_manager_sees_every_chart_with_the_figures_summed_by_hand(
     assert links.first.get_attribute("href") == f"/api/v1/studies/{network.breached_uid}"
     assert page.locator("#breaches tbody td").nth(1).text_content() == network.breached_accession
     assert page.locator("#breaches tbody td").nth(6).text_content() == "40"
+    assert page.locator("#breaches-figures").text_content() == (
+        "1 unreported study past 28 days; the oldest listed waiting 40 days."
+    )
 
     links.first.click()
     page.wait_for_selector("#study[open] #study-fields dd", timeout=RENDER_TIMEOUT_MS)
@@ -129,7 +135,8 @@ def test_filters_narrow_every_chart_and_reach_the_api(
 
     assert watched.chart("chart-backlog")["labels"] == [NORTH]
     assert str(page.locator("#backlog-figures").text_content()).endswith(
-        "By age: <1d: 2, 1-3d: 0, 3-7d: 0, 7-28d: 3, >28d: 1"
+        "By age: <1d: 2, 1-3d: 0, 3-7d: 0, 7-28d: 3, >28d: 1 \u00b7 "
+        "Network: 20 unreported, 8 due within 24 h, 3 overdue"
     )
     assert watched.chart("chart-turnaround")["labels"] == ["CT (10)"]
     demand = watched.chart("chart-demand")
@@ -184,6 +191,9 @@ def test_manager_dashboard_on_the_api_figures(
     assert NORTH in alerts["legend"]
     assert watched.heatmap()[(NORTH, SOUTH)] == 2
 
+    assert str(page.locator("#breaches-figures").text_content()).startswith(
+        "1 unreported study past 28 days (network: 1);"
+    )
     link = page.locator(f"#breaches a[data-study-uid='{network.breached_uid}']")
     assert link.get_attribute("href") == f"/api/v1/studies/{network.breached_uid}"
     watched.screenshot("dashboard-api.png")

@@ -53,10 +53,16 @@ export function renderBreaches(body, filters) {
     row.insertCell().append(studyLink(item));
   }
   const oldest = Math.max(0, ...items.map((item) => daysSince(examined(item))));
+  // The API counts beyond the rows it sends (and the network's); a filter counts rows.
+  const filtered = Boolean(filters.site || filters.modality);
+  const count = !filtered && typeof body.count === "number" ? body.count : items.length;
+  const network =
+    !filtered && typeof body.network_count === "number" ? ` (network: ${body.network_count})` : "";
   $("breaches-figures").textContent =
-    items.length === 0
-      ? "No unreported study is older than 28 days."
-      : `${items.length} unreported ${items.length === 1 ? "study" : "studies"} past 28 days; the oldest waiting ${oldest} days.`;
+    count === 0
+      ? `No unreported study is older than 28 days${network}.`
+      : `${count} unreported ${count === 1 ? "study" : "studies"} past 28 days${network}; ` +
+        `the oldest listed waiting ${oldest} days.`;
 }
 
 function field(list, label, value) {

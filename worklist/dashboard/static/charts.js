@@ -79,6 +79,31 @@ export function backlogChart(canvas, backlog, filters) {
   });
 }
 
+function networkMedian(turnaround, groups) {
+  // The network's median beside a manager's own sites (the API's ``network`` groups).
+  if (!Array.isArray(turnaround.network) || turnaround.network.length === 0) {
+    return [];
+  }
+  const median = (modality) => {
+    const group = turnaround.network.find((g) => g.key.modality === modality);
+    return group ? group.p50_hours : null;
+  };
+  return [
+    {
+      type: "line",
+      label: "Network p50 (hours)",
+      data: groups.map((group) => median(group.key.modality)),
+      borderColor: "#0f172a",
+      backgroundColor: "#0f172a",
+      showLine: false,
+      pointRadius: 8,
+      pointStyle: "line",
+      borderWidth: 3,
+      yAxisID: "y",
+    },
+  ];
+}
+
 export function turnaroundChart(canvas, turnaround, filters) {
   const groups = turnaround.groups.filter((group) => matches(group.key.modality, filters.modality));
   const labels = groups.map((group) => `${group.key.modality} (${group.count})`);
@@ -112,6 +137,7 @@ export function turnaroundChart(canvas, turnaround, filters) {
         hours("p50_hours", "p50 (hours)", 0),
         hours("p90_hours", "p90 (hours)", 1),
         hours("p95_hours", "p95 (hours)", 2),
+        ...networkMedian(turnaround, groups),
       ],
     },
     options: {

@@ -60,8 +60,13 @@ function backlogPanel(backlog, filters) {
   const bands = AGE_BANDS.map(
     (band) => `${band}: ${sum(cells.filter((cell) => cell.age_band === band), "count")}`,
   );
+  const network = backlog.network
+    ? ` \u00b7 Network: ${sum(backlog.network.cells, "count")} unreported, ` +
+      `${backlog.network.due_24h} due within 24 h, ${backlog.network.overdue} overdue`
+    : "";
   $("backlog-figures").textContent =
-    `Due within 24 h: ${backlog.due_24h} \u00b7 Overdue: ${backlog.overdue} \u00b7 By age: ${bands.join(", ")}`;
+    `Due within 24 h: ${backlog.due_24h} \u00b7 Overdue: ${backlog.overdue} \u00b7 ` +
+    `By age: ${bands.join(", ")}${network}`;
 }
 
 function demandPanel(demand, filters) {
