@@ -105,7 +105,8 @@ def network(db: sessionmaker[Session]) -> Network:
 
     Unreported: a STAT study 2 hours old and a routine one 40 days old (a 28-day breach).
     Reported by dr.south: a CT examined 3 days ago (final 2 days ago) and an MR examined
-    5 days ago (final 4 days ago). One critical alert on the CT, acknowledged in 20 minutes.
+    5 days ago (final 4 days ago). One critical alert on the CT, acknowledged in 10 of its
+    15 minutes.
     """
     now = datetime.now(UTC).replace(microsecond=0)
     with db() as session, session.begin():
@@ -139,10 +140,10 @@ def network(db: sessionmaker[Session]) -> Network:
                 finding="Large pneumothorax",
                 raised_by_id=reader.id,
                 raised_at=raised,
-                ack_due_at=raised + timedelta(hours=1),
+                ack_due_at=raised + timedelta(minutes=15),  # critical: 15 minutes
                 status=AlertStatus.ACKNOWLEDGED,
                 acknowledged_by="ward sister",
-                acknowledged_at=raised + timedelta(minutes=20),
+                acknowledged_at=raised + timedelta(minutes=10),
             )
         )
         return Network(

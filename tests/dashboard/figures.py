@@ -114,7 +114,7 @@ def of_network(network: Network, breaches: list[dict[str, Any]]) -> dict[str, An
         "flows": {
             "cells": [_flow(month, NORTH, SOUTH, n, 0, 0) for month, n in sorted(months.items())]
         },
-        "alerts": {"groups": [_alerts(NORTH, "critical", 1, 1.0, 20.0, 20.0, 0, 0)]},
+        "alerts": {"groups": [_alerts(NORTH, "critical", 1, 1.0, 10.0, 10.0, 0, 0)]},
         "breaches": {"items": breaches, "count": len(breaches), "network_count": len(breaches)},
     }
 
