@@ -54,10 +54,10 @@ def test_manager_sees_every_chart_with_the_figures_summed_by_hand(
     assert turnaround["labels"] == ["CT (10)", "MR (4)"]
     assert turnaround["legend"] == [
         "Within target (%)",
+        "Network p50 (hours)",
         "p50 (hours)",
         "p90 (hours)",
         "p95 (hours)",
-        "Network p50 (hours)",
     ]
     assert [d["data"] for d in turnaround["datasets"]] == [
         [80, 50],
