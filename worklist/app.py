@@ -23,6 +23,7 @@ from worklist.api.openapi import install_openapi
 from worklist.audit.endpoints import router as audit_router
 from worklist.auth.endpoints import router as auth_router
 from worklist.config import Settings
+from worklist.dashboard.pages import install_dashboard
 from worklist.db import make_async_engine, make_async_sessionmaker
 from worklist.dicomweb.endpoints import router as dicomweb_router
 from worklist.doubleread.endpoints import router as doubleread_router
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_docs(app)
+    install_dashboard(app)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_method_handler(app)
