@@ -94,7 +94,9 @@ def test_radiologists_and_clients_are_refused(
     assert audit_rows(db, AuditAction.STATS_EXTRACT) == []
 
 
-@pytest.mark.parametrize("value", ["2030-13", "2030-7", "July", "2030-07-01", ""])
+@pytest.mark.parametrize(
+    "value", ["2030-13", "2030-7", "July", "2030-07-01", "", "0000-01", "9999-12"]
+)
 def test_a_month_not_yyyy_mm_answers_422(
     client: TestClient, settings: Settings, db: sessionmaker[Session], month: None, value: str
 ) -> None:

@@ -59,7 +59,7 @@ HEADER = (
     "test_date",
     "report_issue_date",
 )
-MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = r"^[12][0-9]{3}-(0[1-9]|1[0-2])$"  # years 1000-2999: datetime-safe both ends
 ROWS_PER_CHUNK = 1000
 NOT_FOR_ROLE = "only managers and admins may take the extract"
 # What a spreadsheet reads as the start of a formula (OWASP's CSV injection list).
