@@ -226,10 +226,12 @@ async def csv_chunks(
 ) -> AsyncIterator[str]:
     """The CSV, header first, ``rows_per_chunk`` rows per chunk, from a server-side cursor."""
     yield _csv_text([HEADER])
-    await session.execute(_SORT_IN_MEMORY)
-    statement = extract_statement(plan.month, plan.site_ids).execution_options(
-        yield_per=rows_per_chunk
+    # Core rows on the session's connection: no ORM loading step for plain columns.
+    connection = await session.connection()
+    await connection.execute(_SORT_IN_MEMORY)
+    result = await connection.stream(
+        extract_statement(plan.month, plan.site_ids),
+        execution_options={"yield_per": rows_per_chunk},
     )
-    result = await session.stream(statement)
     async for partition in result.partitions():
         yield _csv_text(partition)
