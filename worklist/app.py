@@ -35,6 +35,7 @@ from worklist.priors.endpoints import router as priors_router
 from worklist.reports.endpoints import router as reports_router
 from worklist.routing.endpoints import router as routing_router
 from worklist.sites.endpoints import router as sites_router
+from worklist.stats.extract_endpoints import router as stats_extract_router
 from worklist.studies.endpoints import router as studies_router
 from worklist.subspecialties.endpoints import router as subspecialties_router
 from worklist.users.endpoints import router as users_router
@@ -127,4 +128,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routing_router)
     app.include_router(opinions_router)
     app.include_router(doubleread_router)
+    app.include_router(stats_extract_router)
     return app
