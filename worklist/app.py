@@ -23,6 +23,7 @@ from worklist.api.openapi import install_openapi
 from worklist.audit.endpoints import router as audit_router
 from worklist.auth.endpoints import router as auth_router
 from worklist.config import Settings
+from worklist.dashboard.pages import install_dashboard
 from worklist.db import make_async_engine, make_async_sessionmaker
 from worklist.dicomweb.endpoints import router as dicomweb_router
 from worklist.doubleread.endpoints import router as doubleread_router
@@ -35,6 +36,7 @@ from worklist.reports.endpoints import router as reports_router
 from worklist.routing.endpoints import router as routing_router
 from worklist.sites.endpoints import router as sites_router
 from worklist.stats.endpoints import router as stats_router
+from worklist.stats.extract_endpoints import router as stats_extract_router
 from worklist.studies.endpoints import router as studies_router
 from worklist.subspecialties.endpoints import router as subspecialties_router
 from worklist.users.endpoints import router as users_router
@@ -93,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_docs(app)
+    install_dashboard(app)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_method_handler(app)
@@ -127,4 +130,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(opinions_router)
     app.include_router(doubleread_router)
     app.include_router(stats_router)
+    app.include_router(stats_extract_router)
     return app

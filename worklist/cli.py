@@ -53,6 +53,7 @@ from worklist.sites.service import (
     set_webhook_url,
     webhook_status,
 )
+from worklist.stats.extract_console import build_stats_app
 from worklist.subspecialties.console import build_subspecialty_app
 from worklist.users.console import CliTools, build_user_app
 
@@ -589,6 +590,7 @@ _TOOLS = CliTools(
 app.add_typer(build_user_app(_TOOLS), name="user")
 app.add_typer(build_subspecialty_app(_TOOLS), name="subspecialty")
 app.add_typer(build_routing_app(_TOOLS), name="routing")
+app.add_typer(build_stats_app(_TOOLS), name="stats")
 
 
 def main() -> None:

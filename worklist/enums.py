@@ -67,6 +67,8 @@ class AuditAction(enum.StrEnum):
     PRIOR_REPORT_VIEW = "prior.report.view"
     PRIOR_RETRIEVED = "prior.retrieved"
     PRIOR_QUERIED = "prior.queried"
+    # One row per request for the whole monthly extract (detail: month, rows, sites).
+    STATS_EXTRACT = "stats.extract"
     INSTANCE_STORED = "instance.stored"
     INSTANCE_REPLACED = "instance.replaced"
     LOGIN_FAILED = "auth.login_failed"

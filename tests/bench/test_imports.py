@@ -20,6 +20,7 @@ BENCHMARKS = frozenset(
         "qido",
         "profile_api",
         "hl7",
+        "stats",
     }
 )
 # Programs a benchmark starts as a process of their own (never imported).

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.models import AuditEvent, Order, Study
+from worklist.routing import repository as routing_repository
 
 _ORDERS = cast(Table, Order.__table__)
 _AUDIT = cast(Table, AuditEvent.__table__)
@@ -127,13 +128,19 @@ class Created:
     study_ids: tuple[int, ...]
 
 
-_LOCK_ACCESSION = "SELECT pg_advisory_xact_lock(%(site_id)s, hashtext(%(accession)s))"
+# The routing rules' shared lock first (before any study is locked, as routing requires),
+# then the accession's: one round trip.
+_LOCK_ACCESSION = (
+    f"SELECT {routing_repository.RULES_HELD}, "
+    "pg_advisory_xact_lock(%(site_id)s, hashtext(%(accession)s))"
+)
 
 
 async def lock_accession(session: AsyncSession, *, site_id: int, accession: str) -> None:
-    """Hold the site's accession until commit. ``index_instances_v4`` takes the same lock
-    before it decides a new study has no order, so an order and the study's first images
-    arriving together cannot both miss each other."""
+    """Hold the routing rules steady (``routing.service.hold_rules``) and the site's
+    accession until commit. ``index_instances_v4`` takes the same accession lock before it
+    decides a new study has no order, so an order and the study's first images arriving
+    together cannot both miss each other."""
     # Straight to the driver: nothing to compile or map, and the message path is hot.
     connection = await session.connection()
     await connection.exec_driver_sql(_LOCK_ACCESSION, {"site_id": site_id, "accession": accession})

@@ -174,8 +174,7 @@ async def apply_order(
     target: _Target | None = None
     study_ids: tuple[int, ...] | None = None
     order: Order | None = None
-    # Before the studies are locked: the order routes them (worklist.routing).
-    await routing.hold_rules(session)
+    # Holds the routing rules too, before the studies are locked: the order routes them.
     await repository.lock_accession(session, site_id=site_id, accession=accession)
     if content.control is not OrderControl.NEW:
         order = await repository.lock_order(session, site_id=site_id, accession=accession)

@@ -19,7 +19,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
     values,
 )
@@ -47,13 +46,20 @@ ROUTABLE: ColumnElement[bool] = and_(
 
 # Changing the rules takes this lock exclusively; routing a study takes it shared, so a
 # study is routed either before a change (and re-routed by it) or with the new rules.
-_RULES_LOCK = text("SELECT pg_advisory_xact_lock{mode}(hashtext('worklist.routing_rules'))")
+# ``RULES_HELD`` is the shared form as a SQL expression, for hot paths that take it in the
+# same statement as another lock (an HL7 order: ``orders.repository.lock_accession``).
+RULES_HELD = "pg_advisory_xact_lock_shared(hashtext('worklist.routing_rules'))"
+_RULES_LOCK = {
+    True: "SELECT pg_advisory_xact_lock(hashtext('worklist.routing_rules'))",
+    False: f"SELECT {RULES_HELD}",
+}
 
 
 async def lock_rules(session: AsyncSession, *, exclusive: bool) -> None:
     """Take the rule list's transaction lock (shared to route, exclusive to change)."""
-    mode = "" if exclusive else "_shared"
-    await session.execute(text(_RULES_LOCK.text.format(mode=mode)))
+    # Straight to the driver: nothing to compile or map (every order message takes it).
+    connection = await session.connection()
+    await connection.exec_driver_sql(_RULES_LOCK[exclusive])
 
 
 async def list_rules(session: AsyncSession) -> list[Rule]:

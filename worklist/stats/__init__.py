@@ -1,2 +1,2 @@
-"""The network's figures (``/api/v1/stats/...``): turnaround, backlog, demand, flows, alerts
-and workload (docs/stats.md)."""
+"""Network performance figures (``/api/v1/stats/...``): turnaround, backlog, demand, flows,
+alerts, workload, and the monthly per-examination extract."""

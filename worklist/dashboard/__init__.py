@@ -1,0 +1,1 @@
+"""``/dashboard``: the network performance page for managers and admins (static assets)."""
