@@ -7,7 +7,8 @@ Create Date: 2026-12-04 02:30:00.000000
 The stats endpoints (``worklist.stats``) read studies by examination time
 (the study date and time, else the first arrival), the unreported ones by examination
 time with their site, priority and due time (index-only), studies by arrival, and final
-reports by the time they were signed.
+reports by the time they were signed. The monthly extract (``worklist.stats.extract``)
+reads a month by examination time and id.
 """
 
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ EXAMINED_AT = sa.text("coalesce(study_datetime, received_at)")
 
 def upgrade() -> None:
     """Add the figures' indexes."""
-    op.create_index("ix_studies_examined_at", "studies", [EXAMINED_AT])
+    op.create_index("ix_studies_examined_at", "studies", [EXAMINED_AT, "id"])
     op.create_index(
         "ix_studies_unreported_examined_at",
         "studies",

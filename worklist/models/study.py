@@ -91,7 +91,8 @@ class Study(Base):
         # time; the backlog's cells and the 28-day breaches read the partial one alone.
         # Not partial: ANALYZE keeps statistics of a plain expression index's values, which
         # the planner needs to see how few studies a few weeks are.
-        Index("ix_studies_examined_at", text("coalesce(study_datetime, received_at)")),
+        # With ``id``: the monthly extract reads a month in (examination, id) order.
+        Index("ix_studies_examined_at", text("coalesce(study_datetime, received_at)"), "id"),
         Index(
             "ix_studies_unreported_examined_at",
             text("coalesce(study_datetime, received_at)"),
