@@ -66,11 +66,11 @@ async def hold_rules(session: AsyncSession) -> None:
 async def route_studies(session: AsyncSession, study_ids: Sequence[int]) -> list[RoutedStudy]:
     """Route these studies (the routable ones) by the current rules; those that changed.
 
-    The caller has called ``hold_rules`` before locking the studies.
+    The caller has called ``hold_rules`` (or taken the same lock with its own, as an
+    order's accession lock does) before locking the studies, so it is not taken again here.
     """
     if not study_ids:
         return []
-    await hold_rules(session)
     rules = await repository.list_rules(session)
     rows = await repository.routable_facts(session, study_ids=study_ids)
     return await _route_rows(session, rules, rows)
