@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
 
 from worklist.hl7.errors import ErrorCode, Hl7Rejection, Location, error, reject
 from worklist.timezones import SITE_TIMEZONE
@@ -116,57 +115,73 @@ def read_header(text: str) -> Header:
 
 
 class Segment:
-    """One segment of an ``hl7.Message`` with 1-based field access as strings.
+    """One segment with 1-based field access as strings, split here on demand.
 
-    Leaves are unescaped here (our own small unescaper: the library's logs the values
-    it cannot decode, and logs never carry message content)."""
+    The ``hl7`` library's parse built a container for every value of every segment
+    (most of the message's CPU); an order message reads a few dozen of them. Fields are
+    split into repetitions, components and subcomponents, then leaves are unescaped
+    (escape sequences never contain a separator, so splitting first is safe); our own
+    small unescaper, as the library's logs the values it cannot decode, and logs never
+    carry message content."""
 
-    def __init__(self, raw: Any, *, separators: str, esc: str) -> None:
-        self._raw = raw
-        self._separators = separators
-        self._esc = esc
-        self.name = str(raw[0][0]) if len(raw) and len(raw[0]) else ""
+    __slots__ = (
+        "_component",
+        "_esc",
+        "_field_separator",
+        "_fields",
+        "_repetition",
+        "_subcomponent",
+        "name",
+    )
+
+    def __init__(self, fields: list[str], *, field_separator: str, encoding: str) -> None:
+        self._fields = fields
+        self._component = encoding[0]
+        self._repetition = encoding[1]
+        self._esc = encoding[2]
+        self._subcomponent = encoding[3]
+        self._field_separator = field_separator
+        self.name = fields[0]
 
     def repetitions(self, n: int) -> list[Components]:
         """Field ``n``'s repetitions, each as components of subcomponents (empty ones
         left out)."""
-        if n >= len(self._raw):
+        if n >= len(self._fields):
             return []
-        return [components for rep in self._raw[n] if (components := self._convert(rep))]
+        return [
+            components
+            for rep in self._fields[n].split(self._repetition)
+            if (components := self._convert(rep))
+        ]
 
     def first(self, n: int) -> Components:
         """The first repetition of field ``n`` that says something (empty when none)."""
-        if n < len(self._raw):
-            for rep in self._raw[n]:
+        if n < len(self._fields):
+            for rep in self._fields[n].split(self._repetition):
                 if components := self._convert(rep):
                     return components
         return []
 
-    def _convert(self, rep: Any) -> Components:
-        # A repetition as the library holds it (a str, or components of str or of
-        # subcomponents) as lists of unescaped strings; [] when all of it is empty.
-        esc = self._esc
-        if isinstance(rep, str):
-            return [[self._unescape(rep) if esc in rep else rep]] if rep else []
-        components: Components = [
-            [self._unescape(c) if esc in c else c]
-            if isinstance(c, str)
-            else [self._unescape(x) if esc in x else x for x in c]
-            for c in rep
+    def _convert(self, rep: str) -> Components:
+        # A repetition as lists of unescaped strings; [] when all of it is empty.
+        if not rep or rep.strip(self._component + self._subcomponent) == "":
+            return []
+        esc, sub = self._esc, self._subcomponent
+        return [
+            [self._unescape(leaf) if esc in leaf else leaf for leaf in component.split(sub)]
+            for component in rep.split(self._component)
         ]
-        return components if any(any(c) for c in components) else []
 
     def get(self, n: int, component: int = 1, subcomponent: int = 1) -> str:
         """One value of the first repetition of field ``n``, stripped; '' when absent."""
         return component_of(self.first(n), component, subcomponent)
 
     def _unescape(self, value: str) -> str:
-        seps = self._separators
         named = {
-            "F": seps[1],
-            "R": seps[2],
-            "S": seps[3],
-            "T": seps[4],
+            "F": self._field_separator,
+            "R": self._repetition,
+            "S": self._component,
+            "T": self._subcomponent,
             "E": self._esc,
             ".br": "\n",
             ".sp": "\n",

@@ -28,7 +28,7 @@ Where each value comes from (the first that is present wins):
 - indication: OBR-31 (reason for study, each repetition's text or code), then OBR-13.
 
 PID is required in every message (cancels included), and ORC starts each order. Only
-the segments and fields above are handed to the ``hl7`` library; the rest is skipped.
+the segments and fields above are split (``fields.Segment``); the rest is skipped.
 """
 
 from __future__ import annotations
@@ -36,9 +36,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-
-import hl7
-from hl7.exceptions import ParseException
 
 from worklist.enums import PatientSource, Priority
 from worklist.hl7.errors import ErrorCode, Location, error, reject
@@ -130,30 +127,23 @@ def parse_orders(
 ) -> OrderMessage:
     """Parse decoded ``text`` whose MSH is ``header``; raises ``Hl7Rejection``."""
     check_header(header)
-    try:
-        message = hl7.parse(_read_parts(text, header.field_separator))
-    except (ParseException, ValueError, IndexError) as exc:
-        raise error(ErrorCode.SEGMENT_SEQUENCE, "message could not be parsed") from exc
-    separators, esc = message.separators, message.esc
-    segments = [Segment(raw, separators=separators, esc=esc) for raw in message]
-    return _read(header, segments, priority_map)
+    return _read(header, _segments(header, text), priority_map)
 
 
-# The fields read from each segment (MSH's are read by ``read_header``). Only these
-# reach the library: the rest of a message (notes, observations, insurance, addresses)
-# is never parsed, which is most of the parsing a real RIS message would cost.
-_READ_UP_TO = {"MSH": 12, "PID": 7, "PV1": 2, "ORC": 21, "OBR": 31, "TQ1": 9, "IPC": 1}
+# The fields read from each segment (MSH's are read by ``read_header``). Only these are
+# split: the rest of a message (notes, observations, insurance, addresses) never is.
+_READ_UP_TO = {"PID": 7, "PV1": 2, "ORC": 21, "OBR": 31, "TQ1": 9, "IPC": 1}
 
 
-def _read_parts(text: str, separator: str) -> str:
+def _segments(header: Header, text: str) -> list[Segment]:
+    separator, encoding = header.field_separator, header.encoding_characters
     kept = []
-    for line in text.split("\r"):
+    for line in text.split("\r")[1:]:
         last = _READ_UP_TO.get(line[:3])
-        if last is not None:
-            # MSH-1 is the separator itself: MSH-n is the n-1th piece after the name.
-            pieces = last if line[:3] == "MSH" else last + 1
-            kept.append(separator.join(line.split(separator, pieces)[:pieces]))
-    return "\r".join(kept)
+        if last is not None and (len(line) == 3 or line[3] == separator):
+            fields = line.split(separator, last + 1)[: last + 1]
+            kept.append(Segment(fields, field_separator=separator, encoding=encoding))
+    return kept
 
 
 @dataclass
@@ -171,7 +161,7 @@ def _read(
     pid: Segment | None = None
     pv1: Segment | None = None
     groups: list[_Group] = []
-    for segment in segments[1:]:
+    for segment in segments:
         name = segment.name
         if name == "PID":
             if groups:
