@@ -12,13 +12,17 @@ patient demographics, and an error's message ends up in logs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -95,6 +99,37 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]
     """Async sessions that keep loaded objects usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under ``session``'s, in its transaction: for the few hot
+    statements sent past SQLAlchemy (pipelined). Errors from it go through
+    ``driver_errors``, so callers see SQLAlchemy's, with parameters hidden."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    return driver
+
+
+def driver_sql(statement: Any) -> tuple[str, dict[str, Any]]:
+    """``statement`` as psycopg takes it (named ``%(...)s`` placeholders) and the values
+    of the literals it binds: compiled once, at import, for ``driver_connection``."""
+    compiled = statement.compile(dialect=postgresql_psycopg.dialect())  # type: ignore[no-untyped-call]
+    literals = {name: value for name, value in compiled.params.items() if value is not None}
+    return str(compiled), literals
+
+
+@asynccontextmanager
+async def driver_errors(statement: str) -> AsyncIterator[None]:
+    """Raise psycopg's errors in the block as SQLAlchemy's (``IntegrityError``,
+    ``OperationalError``...), as if the engine had run ``statement``, parameters hidden."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(
+            statement, None, exc, psycopg.Error, hide_parameters=True
+        ) from exc
 
 
 def run_in_transaction(

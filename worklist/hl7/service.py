@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from worklist.audit.repository import ActorKind
+from worklist.db import driver_connection, driver_errors, driver_sql
 from worklist.enums import OrderSource, Priority
 from worklist.events.bus import publish_staged
 from worklist.hl7.ack import build_ack, internal_error
@@ -171,8 +172,12 @@ _FIND_SENDER = (
     .join(Hl7Sender, Hl7Sender.site_id == Site.id)
     .where(Hl7Sender.facility == bindparam("facility"), Site.active)
 )
-# Core, not the ORM's unit of work: one row, written on the spot (a resend fails here).
-_RECORD_MESSAGE = insert(cast(Table, Hl7Message.__table__))
+# Straight to the driver: one row, written on the spot (a resend fails here).
+_RECORD_SQL, _ = driver_sql(
+    insert(cast(Table, Hl7Message.__table__)).values(
+        {name: bindparam(name) for name in ("facility", "control_id", "order_id", "ack_code")}
+    )
+)
 
 
 async def _sender_site(
@@ -244,7 +249,9 @@ async def _apply(
         "order_id": first_order,
         "ack_code": AckCode.ACCEPT.value,
     }
-    await (await session.connection()).execute(_RECORD_MESSAGE, message)
+    driver = await driver_connection(session)
+    async with driver_errors(_RECORD_SQL):
+        await driver.execute(_RECORD_SQL, message)
 
 
 def _is_resend(exc: IntegrityError) -> bool:

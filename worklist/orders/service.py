@@ -102,8 +102,9 @@ async def _create(
     actor: Actor,
     now: datetime,
 ) -> tuple[_Target | None, tuple[int, ...]]:
-    """A new order written whole by one statement, with its audit row and the lock on its
-    studies; None (and the studies locked) when the site has the accession already."""
+    """The accession locked and a new order written whole by one statement, with its
+    audit row and the lock on its studies; None (and the studies locked) when the site
+    has the accession already."""
     status = OrderStatus.CANCELLED if content.control.cancels else OrderStatus.ACTIVE
     values = {
         **dict.fromkeys(repository.CREATE_COLUMNS),
@@ -117,7 +118,7 @@ async def _create(
         **_field_values(content),
     }
     row = _audit_row(actor, AuditAction.ORDER_RECEIVED, site_id, content, source)
-    created = await repository.create_order(session, values=values, audit_row=row)
+    created = await repository.lock_and_create_order(session, values=values, audit_row=row)
     if created.order_id is None:
         return None, created.study_ids
     target = _Target(created.order_id, site_id, content.accession_number, content.priority, status)
@@ -174,9 +175,10 @@ async def apply_order(
     target: _Target | None = None
     study_ids: tuple[int, ...] | None = None
     order: Order | None = None
-    # Holds the routing rules too, before the studies are locked: the order routes them.
-    await repository.lock_accession(session, site_id=site_id, accession=accession)
+    # The accession's lock holds the routing rules too, before the studies are locked:
+    # the order routes them. A new order takes it in the same round trip as its INSERT.
     if content.control is not OrderControl.NEW:
+        await repository.lock_accession(session, site_id=site_id, accession=accession)
         order = await repository.lock_order(session, site_id=site_id, accession=accession)
     if order is None:
         target, study_ids = await _create(session, site_id, content, source, actor, now)
