@@ -26,6 +26,32 @@ class ActorKind(enum.StrEnum):
     SYSTEM = "system"
 
 
+def new_values(
+    *,
+    actor: str,
+    actor_kind: ActorKind | str,
+    action: AuditAction | str,
+    study_uid: str | None = None,
+    site_id: int | None = None,
+    address: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The column values of the audit row for one action: the one row builder.
+
+    ``new_event`` makes the row of them; ``record_now`` and the hot paths that write the
+    row by a Core INSERT (HL7 orders) take them as they are.
+    """
+    return {
+        "actor": actor[:MAX_ACTOR_LENGTH],
+        "actor_kind": str(actor_kind),
+        "action": str(action),
+        "study_uid": study_uid,
+        "site_id": site_id,
+        "address": address,
+        "detail": detail or {},
+    }
+
+
 def new_event(
     *,
     actor: str,
@@ -39,16 +65,18 @@ def new_event(
     """The audit row for one action, not yet added to any session.
 
     ``record`` adds it to the domain's transaction; the gateway's threads, whose index
-    transactions are synchronous, add it to theirs (``session.add``): one row builder.
+    transactions are synchronous, add it to theirs (``session.add``).
     """
     return AuditEvent(
-        actor=actor[:MAX_ACTOR_LENGTH],
-        actor_kind=str(actor_kind),
-        action=str(action),
-        study_uid=study_uid,
-        site_id=site_id,
-        address=address,
-        detail=detail or {},
+        **new_values(
+            actor=actor,
+            actor_kind=actor_kind,
+            action=action,
+            study_uid=study_uid,
+            site_id=site_id,
+            address=address,
+            detail=detail,
+        )
     )
 
 
@@ -94,7 +122,7 @@ async def record_now(
     """``record``, written at once by one INSERT rather than by the next flush: for a hot
     path that adds one row and would otherwise pay for a unit-of-work flush (HL7 orders,
     bench.hl7). Same row, same transaction."""
-    event = new_event(
+    values = new_values(
         actor=actor,
         actor_kind=actor_kind,
         action=action,
@@ -104,20 +132,7 @@ async def record_now(
         detail=detail,
     )
     # On the connection: a Core INSERT needs none of the session's execution machinery.
-    await (await session.connection()).execute(_INSERT_EVENT, event_values(event))
-
-
-def event_values(event: AuditEvent) -> dict[str, Any]:
-    """The column values of a row built by ``new_event``, for a Core INSERT."""
-    return {
-        "actor": event.actor,
-        "actor_kind": event.actor_kind,
-        "action": event.action,
-        "study_uid": event.study_uid,
-        "site_id": event.site_id,
-        "address": event.address,
-        "detail": event.detail,
-    }
+    await (await session.connection()).execute(_INSERT_EVENT, values)
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,7 @@ async def lock_and_create_order(
     session: AsyncSession, *, values: Mapping[str, Any], audit_row: Mapping[str, Any]
 ) -> Created:
     """``lock_accession``, then INSERT a new order from ``values`` (every column of
-    ``CREATE_COLUMNS``), add ``audit_row`` (``audit.event_values``) with the new order's
+    ``CREATE_COLUMNS``), add ``audit_row`` (``audit.new_values``) with the new order's
     id merged into its detail, and lock the studies of the accession; nothing but the
     locks when the site has an order for the accession already.
 

@@ -83,7 +83,7 @@ def _audit_row(
     actor: Actor, action: AuditAction, site_id: int, content: OrderContent, source: OrderSource
 ) -> dict[str, Any]:
     # The order-level row; its detail gains "order_id" once the order has one.
-    event = audit.new_event(
+    return audit.new_values(
         actor=actor.name,
         actor_kind=actor.kind,
         action=action,
@@ -91,7 +91,6 @@ def _audit_row(
         address=actor.address,
         detail={"control": content.control.value, "source": source.value},
     )
-    return audit.event_values(event)
 
 
 async def _create(
