@@ -115,7 +115,11 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
 def driver_sql(statement: Any) -> tuple[str, dict[str, Any]]:
     """``statement`` as psycopg takes it (named ``%(...)s`` placeholders) and the values
     of the literals it binds: compiled once, at import, for ``driver_connection``."""
-    compiled = statement.compile(dialect=postgresql_psycopg.dialect())  # type: ignore[no-untyped-call]
+    # Expanding literals (enum values of IN lists) rendered in: a shape fixes them.
+    compiled = statement.compile(
+        dialect=postgresql_psycopg.dialect(),  # type: ignore[no-untyped-call]
+        compile_kwargs={"render_postcompile": True},
+    )
     literals = {name: value for name, value in compiled.params.items() if value is not None}
     return str(compiled), literals
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import NORTH, SOUTH, T0, add_patient, add_study
@@ -69,17 +70,18 @@ def test_worklist_page_is_one_query_whatever_its_claims_and_reports(
                 )
             if n % 3 == 0:
                 add_report(session, study, staff.ids["rad_north"], ReportStatus.DRAFT)
+    # Every statement the API sends, through SQLAlchemy or straight to the driver (the
+    # page is sent to psycopg): counted where both end, psycopg's cursor, then sent on.
     statements: list[str] = []
-    engine = client.app.state.engine.sync_engine  # type: ignore[attr-defined]
+    execute = psycopg.AsyncCursor.execute
 
-    def count(*args: Any) -> None:
-        statements.append(str(args[2]))
+    async def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return await execute(cursor, query, *args, **kwargs)
 
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(psycopg.AsyncCursor, "execute", counted)
         assert len(items(client, staff["rad_north"], limit=200)) == 12
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
     # Claims, holders and reports come with the page, never one query per study.
     touching = [s for s in statements if any(t in s for t in ("studies", "claims", "reports"))]

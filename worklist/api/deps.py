@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
+import psycopg
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from worklist.auth import service as auth_service
 from worklist.config import Settings
 from worklist.events.bus import publish_staged
 from worklist.models import User
+from worklist.users.repository import Account
 
 TOKEN_URL = "/api/v1/auth/token"
 # A ticket is a compact JWS of a few hundred bytes; anything far longer is not one of ours.
@@ -125,6 +130,50 @@ async def stream_credential(
     """The bearer token or ``?ticket=`` an SSE request presents (a ticket must be valid)."""
     return auth_service.stream_credential(signing_key=signing_key, token=token, ticket=ticket)
 
+
+@dataclass(frozen=True)
+class DriverCaller:
+    """The caller of a hot read route and the driver connection it reads on."""
+
+    account: Account
+    connection: psycopg.AsyncConnection[Any]
+    address: str | None
+
+
+async def driver_caller(
+    request: Request,
+    signing_key: SigningKey,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    address: ClientAddress,
+) -> AsyncIterator[DriverCaller]:
+    """For the hot read routes (the worklist page): the bearer's account, read on a pooled
+    connection that the route then uses as psycopg's, in autocommit (each statement its
+    own transaction: a read and its audit row are one statement there). The same
+    ``user_from_token`` check; the same pool, so past capacity the request is shed alike."""
+    engine: AsyncEngine = request.app.state.engine
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, psycopg.AsyncConnection)
+        await driver.set_autocommit(True)
+        try:
+            account = await auth_service.account_from_token(
+                driver, signing_key=signing_key, token=token
+            )
+            yield DriverCaller(account=account, connection=driver, address=address)
+        except DBAPIError:
+            if driver.broken or driver.closed:
+                # Let SQLAlchemy meet the lost connection too: it then discards the pool's
+                # connections older than the failure, as after one of its own statements.
+                with contextlib.suppress(DBAPIError):
+                    await connection.exec_driver_sql("SELECT 1")
+            raise
+        finally:
+            if not (driver.broken or driver.closed):
+                await driver.set_autocommit(False)
+
+
+DriverCallerDep = Annotated[DriverCaller, Depends(driver_caller, scope="function")]
 
 StreamCredentialDep = Annotated[auth_service.StreamCredential, Depends(stream_credential)]
 

@@ -6,16 +6,25 @@ which are part of the worklist: ``/studies/{study_uid}/claim`` and ``/worklist/n
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.api.deps import (
+    ClientAddress,
+    CurrentUser,
+    DriverCaller,
+    DriverCallerDep,
+    SessionDep,
+    SettingsDep,
+    current_user,
+)
 from worklist.api.guard import UidPath
 from worklist.api.limits import SMALL_BODY_BYTES, body_limited_route
-from worklist.api.permissions import require_roles, study_access
+from worklist.api.permissions import study_access
 from worklist.claims.endpoints import router as claims_router
 from worklist.enums import Role
+from worklist.errors import Forbidden
 from worklist.studies import service, triage
 from worklist.studies.filters import WorklistFiltersDep, worklist_filters
 from worklist.studies.schemas import (
@@ -41,24 +50,46 @@ worklist_router = APIRouter(
 WORKLIST_ROLES = (Role.RADIOLOGIST, Role.MANAGER, Role.ADMIN)
 
 
-@worklist_router.get(
+# The page is the hot read: its own router, without the ORM account the others load
+# (``DriverCaller``: the account and a driver connection, one dependency).
+page_router = APIRouter(
+    prefix="/api/v1", tags=["worklist"], route_class=body_limited_route(SMALL_BODY_BYTES)
+)
+
+
+async def worklist_reader(caller: DriverCallerDep) -> DriverCaller:
+    """The caller, refused (403) unless their role has a worklist: before the query is
+    validated, as the other routes' guards answer (``worklist.api.permissions``)."""
+    if caller.account.role not in WORKLIST_ROLES:
+        raise Forbidden(NO_WORKLIST_ACCESS)
+    return caller
+
+
+@page_router.get(
     "/worklist",
     response_model=WorklistPage,
-    responses={403: {"description": "The account has no worklist (alert clients)"}},
-    dependencies=[require_roles(*WORKLIST_ROLES, detail=NO_WORKLIST_ACCESS)],
+    responses={
+        401: {"description": "No valid bearer token"},
+        403: {"description": "The account has no worklist (alert clients)"},
+    },
 )
 async def get_worklist(
-    session: SessionDep,
-    user: CurrentUser,
+    reader: Annotated[DriverCaller, Depends(worklist_reader)],
     filters: WorklistFiltersDep,
-    address: ClientAddress,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> dict[str, Any]:
+) -> Response:
     """The studies awaiting report that the caller may see, earliest deadline first."""
-    return await service.list_worklist(
-        session=session, user=user, filters=filters, limit=limit, cursor=cursor, address=address
+    page = await service.list_worklist(
+        connection=reader.connection,
+        account=reader.account,
+        filters=filters,
+        limit=limit,
+        cursor=cursor,
+        address=reader.address,
     )
+    # Validated by the service already: serialised once, not validated again.
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @worklist_router.get(
@@ -116,5 +147,6 @@ async def triage_study(
 
 
 router = APIRouter()
+router.include_router(page_router)
 router.include_router(worklist_router)
 router.include_router(claims_router)

@@ -12,6 +12,7 @@ from typing import Any, Literal, overload
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Integer,
     ScalarSelect,
     Select,
     Text,
@@ -23,7 +24,6 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    tuple_,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -76,23 +76,50 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search_condition(q: str) -> ColumnElement[bool] | None:
+class Binds:
+    """Named bind parameters and their values, collected as conditions are built.
+
+    A statement assembled once per shape (``worklist.studies.page``) is run with
+    ``values`` as they are: building the conditions is cheap, assembling and compiling
+    the statement around them is not. Names are prefixed ``wl_``, so they never meet a
+    caller's own.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def __call__(self, name: str, value: Any, type_: Any = None) -> BindParameter[Any]:
+        """A bind parameter ``wl_<name>`` holding ``value``."""
+        key = f"wl_{name}"
+        self.values[key] = value
+        return bindparam(key, value, type_=type_)
+
+
+def search_condition(q: str, binds: Binds | None = None) -> ColumnElement[bool] | None:
     """Match patient name (every word), accession (case-insensitive), NHS number, description."""
     text = q.strip()
     if not text:
         return None
+    bind = binds or Binds()
     options: list[ColumnElement[bool]] = [
-        Study.description.ilike(f"%{_escape_like(text)}%", escape="\\"),
-        Study.accession_number.ilike(_escape_like(text), escape="\\"),
+        Study.description.ilike(bind("q_contains", f"%{_escape_like(text)}%", Text), escape="\\"),
+        Study.accession_number.ilike(bind("q_accession", _escape_like(text), Text), escape="\\"),
     ]
     words = [w for w in _NAME_TOKEN_SPLIT.split(text) if w]
     if words:
         options.append(
-            and_(*(Patient.name.ilike(f"%{_escape_like(w)}%", escape="\\") for w in words))
+            and_(
+                *(
+                    Patient.name.ilike(
+                        bind(f"q_word_{i}", f"%{_escape_like(w)}%", Text), escape="\\"
+                    )
+                    for i, w in enumerate(words)
+                )
+            )
         )
     nhs_number = normalise_nhs_number(text)
     if nhs_number is not None:
-        options.append(Patient.nhs_number == nhs_number)
+        options.append(Patient.nhs_number == bind("q_nhs_number", nhs_number, Text))
     return or_(*options)
 
 
@@ -101,7 +128,7 @@ def active_claim_condition(claim: type[Claim] | AliasedClass[Claim] = Claim) -> 
     return claim.expires_at > func.now()
 
 
-def held_by(user_id: int | None = None) -> ColumnElement[bool]:
+def held_by(user_id: int | BindParameter[int] | None = None) -> ColumnElement[bool]:
     """True for studies with an unexpired claim (held by ``user_id`` when given).
 
     The subquery uses its own alias of ``claims`` so that it correlates with the outer
@@ -130,33 +157,39 @@ def _literals(values: Sequence[Any]) -> BindParameter[Any]:
 
 
 def filter_conditions(
-    filters: WorklistFilters, *, user_id: int | None = None
+    filters: WorklistFilters, *, user_id: int | None = None, binds: Binds | None = None
 ) -> list[ColumnElement[bool]]:
     """SQL conditions for the worklist filters (Study joined with Site and Patient).
 
-    ``mine`` needs the caller's ``user_id``; without it ``mine`` matches nothing.
+    ``mine`` needs the caller's ``user_id``; without it ``mine`` matches nothing. The
+    values go into named parameters (``binds``: collected for a statement compiled once).
     """
+    bind = binds or Binds()
     # Statuses and priorities are a handful of enum values: rendered as literals, so the
     # planner can match the backlog's partial index. Site codes and modalities are arrays
     # (one statement text whatever their number, so it stays prepared).
     conditions: list[ColumnElement[bool]] = [Study.status.in_(_literals(filters.statuses))]
     if filters.sites:
         # Needs ``sites`` joined: the planner can then start from the site.
-        codes = bindparam(None, list(filters.sites), type_=ARRAY(Text))
-        conditions.append(Site.code == any_(codes))
+        conditions.append(Site.code == any_(bind("site_codes", list(filters.sites), ARRAY(Text))))
     if filters.modalities:
         modalities = type_coerce(Study.modalities, ARRAY(Text))
-        conditions.append(modalities.overlap(list(filters.modalities)))
+        conditions.append(
+            modalities.overlap(bind("modalities", list(filters.modalities), ARRAY(Text)))
+        )
     if filters.priorities:
         conditions.append(Study.priority.in_(_literals(filters.priorities)))
     if filters.patient_sources:
         conditions.append(patient_source_condition(filters.patient_sources))
     if filters.q:
-        search = search_condition(filters.q)
+        search = search_condition(filters.q, bind)
         if search is not None:
             conditions.append(search)
     if filters.mine:
-        conditions.append(held_by(user_id) if user_id is not None else false())
+        if user_id is None:
+            conditions.append(false())
+        else:
+            conditions.append(held_by(bind("user_id", user_id, Integer)))
     return conditions
 
 
@@ -279,41 +312,10 @@ def _worklist_columns() -> Select[*tuple[Any, ...]]:
 # The page is chosen without the order (the patient_source filter has its own EXISTS), and
 # the order is joined to the rows chosen: joined inside, it was probed for every backlog
 # row the walk examined, not only for the page (bench/README.md, worklist results).
-_ORDER_COLUMNS = tuple(
+ORDER_COLUMNS = tuple(
     c for c in WORKLIST_COLUMNS if c.key.startswith("order_") and c.key != "order_id"
 )
-_PAGE_SELECT = select(*(c for c in WORKLIST_COLUMNS if c not in _ORDER_COLUMNS)).join(Study.patient)
-
-
-async def list_worklist(
-    session: AsyncSession,
-    *,
-    visible: ColumnElement[bool],
-    filters: WorklistFilters,
-    user_id: int,
-    after: WorklistKey | None,
-    limit: int,
-) -> Sequence[RowMapping]:
-    """Visible studies matching ``filters`` in worklist order, starting after ``after``.
-
-    Each row has the keys of ``WORKLIST_COLUMNS``.
-    """
-    stmt = _PAGE_SELECT
-    if filters.sites:
-        stmt = stmt.join(Study.site)
-    stmt = stmt.where(visible, *filter_conditions(filters, user_id=user_id))
-    if after is not None:
-        stmt = stmt.where(
-            tuple_(*WORKLIST_ORDER) > (after.due_at, after.priority, after.received_at, after.id)
-        )
-    page = stmt.order_by(*WORKLIST_ORDER).limit(limit).subquery("page")
-    with_orders = (
-        select(page, *_ORDER_COLUMNS)
-        .outerjoin(Order, Order.id == page.c.order_id)
-        .order_by(page.c.due_at, page.c.priority, page.c.received_at, page.c.id)
-    )
-    result = await session.execute(with_orders)
-    return result.mappings().all()
+PAGE_SELECT = select(*(c for c in WORKLIST_COLUMNS if c not in ORDER_COLUMNS)).join(Study.patient)
 
 
 class StudyLoad(enum.Enum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
@@ -17,8 +18,6 @@ from worklist.orders.schemas import OrderOut
 from worklist.subspecialties.schemas import SubspecialtyCode
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import RowMapping
-
     from worklist.studies.repository import WorklistRow
 
 ReportStatus = Literal["draft", "final", "amended"]
@@ -78,7 +77,7 @@ class ClaimOut(BaseModel):
     expires_at: AwareDatetime
 
 
-def _order_fields(row: RowMapping) -> dict[str, Any]:
+def _order_fields(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         "placer_order_number": row["order_placer_order_number"],
         "filler_order_number": row["order_filler_order_number"],
@@ -129,7 +128,7 @@ class WorklistItem(BaseModel):
     )
 
     @staticmethod
-    def fields_from_columns(row: RowMapping) -> dict[str, Any]:
+    def fields_from_columns(row: Mapping[Any, Any]) -> dict[str, Any]:
         """The item's fields from a row of ``repository.WORKLIST_COLUMNS``, unvalidated.
 
         The one builder of an item: the list, ``next``, triage, a study's and a prior's

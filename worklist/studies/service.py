@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist import pagination
@@ -14,7 +15,7 @@ from worklist.errors import NotFound
 from worklist.models import User
 from worklist.opinions import repository as opinions
 from worklist.opinions.schemas import SecondOpinionSummary
-from worklist.studies import grants, repository
+from worklist.studies import grants, page, repository
 from worklist.studies.repository import WorklistKey
 from worklist.studies.schemas import (
     PriorStudy,
@@ -23,12 +24,14 @@ from worklist.studies.schemas import (
     StudyDetail,
     WorklistFilters,
     WorklistItem,
+    WorklistPage,
 )
 from worklist.studies.visibility import (
     readable_study_condition,
     require_worklist_access,
-    visible_study_condition,
+    visible_site_ids,
 )
+from worklist.users.repository import Account
 
 STUDY_NOT_FOUND = "study not found"
 
@@ -48,44 +51,35 @@ def decode_cursor(cursor: str) -> WorklistKey:
 
 async def list_worklist(
     *,
-    session: AsyncSession,
-    user: User,
+    connection: psycopg.AsyncConnection[Any],
+    account: Account,
     filters: WorklistFilters,
     limit: int,
     cursor: str | None,
     address: str | None,
-) -> dict[str, Any]:
-    """One page of the worklist the user may see (a ``WorklistPage``'s fields); audited."""
-    require_worklist_access(user)
+) -> WorklistPage:
+    """One page of the worklist the account may see; audited by the statement that reads it."""
+    require_worklist_access(account)
     after = decode_cursor(cursor) if cursor else None
-    rows = await repository.list_worklist(
-        session,
-        visible=visible_study_condition(user),
-        filters=filters,
-        user_id=user.id,
-        after=after,
-        limit=limit + 1,
+    reader = page.Reader(
+        user_id=account.id,
+        username=account.username,
+        site_ids=visible_site_ids(account.role, account.site_ids),
+        address=address,
     )
-    page = rows[:limit]
+    rows = await page.read_page(
+        connection, reader=reader, filters=filters, after=after, cursor=cursor, limit=limit
+    )
+    shown = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
-        last = page[-1]
-        key = WorklistKey(last["due_at"], last["priority"], last["received_at"], last["id"])
+        last = shown[-1]
+        key = WorklistKey(
+            last["due_at"], Priority(last["priority"]), last["received_at"], last["id"]
+        )
         next_cursor = encode_cursor(key)
-    items = [WorklistItem.fields_from_columns(row) for row in page]
-    audit.record(
-        session,
-        actor=user.username,
-        actor_kind=audit.ActorKind.USER,
-        action=AuditAction.WORKLIST_LIST,
-        address=address,
-        detail={
-            "filters": filters.as_audit_detail(),
-            "cursor": cursor,
-            "study_uids": [item["study_uid"] for item in items],
-        },
-    )
-    return {"items": items, "next_cursor": next_cursor}
+    items = [WorklistItem.fields_from_columns(row) for row in shown]
+    return WorklistPage.model_validate({"items": items, "next_cursor": next_cursor})
 
 
 async def get_study_detail(

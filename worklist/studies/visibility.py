@@ -11,6 +11,8 @@ read (never report) a study a second opinion or a double read grants them
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import ColumnElement, Integer, any_, bindparam, false, or_, true
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -18,21 +20,37 @@ from worklist.enums import Role
 from worklist.errors import Forbidden
 from worklist.models import Study, User
 from worklist.studies import grants
+from worklist.users.repository import Account
 
 NO_WORKLIST_ACCESS = "this account has no access to the worklist"
 
 
+def visible_site_ids(role: Role, site_ids: Iterable[int]) -> tuple[int, ...] | None:
+    """The sites whose studies an account of ``role`` holding privileges at ``site_ids``
+    sees, in id order; None: every site (an admin); empty: none."""
+    if role is Role.ADMIN:
+        return None
+    if role in (Role.RADIOLOGIST, Role.MANAGER):
+        return tuple(sorted(site_ids))
+    return ()
+
+
+def site_ids_condition(
+    site_ids: tuple[int, ...] | None, *, name: str | None = None
+) -> ColumnElement[bool]:
+    """The condition on ``Study`` of ``visible_site_ids``' answer; ``name`` names the
+    array's bind parameter (for a statement compiled once and run with its own values)."""
+    if site_ids is None:
+        return true()
+    if not site_ids:
+        return false()
+    # An array, not an IN-list: one statement text however many sites, so it stays prepared.
+    return Study.site_id == any_(bindparam(name, list(site_ids), type_=ARRAY(Integer)))
+
+
 def visible_study_condition(user: User) -> ColumnElement[bool]:
     """A SQL condition on ``Study`` true exactly for the studies ``user`` may see."""
-    if user.role is Role.ADMIN:
-        return true()
-    if user.role in (Role.RADIOLOGIST, Role.MANAGER):
-        site_ids = sorted(site.id for site in user.sites)
-        if not site_ids:
-            return false()
-        # An array, not an IN-list: one statement text however many sites, so it stays prepared.
-        return Study.site_id == any_(bindparam(None, site_ids, type_=ARRAY(Integer)))
-    return false()
+    return site_ids_condition(visible_site_ids(user.role, (site.id for site in user.sites)))
 
 
 def readable_study_condition(user: User) -> ColumnElement[bool]:
@@ -60,7 +78,7 @@ def result_visible_condition(user: User) -> ColumnElement[bool]:
     return visible
 
 
-def require_worklist_access(user: User) -> None:
+def require_worklist_access(user: User | Account) -> None:
     """Raise Forbidden for roles that have no worklist at all (alert and order clients)."""
     if user.role in (Role.ALERT_CLIENT, Role.ORDER_CLIENT):
         raise Forbidden(NO_WORKLIST_ACCESS)
