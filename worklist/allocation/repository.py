@@ -57,8 +57,8 @@ def cap_exempt_condition(study: Any = Study) -> ColumnElement[bool]:
 # The caller's values are bound by name when the statement runs (``eligibility_params``):
 # the conditions are built once, not per request (aliasing ``studies`` alone cost more than
 # the rest of a ``next``'s statement building).
-_USER_ID = bindparam("allocation_user_id", type_=Integer)
-_SUBSPECIALTIES = bindparam("allocation_subspecialties", type_=ARRAY(Text))
+_USER_ID = bindparam("allocation_user_id", type_=Integer, required=False)
+_SUBSPECIALTIES = bindparam("allocation_subspecialties", type_=ARRAY(Text), required=False)
 
 
 def _held_count() -> ScalarSelect[int]:
@@ -118,7 +118,7 @@ def eligibility_params(user: User) -> dict[str, Any]:
     }
 
 
-_LOCK = select(func.pg_advisory_xact_lock(ALLOCATION_LOCK, _USER_ID))
+LOCK = select(func.pg_advisory_xact_lock(ALLOCATION_LOCK, _USER_ID))
 
 
 async def lock_allocations(session: AsyncSession, *, user_id: int) -> None:
@@ -129,7 +129,7 @@ async def lock_allocations(session: AsyncSession, *, user_id: int) -> None:
     locked by ``next`` (which then only skips locked rows, never waits on them), and after
     the one study row a direct claim locks; so it never closes a cycle with row locks.
     """
-    await session.execute(_LOCK, {"allocation_user_id": user_id})
+    await session.execute(LOCK, {"allocation_user_id": user_id})
 
 
 async def count_held(session: AsyncSession, *, user: User) -> int:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from worklist.auth import service as auth_service
 from worklist.config import Settings
+from worklist.db import driver_connection
 from worklist.events.bus import publish_staged
 from worklist.models import User
 from worklist.users.repository import Account
@@ -174,6 +175,21 @@ async def driver_caller(
 
 
 DriverCallerDep = Annotated[DriverCaller, Depends(driver_caller, scope="function")]
+
+
+async def session_account(
+    session: SessionDep,
+    signing_key: SigningKey,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Account:
+    """For the hot write (``worklist/next``): the bearer's account, read by one statement
+    on the request's session (``auth.service.account_from_token``), no ORM objects."""
+    return await auth_service.account_from_token(
+        await driver_connection(session), signing_key=signing_key, token=token
+    )
+
+
+SessionAccount = Annotated[Account, Depends(session_account)]
 
 StreamCredentialDep = Annotated[auth_service.StreamCredential, Depends(stream_credential)]
 

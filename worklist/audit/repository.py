@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, false, insert, or_, select
+from sqlalchemy import Table, bindparam, false, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.enums import AuditAction
@@ -105,7 +105,13 @@ def record(
     return event
 
 
-_INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
+# The row of ``new_values``, every column a named parameter (for the driver: ``driver_sql``).
+INSERT_EVENT = insert(cast(Table, AuditEvent.__table__)).values(
+    {
+        name: bindparam(name, required=False)
+        for name in ("actor", "actor_kind", "action", "study_uid", "site_id", "address", "detail")
+    }
+)
 
 
 async def record_now(
@@ -132,7 +138,7 @@ async def record_now(
         detail=detail,
     )
     # On the connection: a Core INSERT needs none of the session's execution machinery.
-    await (await session.connection()).execute(_INSERT_EVENT, values)
+    await (await session.connection()).execute(INSERT_EVENT, values)
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Response, status
 
-from worklist.api.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep, current_user
+from worklist.api.deps import (
+    ClientAddress,
+    CurrentUser,
+    SessionAccount,
+    SessionDep,
+    SettingsDep,
+    current_user,
+)
 from worklist.api.guard import UidPath
 from worklist.api.limits import SMALL_BODY_BYTES, body_limited_route
-from worklist.api.permissions import require_roles
 from worklist.claims import service
 from worklist.claims.schemas import ClaimConflict, ClaimOut, NextCase
 from worklist.enums import Role
+from worklist.errors import Forbidden
 from worklist.studies.filters import WorklistFiltersDep
+from worklist.users.repository import Account
 
 router = APIRouter(
     prefix="/api/v1",
@@ -71,11 +81,26 @@ async def release_claim(
     await service.release_claim(session=session, user=user, study_uid=study_uid, address=address)
 
 
-@router.post(
+# ``next`` is the hot write: its own router, the account read by one statement on the
+# request's session (``SessionAccount``) instead of the ORM account the others load.
+next_router = APIRouter(
+    prefix="/api/v1", tags=["claims"], route_class=body_limited_route(SMALL_BODY_BYTES)
+)
+
+
+async def next_taker(account: SessionAccount) -> Account:
+    """The caller, refused (403) unless a radiologist: before the query is validated."""
+    if account.role is not Role.RADIOLOGIST:
+        raise Forbidden(service.ONLY_RADIOLOGISTS)
+    return account
+
+
+@next_router.post(
     "/worklist/next",
     response_model=NextCase,
     responses={
         204: {"description": "No study is eligible"},
+        401: {"description": "No valid bearer token"},
         403: {"description": "Only radiologists take studies from the worklist"},
         409: {
             "model": ClaimConflict,
@@ -83,24 +108,24 @@ async def release_claim(
             "caller holds as many as its site allows (stat and urgent are still handed out)",
         },
     },
-    dependencies=[require_roles(Role.RADIOLOGIST, detail=service.ONLY_RADIOLOGISTS)],
 )
 async def next_case(
+    account: Annotated[Account, Depends(next_taker)],
     session: SessionDep,
-    user: CurrentUser,
     settings: SettingsDep,
     filters: WorklistFiltersDep,
     address: ClientAddress,
-) -> NextCase | Response:
+) -> Response:
     """Claim the most urgent study the caller may report among those matching the filters,
     with the patient's other unreported studies (``also_claimed``)."""
     case = await service.next_case(
         session=session,
-        user=user,
+        account=account,
         filters=filters,
         lease_seconds=settings.claim_lease_seconds,
         address=address,
     )
     if case is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return case
+    # Validated by the service already: serialised once, not validated again.
+    return Response(case.model_dump_json(), media_type="application/json")

@@ -7,15 +7,13 @@ group's in id order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, literal, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worklist.claims.repository import UNHELD, lease_end, take_free
-from worklist.enums import StudyStatus
+from worklist.claims.repository import lease_end
 from worklist.models import Claim, Study
 from worklist.studies import lifecycle
 from worklist.studies.lifecycle import StudyEvent
@@ -29,51 +27,6 @@ class GroupMember:
     study_uid: str
     site_id: int
     expires_at: datetime
-
-
-async def claim_group(
-    session: AsyncSession,
-    *,
-    first_id: int,
-    user_id: int,
-    same_patient: ColumnElement[bool],
-    visible: ColumnElement[bool],
-    statuses: Sequence[StudyStatus],
-    lease_seconds: float,
-) -> list[GroupMember]:
-    """Claim the patient's other unheld studies (``same_patient``, ``visible``) for
-    ``user_id`` with ``first_id`` as their group, in one statement; those claimed, by id.
-
-    The rows are locked in id order, skipping locked ones (someone is changing them: they
-    stay where they are), so this never waits and never deadlocks.
-    """
-    members = (
-        select(Study.id)
-        .where(
-            Study.id != first_id,
-            same_patient,
-            visible,
-            Study.status.in_(list(statuses)),
-            UNHELD,
-        )
-        .order_by(Study.id)
-        .with_for_update(of=Study, key_share=True, skip_locked=True)
-        .cte("members")
-    )
-    rows = select(
-        members.c.id, literal(user_id), func.now(), lease_end(lease_seconds), literal(first_id)
-    )
-    claimed = take_free(rows).returning(Claim.study_id, Claim.expires_at).cte("claimed")
-    moved = lifecycle.bulk_update(
-        StudyEvent.CLAIMED, Study.id.in_(select(claimed.c.study_id))
-    ).returning(Study.id)
-    stmt = (
-        select(claimed.c.study_id, Study.study_uid, Study.site_id, claimed.c.expires_at)
-        .join(Study, Study.id == claimed.c.study_id)
-        .add_cte(moved.cte("moved"))
-        .order_by(claimed.c.study_id)
-    )
-    return [GroupMember(*row) for row in await session.execute(stmt)]
 
 
 async def extend_group(

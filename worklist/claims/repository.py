@@ -7,26 +7,21 @@ claims, releases, report saves and the expiry job never deadlock one another.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, literal, null, select, true, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worklist.enums import StudyStatus
-from worklist.models import Claim, Patient, Study, User
+from worklist.models import Claim, Study, User
 from worklist.studies import lifecycle
 from worklist.studies.lifecycle import StudyEvent
 from worklist.studies.repository import (
-    WORKLIST_ORDER,
     active_claim_condition,
-    filter_conditions,
     held_by,
 )
-from worklist.studies.schemas import WorklistFilters
 
 # Built once: a study without a running claim (its alias of ``claims`` cost per request).
 UNHELD = ~held_by()
@@ -148,118 +143,6 @@ async def lock_study(session: AsyncSession, *, study_id: int) -> Study | None:
         .execution_options(populate_existing=True)
     )
     return (await session.scalars(stmt)).one_or_none()
-
-
-@dataclass(frozen=True)
-class NextTaken:
-    """The study ``claim_next`` chose (locked) and, unless it was claimed by a transaction
-    that committed after the statement's snapshot, the claim just made on it."""
-
-    study_id: int
-    study_uid: str
-    site_id: int
-    patient_id: int
-    nhs_number: str | None
-    claimed_at: datetime | None
-    expires_at: datetime | None
-
-
-def _candidates(
-    *,
-    visible: ColumnElement[bool],
-    eligible: Sequence[ColumnElement[bool]],
-    filters: WorklistFilters,
-    statuses: Sequence[StudyStatus],
-    exclude: Collection[int],
-) -> Select[*tuple[Any, ...]]:
-    conditions = filter_conditions(replace(filters, statuses=tuple(statuses), mine=False))
-    stmt = (
-        select(Study.id, Study.study_uid, Study.site_id, Study.patient_id, Patient.nhs_number)
-        .join(Study.site)
-        .join(Study.patient)
-        .where(visible, UNHELD, *conditions, *eligible)
-    )
-    if exclude:
-        stmt = stmt.where(Study.id.not_in(exclude))
-    return stmt.order_by(*WORKLIST_ORDER).limit(1)
-
-
-async def claim_next(
-    session: AsyncSession,
-    *,
-    user_id: int,
-    visible: ColumnElement[bool],
-    eligible: Sequence[ColumnElement[bool]],
-    params: Mapping[str, Any],
-    filters: WorklistFilters,
-    statuses: Sequence[StudyStatus],
-    exclude: Collection[int],
-    lease_seconds: float,
-) -> NextTaken | None:
-    """Lock the most urgent visible, unheld, ``eligible`` study matching ``filters`` and
-    claim it for ``user_id``, in one statement (one round trip); None when there is none.
-
-    ``SKIP LOCKED`` lets concurrent callers each take a different study instead of queueing
-    on the first; a study found here may still have been claimed by a transaction that
-    committed after this statement's snapshot: the INSERT then takes over only an expired
-    claim (``take_free``'s guard) and the result has no claim. ``eligible`` holds
-    the allocation conditions (subspecialty, cap), on ``Study`` joined with ``Site``, and
-    ``params`` the values of their named parameters.
-    """
-    candidate = (
-        _candidates(
-            visible=visible, eligible=eligible, filters=filters, statuses=statuses, exclude=exclude
-        )
-        .with_for_update(of=Study, key_share=True, skip_locked=True)
-        .cte("candidate")
-    )
-    rows = select(
-        candidate.c.id,
-        literal(user_id),
-        func.now(),
-        lease_end(lease_seconds),
-        null(),
-    )
-    claimed = (
-        take_free(rows).returning(Claim.study_id, Claim.claimed_at, Claim.expires_at).cte("claimed")
-    )
-    moved = lifecycle.bulk_update(
-        StudyEvent.CLAIMED, Study.id.in_(select(claimed.c.study_id))
-    ).returning(Study.id)
-    stmt = (
-        select(
-            candidate.c.id,
-            candidate.c.study_uid,
-            candidate.c.site_id,
-            candidate.c.patient_id,
-            candidate.c.nhs_number,
-            claimed.c.claimed_at,
-            claimed.c.expires_at,
-        )
-        .select_from(candidate.outerjoin(claimed, true()))
-        .add_cte(moved.cte("moved"))
-    )
-    row = (await session.execute(stmt, params)).one_or_none()
-    if row is None:
-        return None
-    return NextTaken(*row)
-
-
-async def next_blocked_by_cap(
-    session: AsyncSession,
-    *,
-    visible: ColumnElement[bool],
-    eligible: Sequence[ColumnElement[bool]],
-    params: Mapping[str, Any],
-    filters: WorklistFilters,
-    statuses: Sequence[StudyStatus],
-) -> bool:
-    """Whether a study is refused by the cap alone (``eligible``: the other conditions
-    and the cap's negation). Unlocked and unguarded: a hint for the answer, not a pick."""
-    stmt = _candidates(
-        visible=visible, eligible=eligible, filters=filters, statuses=statuses, exclude=()
-    )
-    return (await session.execute(stmt, params)).first() is not None
 
 
 async def expire_due_claims(

@@ -6,16 +6,17 @@ and stages its worklist event in the caller's transaction.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worklist.allocation import repository as allocation
 from worklist.audit import repository as audit
-from worklist.claims import groups, repository
+from worklist.claims import groups, next_sql, repository
 from worklist.claims.schemas import ClaimOut, NextCase
-from worklist.enums import AuditAction, Priority, Role, StudyStatus
+from worklist.db import driver_connection
+from worklist.enums import AuditAction, Priority, Role
 from worklist.errors import Conflict, Forbidden, NotFound
 from worklist.events import EventType, WorklistEvent, stage
 from worklist.models import Claim, Study, User
@@ -25,7 +26,8 @@ from worklist.studies.lifecycle import StudyEvent
 from worklist.studies.repository import StudyLoad
 from worklist.studies.schemas import WorklistFilters, WorklistItem
 from worklist.studies.service import STUDY_NOT_FOUND
-from worklist.studies.visibility import visible_study_condition
+from worklist.studies.visibility import visible_site_ids, visible_study_condition
+from worklist.users.repository import Account
 
 RELEASING_ROLES = (Role.MANAGER, Role.ADMIN)
 
@@ -274,7 +276,7 @@ async def release_claim(
 async def next_case(
     *,
     session: AsyncSession,
-    user: User,
+    account: Account,
     filters: WorklistFilters,
     lease_seconds: float,
     address: str | None,
@@ -286,86 +288,100 @@ async def next_case(
     and stat/urgent or under the site's cap; the status filter can only narrow that, and
     ``mine`` is ignored. The patient's other unreported studies the caller may see come
     with it (``also_claimed``). None when nothing is eligible; ``AllocationRefused``
-    (reason ``cap``) when something would be but for the cap.
+    (reason ``cap``) when something would be but for the cap. The statements go to the
+    driver in the session's transaction (``next_sql``); events are staged on the session.
     """
-    if user.role is not Role.RADIOLOGIST:
+    if account.role is not Role.RADIOLOGIST:
         raise Forbidden(ONLY_RADIOLOGISTS)
     statuses = [s for s in filters.statuses if lifecycle.allows(s, StudyEvent.CLAIMED)]
     if not statuses:
         return None
-    visible = visible_study_condition(user)
-    params = allocation.eligibility_params(user)
-    await allocation.lock_allocations(session, user_id=user.id)
+    picker = next_sql.Picker(
+        user_id=account.id,
+        username=account.username,
+        site_ids=visible_site_ids(account.role, account.site_ids),
+        subspecialties=account.subspecialties,
+        address=address,
+    )
+    lease = timedelta(seconds=lease_seconds)
+    connection = await driver_connection(session)
     passed_over: list[int] = []
     while True:
-        taken = await repository.claim_next(
-            session,
-            user_id=user.id,
-            visible=visible,
-            eligible=[allocation.BY_SUBSPECIALTY, allocation.UNDER_CAP],
-            params=params,
+        # The caller's allocation lock comes with the first pick (``lock_allocations``).
+        taken = await next_sql.pick(
+            connection,
+            picker=picker,
             filters=filters,
             statuses=statuses,
             exclude=passed_over,
-            lease_seconds=lease_seconds,
+            lease=lease,
+            lock=not passed_over,
         )
         if taken is None:
-            if await repository.next_blocked_by_cap(
-                session,
-                visible=visible,
-                eligible=[allocation.BY_SUBSPECIALTY, ~allocation.UNDER_CAP],
-                params=params,
-                filters=filters,
-                statuses=statuses,
-            ):
+            blocked = await next_sql.blocked_by_cap(
+                connection, picker=picker, filters=filters, statuses=statuses, lease=lease
+            )
+            if blocked:
                 raise AllocationRefused(AT_CAP, reason=REASON_CAP)
             return None
         if taken.expires_at is not None and taken.claimed_at is not None:
             break
         # Claimed by a transaction that committed after our snapshot: try the next one.
         passed_over.append(taken.study_id)
-    members = await groups.claim_group(
-        session,
-        first_id=taken.study_id,
-        user_id=user.id,
-        same_patient=studies_repository.same_patient_condition(
-            patient_id=taken.patient_id, nhs_number=taken.nhs_number
-        ),
-        visible=visible,
-        statuses=[StudyStatus.READY, StudyStatus.IN_PROGRESS],
-        lease_seconds=lease_seconds,
-    )
-    row = await studies_repository.get_worklist_columns(session, study_id=taken.study_id)
     via = {"via": "worklist.next", "filters": filters.as_audit_detail()}
-    claimed = [(taken.study_uid, taken.site_id, taken.expires_at, via)]
-    claimed += [
-        (m.study_uid, m.site_id, m.expires_at, {**via, "group": taken.study_uid}) for m in members
-    ]
-    for study_uid, site_id, expires_at, detail in claimed:
+    members, row = await next_sql.claim_rest(
+        connection,
+        picker=picker,
+        taken=taken,
+        lease=lease,
+        audit_row=_claim_audit(picker, taken.study_uid, taken.site_id, taken.expires_at, via),
+    )
+    if members:
+        await next_sql.write_audit(
+            connection,
+            [
+                _claim_audit(
+                    picker, m.study_uid, m.site_id, m.expires_at, {**via, "group": taken.study_uid}
+                )
+                for m in members
+            ],
+        )
+    claimed = [(taken.study_uid, taken.site_id, taken.expires_at)]
+    claimed += [(m.study_uid, m.site_id, m.expires_at) for m in members]
+    for study_uid, site_id, expires_at in claimed:
         _announce_claim(
             session,
             site_id=site_id,
             study_uid=study_uid,
             expires_at=expires_at,
-            username=user.username,
-        )
-        _audit(
-            session,
-            user=user,
-            action=AuditAction.CLAIM_CREATED,
-            study_uid=study_uid,
-            site_id=site_id,
-            address=address,
-            detail={**detail, "expires_at": expires_at.isoformat()},
+            username=account.username,
         )
     item = WorklistItem.model_validate(WorklistItem.fields_from_columns(row))
     claim = ClaimOut(
         study_uid=taken.study_uid,
-        username=user.username,
+        username=account.username,
         claimed_at=taken.claimed_at,
         expires_at=taken.expires_at,
     )
     return NextCase(claim=claim, study=item, also_claimed=[m.study_uid for m in members])
+
+
+def _claim_audit(
+    picker: next_sql.Picker,
+    study_uid: str,
+    site_id: int,
+    expires_at: datetime,
+    detail: dict[str, Any],
+) -> dict[str, Any]:
+    return audit.new_values(
+        actor=picker.username,
+        actor_kind=audit.ActorKind.USER,
+        action=AuditAction.CLAIM_CREATED,
+        study_uid=study_uid,
+        site_id=site_id,
+        address=picker.address,
+        detail={**detail, "expires_at": expires_at.isoformat()},
+    )
 
 
 async def renew_claim(

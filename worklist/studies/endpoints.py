@@ -22,6 +22,7 @@ from worklist.api.deps import (
 from worklist.api.guard import UidPath
 from worklist.api.limits import SMALL_BODY_BYTES, body_limited_route
 from worklist.api.permissions import study_access
+from worklist.claims.endpoints import next_router
 from worklist.claims.endpoints import router as claims_router
 from worklist.enums import Role
 from worklist.errors import Forbidden
@@ -150,3 +151,4 @@ router = APIRouter()
 router.include_router(page_router)
 router.include_router(worklist_router)
 router.include_router(claims_router)
+router.include_router(next_router)

@@ -90,7 +90,8 @@ def _assemble(shape: _Shape, filters: WorklistFilters) -> str:
         stmt = stmt.where(tuple_(*WORKLIST_ORDER) > tuple_(*after))
     page = stmt.order_by(*WORKLIST_ORDER).limit(bindparam("wl_rows", type_=Integer, required=False))
     # The values compiled in are this first request's: every run passes its own.
-    page_sql, _ = driver_sql(page)
+    page_sql, constants = driver_sql(page)
+    assert all(name.startswith("wl_") for name in constants), "the page binds by name"
     orders = ", ".join(
         f"orders.{column.element.name} AS {column.key}" for column in repository.ORDER_COLUMNS
     )

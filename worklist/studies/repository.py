@@ -305,7 +305,7 @@ _WORKLIST_SELECT = (
 )
 
 
-def _worklist_columns() -> Select[*tuple[Any, ...]]:
+def worklist_columns() -> Select[*tuple[Any, ...]]:
     return _WORKLIST_SELECT
 
 
@@ -388,7 +388,7 @@ async def get_visible_study(
 
 async def get_worklist_columns(session: AsyncSession, *, study_id: int) -> RowMapping:
     """A study known to exist (e.g. locked in this transaction) as ``WORKLIST_COLUMNS``."""
-    stmt = _worklist_columns().where(Study.id == study_id)
+    stmt = worklist_columns().where(Study.id == study_id)
     return (await session.execute(stmt)).mappings().one()
 
 
@@ -401,7 +401,7 @@ async def list_worklist_columns(
 ) -> Sequence[RowMapping]:
     """Studies matching ``where`` as ``WORKLIST_COLUMNS``, in ``order_by``, at most ``limit``
     (e.g. the 28-day breach list of ``worklist.stats``)."""
-    stmt = _worklist_columns().where(*where).order_by(*order_by).limit(limit)
+    stmt = worklist_columns().where(*where).order_by(*order_by).limit(limit)
     return (await session.execute(stmt)).mappings().all()
 
 
@@ -425,8 +425,8 @@ def _prior_order(study: type[Study] | AliasedClass[Study]) -> tuple[ColumnElemen
 
 def same_patient_condition(
     *,
-    patient_id: int,
-    nhs_number: str | None,
+    patient_id: int | BindParameter[int],
+    nhs_number: str | BindParameter[str] | None,
     study: type[Study] | AliasedClass[Study] = Study,
 ) -> ColumnElement[bool]:
     """True for studies of the same patient at any site: the same patient row, or the same
@@ -438,7 +438,10 @@ def same_patient_condition(
     """
     patient = aliased(Patient)
     same: ColumnElement[bool] = patient.id == patient_id
-    normalised = normalise_nhs_number(nhs_number)
+    # A bound NHS number (a statement compiled once) is normalised by the caller.
+    normalised = (
+        nhs_number if isinstance(nhs_number, BindParameter) else normalise_nhs_number(nhs_number)
+    )
     if normalised is not None:
         same = or_(same, patient.nhs_number == normalised)
     return study.patient_id.in_(select(patient.id).where(same))

@@ -59,12 +59,14 @@ class Account:
     active: bool
     token_version: int
     site_ids: tuple[int, ...]
+    subspecialties: tuple[str, ...]
 
 
 # The account and the ids of the sites it holds privileges at (what visibility reads).
 _READ_ACCOUNT = """
 SELECT u.id, u.username, u.role::text, u.active, u.token_version,
-       ARRAY(SELECT us.site_id FROM user_sites us WHERE us.user_id = u.id ORDER BY us.site_id)
+       ARRAY(SELECT us.site_id FROM user_sites us WHERE us.user_id = u.id ORDER BY us.site_id),
+       u.subspecialties
 FROM users u
 WHERE u.username = %(username)s
 """
@@ -78,8 +80,10 @@ async def read_account(connection: psycopg.AsyncConnection[Any], username: str) 
         row = await cursor.fetchone()
     if row is None:
         return None
-    user_id, name, role, active, version, site_ids = row
-    return Account(user_id, name, Role(role), active, version, tuple(site_ids))
+    user_id, name, role, active, version, site_ids, subspecialties = row
+    return Account(
+        user_id, name, Role(role), active, version, tuple(site_ids), tuple(subspecialties)
+    )
 
 
 async def list_users(
