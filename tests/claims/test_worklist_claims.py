@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import NORTH, SOUTH, T0, add_patient, add_study
 from tests.claims.conftest import Staff, add_claim, add_expired_claim, add_report
+from worklist.claims.schemas import NextCase
 from worklist.enums import ReportStatus, StudyStatus
 from worklist.identity import make_nhs_number
-from worklist.models import Site
+from worklist.models import Order, Site
+from worklist.studies.schemas import WorklistPage
 
 WORKLIST = "/api/v1/worklist"
 
@@ -145,3 +147,57 @@ def test_study_detail_and_priors_carry_claim_and_report_status(
     assert [(p["study_uid"], p["report_status"]) for p in body["priors"]] == [
         (prior.study_uid, "amended")
     ]
+
+
+def test_the_page_and_next_write_exactly_what_their_response_models_write(
+    client: TestClient, db: sessionmaker[Session], sites: dict[str, Site], staff: Staff
+) -> None:
+    """The hot routes serialise rows without the models (``worklist.jsonbody``): every
+    field kind (claim, report, order with its referrer, dates, aware datetimes, enums,
+    flags) must come back unchanged from the model, so the body is the model's."""
+    future = datetime.now(UTC).replace(microsecond=123456) + timedelta(hours=1)
+    with db() as session, session.begin():
+        patient = add_patient(session, sites[NORTH])
+        order = Order(
+            site_id=patient.site_id,
+            accession_number="ACC-JSON-1",
+            placer_order_number="PL-1",
+            filler_order_number="FI-1",
+            status="active",
+            last_control="NW",
+            source="hl7",
+            patient_identifiers=[],
+            procedure_code="CHEST",
+            procedure_name="CT chest",
+            indication="Cough; ?mass",
+            referrer_name="Dr Jones",
+            referrer_code="G123",
+            referrer_organisation="A81001",
+            patient_source="gp",
+            requested_at=T0,
+            updated_at=T0,
+        )
+        session.add(order)
+        session.flush()
+        ordered = add_study(
+            session, patient, accession_number="ACC-JSON-1", order_id=order.id, flags=["urgent"]
+        )
+        held = add_study(session, patient, received_at=T0 + timedelta(seconds=1))
+        add_claim(session, held, staff.ids["rad_north"], claimed_at=T0, expires_at=future)
+        add_report(session, held, staff.ids["rad_north"], ReportStatus.DRAFT)
+        add_study(session, patient, received_at=T0 + timedelta(seconds=2))
+
+    response = client.get(WORKLIST, headers=staff["rad_north"], params={"limit": 2})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body == WorklistPage.model_validate(body).model_dump(mode="json")
+    shown = {item["study_uid"]: item for item in body["items"]}
+    assert shown[ordered.study_uid]["order"]["referrer"]["code"] == "G123"
+    assert shown[held.study_uid]["claim"]["username"] == "rad_north"
+    assert body["next_cursor"] is not None
+
+    taken = client.post("/api/v1/worklist/next", headers=staff["rad_north2"])
+    assert taken.status_code == 200, taken.text
+    case = taken.json()
+    assert case == NextCase.model_validate(case).model_dump(mode="json")
+    assert case["claim"]["username"] == "rad_north2"

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worklist.allocation import repository as allocation
 from worklist.audit import repository as audit
 from worklist.claims import groups, next_sql, repository
-from worklist.claims.schemas import ClaimOut, NextCase
+from worklist.claims.schemas import ClaimOut
 from worklist.db import driver_connection
 from worklist.enums import AuditAction, Priority, Role
 from worklist.errors import Conflict, Forbidden, NotFound
@@ -280,8 +280,9 @@ async def next_case(
     filters: WorklistFilters,
     lease_seconds: float,
     address: str | None,
-) -> NextCase | None:
-    """Claim the most urgent study the radiologist may report among those matching ``filters``.
+) -> dict[str, Any] | None:
+    """Claim the most urgent study the radiologist may report among those matching ``filters``
+    (a ``NextCase``'s fields).
 
     Eligible: ``ready``, or ``in_progress`` with no unexpired claim, at a site they hold
     privileges at, of their subspecialties or allowed by the site's general-reader rule,
@@ -356,14 +357,17 @@ async def next_case(
             expires_at=expires_at,
             username=account.username,
         )
-    item = WorklistItem.model_validate(WorklistItem.fields_from_columns(row))
-    claim = ClaimOut(
-        study_uid=taken.study_uid,
-        username=account.username,
-        claimed_at=taken.claimed_at,
-        expires_at=taken.expires_at,
-    )
-    return NextCase(claim=claim, study=item, also_claimed=[m.study_uid for m in members])
+    # A ``NextCase``'s fields, as JSON writes them (``worklist.jsonbody``).
+    return {
+        "claim": {
+            "study_uid": taken.study_uid,
+            "username": account.username,
+            "claimed_at": taken.claimed_at,
+            "expires_at": taken.expires_at,
+        },
+        "study": WorklistItem.fields_from_columns(row),
+        "also_claimed": [m.study_uid for m in members],
+    }
 
 
 def _claim_audit(

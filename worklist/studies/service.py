@@ -24,7 +24,6 @@ from worklist.studies.schemas import (
     StudyDetail,
     WorklistFilters,
     WorklistItem,
-    WorklistPage,
 )
 from worklist.studies.visibility import (
     readable_study_condition,
@@ -57,8 +56,9 @@ async def list_worklist(
     limit: int,
     cursor: str | None,
     address: str | None,
-) -> WorklistPage:
-    """One page of the worklist the account may see; audited by the statement that reads it."""
+) -> dict[str, Any]:
+    """One page of the worklist the account may see (a ``WorklistPage``'s fields, as JSON
+    writes them: ``worklist.jsonbody``); audited by the statement that reads it."""
     require_worklist_access(account)
     after = decode_cursor(cursor) if cursor else None
     reader = page.Reader(
@@ -79,7 +79,7 @@ async def list_worklist(
         )
         next_cursor = encode_cursor(key)
     items = [WorklistItem.fields_from_columns(row) for row in shown]
-    return WorklistPage.model_validate({"items": items, "next_cursor": next_cursor})
+    return {"items": items, "next_cursor": next_cursor}
 
 
 async def get_study_detail(
