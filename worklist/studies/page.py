@@ -143,7 +143,7 @@ async def read_page(
         priorities=filters.priorities,
         patient_sources=filters.patient_sources,
         mine=filters.mine,
-        sites=bool(filters.sites),
+        sites=repository.sites_joined(filters),
         after=after is not None,
     )
     sql = _statement(shape, filters)

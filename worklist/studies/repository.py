@@ -169,8 +169,13 @@ def filter_conditions(
     # planner can match the backlog's partial index. Site codes and modalities are arrays
     # (one statement text whatever their number, so it stays prepared).
     conditions: list[ColumnElement[bool]] = [Study.status.in_(_literals(filters.statuses))]
-    if filters.sites:
-        # Needs ``sites`` joined: the planner can then start from the site.
+    if len(filters.sites) == 1:
+        # One site (the usual case): its id as a parameter of the statement (an InitPlan),
+        # so the site's own backlog index is walked in worklist order.
+        site_id = select(Site.id).where(Site.code == bind("site_code", filters.sites[0], Text))
+        conditions.append(Study.site_id == site_id.scalar_subquery())
+    elif filters.sites:
+        # Needs ``sites`` joined (``sites_joined``): the planner can then start from the site.
         conditions.append(Site.code == any_(bind("site_codes", list(filters.sites), ARRAY(Text))))
     if filters.modalities:
         modalities = type_coerce(Study.modalities, ARRAY(Text))
@@ -191,6 +196,11 @@ def filter_conditions(
         else:
             conditions.append(held_by(bind("user_id", user_id, Integer)))
     return conditions
+
+
+def sites_joined(filters: WorklistFilters) -> bool:
+    """Whether ``filter_conditions`` needs ``sites`` joined (several site codes)."""
+    return len(filters.sites) > 1
 
 
 def _studies_with_site_and_patient() -> Select[Study]:
