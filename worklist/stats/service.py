@@ -261,9 +261,12 @@ async def demand(
 
     # The network's rows, by site: a manager's are among them (one pass, not two).
     arrivals = await queries.arrivals(session, sites=EVERY_SITE, period=period)
-    reports = await queries.final_reports(session, sites=EVERY_SITE, period=period)
+    signed = await queries.final_reports(session, period=period, now=at, rate_days=RATE_DAYS)
+    reports = [row for row in signed if row["n"]]
+    reported: dict[int, int] = defaultdict(int)
+    for row in signed:
+        reported[row["site_id"]] += row["recent"]
     waiting = await queries.waiting_by_site(session)
-    reported = await queries.reported_by_site(session, now=at, days=RATE_DAYS)
     mine = sites.ids if sites.ids is not None else tuple(codes)
     network = DemandFigures(
         days=_demand_days(arrivals, reports, codes, by_site=False),
