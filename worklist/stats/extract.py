@@ -319,14 +319,17 @@ async def csv_chunks(
     # tuples of text, which csv.writer takes as they are (SQLAlchemy rows cost as much
     # again per examination).
     raw = await connection.get_raw_connection()
-    driver: psycopg.AsyncConnection[Any] = raw.driver_connection
+    driver = raw.driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
     async with driver.cursor(name="did_extract") as cursor:
         await cursor.execute(statement)
         fetching = asyncio.ensure_future(cursor.fetchmany(rows_per_chunk))
         try:
             while rows := await fetching:
-                # PostgreSQL computes the next batch while this one is written.
+                # PostgreSQL computes the next batch while this one is written: the
+                # FETCH goes out (the task runs to its first wait) before the writing.
                 fetching = asyncio.ensure_future(cursor.fetchmany(rows_per_chunk))
+                await asyncio.sleep(0)
                 yield _csv_text(rows)
         finally:
             if not fetching.done():

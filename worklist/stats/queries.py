@@ -18,7 +18,6 @@ from sqlalchemy import (
     Select,
     SQLColumnExpression,
     Text,
-    and_,
     bindparam,
     case,
     cast,
@@ -209,39 +208,33 @@ async def site_codes(session: AsyncSession) -> dict[int, str]:
     return {row.id: row.code for row in await session.execute(select(Site.id, Site.code))}
 
 
-async def arrivals(session: AsyncSession, *, sites: Sites, period: Period) -> Sequence[RowMapping]:
-    """Studies first received per UTC day, site and first modality."""
+async def arrivals(session: AsyncSession, *, received: ColumnElement[bool]) -> Sequence[RowMapping]:
+    """Studies first received per UTC day, site and first modality, where ``received``
+    (a condition on ``Study.received_at``) holds."""
     day = utc_day(Study.received_at).label("on_day")
     modality = first_modality().label("modality")
     stmt = (
         select(day, Study.site_id, modality, func.count().label("n"))
-        .where(sites.condition(Study.site_id), *period.conditions(Study.received_at))
+        .where(received)
         .group_by(day, Study.site_id, modality)
     )
     return (await session.execute(stmt)).mappings().all()
 
 
-def _recent(
-    column: SQLColumnExpression[datetime], now: ColumnElement[datetime], days: int
-) -> ColumnElement[bool]:
-    """``column`` in the ``days`` days up to and including ``now``."""
-    return and_(column > now - timedelta(days=days), column <= now)
-
-
 async def final_reports(
-    session: AsyncSession, *, period: Period, now: ColumnElement[datetime], rate_days: int
+    session: AsyncSession, *, in_period: ColumnElement[bool], recent: ColumnElement[bool]
 ) -> Sequence[RowMapping]:
-    """First final reports per UTC day, site and first modality of their study: ``n`` those
-    signed in the period, ``recent`` those in the ``rate_days`` days before ``now``.
+    """First final reports per UTC day, site and first modality of their study: ``n``
+    those signed where ``in_period`` holds, ``recent`` those where ``recent`` holds (both
+    conditions on ``Report.finalised_at``).
 
-    One pass over the reports of both windows (they overlap but for a day by default):
-    each report probes its study once, where a pass per window probed most of them twice.
-    Groups with no report in the period have ``n`` 0 (their ``recent`` still counts).
+    One pass over the reports of both windows (demand's period and the 28 days of its
+    reporting rate overlap but for a day by default): each report probes its study once,
+    where a pass per window probed most of them twice. Groups with no report in the
+    period have ``n`` 0 (their ``recent`` still counts).
     """
     day = utc_day(Report.finalised_at).label("on_day")
     study = study_of(Report.study_id)
-    in_period = and_(true(), *period.conditions(Report.finalised_at))
-    recent = _recent(Report.finalised_at, now, rate_days)
     stmt = (
         select(
             day,

@@ -21,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     func,
     literal,
+    select,
     text,
     true,
 )
@@ -103,6 +104,12 @@ def clock(now: datetime | None) -> ColumnElement[datetime]:
     if now is None:
         return func.now()
     return literal(now, DateTime(timezone=True))
+
+
+async def database_now(session: AsyncSession) -> datetime:
+    """The database clock (the transaction's start), as ``clock(None)`` reads it in SQL."""
+    at: datetime = (await session.execute(select(func.now()))).scalar_one()
+    return at
 
 
 async def without_jit(session: AsyncSession) -> None:

@@ -14,7 +14,7 @@ from worklist.config import Settings
 from worklist.enums import AlertCategory, AuditAction, Priority, Role
 from worklist.errors import Forbidden
 from worklist.models import Study, User
-from worklist.stats import activity, queries
+from worklist.stats import activity, queries, rollup
 from worklist.stats.queries import BREACH_AGE, EXAMINED_AT
 from worklist.stats.schemas import (
     AgeBand,
@@ -35,7 +35,14 @@ from worklist.stats.schemas import (
     Workload,
     WorkloadRow,
 )
-from worklist.stats.scope import Period, Sites, clock, record_view, without_jit
+from worklist.stats.scope import (
+    Period,
+    Sites,
+    clock,
+    database_now,
+    record_view,
+    without_jit,
+)
 from worklist.studies import repository as studies
 from worklist.studies.schemas import WorklistItem
 
@@ -219,17 +226,17 @@ async def backlog(
 
 
 def _demand_days(
-    arrivals: Iterable[RowMapping],
-    reports: Iterable[RowMapping],
+    arrivals: Iterable[rollup.Cell],
+    reports: Iterable[rollup.Cell],
     codes: Mapping[int, str],
     *,
     by_site: bool,
 ) -> list[DemandDay]:
     cells: dict[tuple[date, str | None, str | None], list[int]] = defaultdict(lambda: [0, 0])
     for column, rows in enumerate((arrivals, reports)):
-        for row in rows:
-            site = codes.get(row["site_id"]) if by_site else None
-            cells[(row["on_day"], site, row["modality"])][column] += row["n"]
+        for cell in rows:
+            site = codes.get(cell.site_id) if by_site else None
+            cells[(cell.on_day, site, cell.modality)][column] += cell.n
     return [
         DemandDay(date=day, site=site, modality=modality, arrivals=a, reports=r)
         for (day, site, modality), (a, r) in sorted(
@@ -256,16 +263,13 @@ async def demand(
     sites = Sites.of(user)
     await without_jit(session)
     period = _recent(period, DEMAND_DAYS)
-    at = clock(now)
+    at = now or await database_now(session)
     codes = await queries.site_codes(session)
 
-    # The network's rows, by site: a manager's are among them (one pass, not two).
-    arrivals = await queries.arrivals(session, sites=EVERY_SITE, period=period)
-    signed = await queries.final_reports(session, period=period, now=at, rate_days=RATE_DAYS)
-    reports = [row for row in signed if row["n"]]
-    reported: dict[int, int] = defaultdict(int)
-    for row in signed:
-        reported[row["site_id"]] += row["recent"]
+    # The network's cells, by site (closed days from the worker's rollup, the others
+    # live): a manager's are among them (one pass, not two).
+    cells = await rollup.demand_cells(session, period=period, now=at, rate_days=RATE_DAYS)
+    arrivals, reports, reported = cells.arrivals, cells.reports, cells.reported_by_site
     waiting = await queries.waiting_by_site(session)
     mine = sites.ids if sites.ids is not None else tuple(codes)
     network = DemandFigures(
@@ -275,8 +279,8 @@ async def demand(
     record_view(session, user=user, address=address, figure="demand", period=period)
     return Demand(
         days=_demand_days(
-            [r for r in arrivals if r["site_id"] in mine],
-            [r for r in reports if r["site_id"] in mine],
+            [c for c in arrivals if c.site_id in mine],
+            [c for c in reports if c.site_id in mine],
             codes,
             by_site=True,
         ),
