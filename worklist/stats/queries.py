@@ -26,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -131,10 +132,14 @@ async def turnaround(
     period: Period,
     groupings: Sequence[Grouping],
     targets: Mapping[str, timedelta],
+    with_network: bool = False,
 ) -> Sequence[RowMapping]:
     """One row per group: ``g_<dimension>`` for each grouping, then the measures.
 
     Studies examined in the period and reported; percentiles as ``percentile_cont``.
+    ``with_network`` (``groupings`` has ``site``): the network's groups too, the same
+    groupings without ``site``, from the same pass over the reports (``GROUPING SETS``);
+    ``network`` says which rows they are.
     """
     # Each reported study probes its report (unique index) through a LATERAL the planner
     # may not flatten (OFFSET 0): as a plain join it hashed every report of the network
@@ -166,8 +171,17 @@ async def turnaround(
         stmt = stmt.join(Site, Site.id == Study.site_id)
     if Grouping.PATIENT_SOURCE in groupings:
         stmt = stmt.outerjoin(Order, Order.id == Study.order_id)
+    if with_network:
+        # The dimensions' own expressions (their bound values are the select list's).
+        exprs = {g: d.element for g, d in zip(groupings, dimensions, strict=True)}
+        others = [exprs[g] for g in groupings if g is not Grouping.SITE]
+        stmt = stmt.add_columns(func.grouping(exprs[Grouping.SITE]).label("network")).group_by(
+            func.grouping_sets(tuple_(*exprs.values()), tuple_(*others))
+        )
+    elif dimensions:
+        stmt = stmt.group_by(*dimensions)
     if dimensions:
-        stmt = stmt.group_by(*dimensions).order_by(*(d.asc().nulls_last() for d in dimensions))
+        stmt = stmt.order_by(*(d.asc().nulls_last() for d in dimensions))
     rows: Sequence[RowMapping] = (await session.execute(stmt)).mappings().all()
     return rows
 

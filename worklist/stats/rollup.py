@@ -55,7 +55,8 @@ LOCK_KEY = 0x64656D616E64
 NO_MODALITY = ""  # the rollup's key for a study without a modality (NULL elsewhere)
 _OLDEST_TRANSACTION = text(
     "SELECT least(now(), min(xact_start)) FROM pg_stat_activity "
-    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+    "AND backend_type = 'client backend'"
 )
 
 

@@ -110,18 +110,36 @@ async def turnaround(
     period = _recent(period, HISTORY_DAYS)
     groupings = list(dict.fromkeys(groupings))
     targets = settings.turnaround_targets
-    rows = await queries.turnaround(
-        session, sites=sites, period=period, groupings=groupings, targets=targets
-    )
     network_groupings = [g for g in groupings if g is not Grouping.SITE]
-    # An admin's groups without ``site`` are the network's already.
-    network = (
-        rows
-        if sites.ids is None and network_groupings == groupings
-        else await queries.turnaround(
-            session, sites=EVERY_SITE, period=period, groupings=network_groupings, targets=targets
+    if Grouping.SITE in groupings:
+        # Every site's groups and the network's in one pass; the caller's are among them.
+        every = await queries.turnaround(
+            session,
+            sites=EVERY_SITE,
+            period=period,
+            groupings=groupings,
+            targets=targets,
+            with_network=True,
         )
-    )
+        codes = None if sites.ids is None else {site.code for site in user.sites}
+        rows = [r for r in every if not r["network"] and (codes is None or r["g_site"] in codes)]
+        network = [r for r in every if r["network"]]
+    else:
+        rows = await queries.turnaround(
+            session, sites=sites, period=period, groupings=groupings, targets=targets
+        )
+        # An admin's groups without ``site`` are the network's already.
+        network = (
+            rows
+            if sites.ids is None
+            else await queries.turnaround(
+                session,
+                sites=EVERY_SITE,
+                period=period,
+                groupings=network_groupings,
+                targets=targets,
+            )
+        )
     record_view(
         session,
         user=user,
