@@ -111,6 +111,8 @@ async def turnaround(
     groupings = list(dict.fromkeys(groupings))
     targets = settings.turnaround_targets
     network_groupings = [g for g in groupings if g is not Grouping.SITE]
+    rows: Sequence[RowMapping]
+    network: Sequence[RowMapping]
     if Grouping.SITE in groupings:
         # Every site's groups and the network's in one pass; the caller's are among them.
         every = await queries.turnaround(
