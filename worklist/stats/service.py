@@ -40,8 +40,8 @@ from worklist.stats.scope import (
     Sites,
     clock,
     database_now,
+    figure_settings,
     record_view,
-    without_jit,
 )
 from worklist.studies import repository as studies
 from worklist.studies.schemas import WorklistItem
@@ -106,7 +106,7 @@ async def turnaround(
 ) -> Turnaround:
     """Examination to final report per group, for the caller's sites and the network."""
     sites = Sites.of(user)
-    await without_jit(session)
+    await figure_settings(session)
     period = _recent(period, HISTORY_DAYS)
     groupings = list(dict.fromkeys(groupings))
     targets = settings.turnaround_targets
@@ -128,7 +128,11 @@ async def turnaround(
         network = [r for r in every if r["network"]]
     else:
         rows = await queries.turnaround(
-            session, sites=sites, period=period, groupings=groupings, targets=targets
+            session,
+            sites=sites,
+            period=period,
+            groupings=groupings,
+            targets=targets,
         )
         # An admin's groups without ``site`` are the network's already.
         network = (
@@ -168,7 +172,7 @@ async def breaches(
     """Unreported studies examined more than 28 days ago, oldest first; the list is audited
     as a worklist read (it names patients)."""
     sites = Sites.of(user)
-    await without_jit(session)
+    await figure_settings(session)
     at = clock(now)
     where = [queries.unreported(), at - BREACH_AGE > EXAMINED_AT, *period.conditions(EXAMINED_AT)]
     ids = await queries.study_ids(session, where=[*where, sites.condition(Study.site_id)])
@@ -226,7 +230,7 @@ async def backlog(
 ) -> Backlog:
     """Unreported studies now by site, priority and age band, with the network's."""
     sites = Sites.of(user)
-    await without_jit(session)
+    await figure_settings(session)
     at = clock(now)
     rows = await queries.backlog(session, sites=sites, period=period, now=at)
     every = (
@@ -281,7 +285,7 @@ async def demand(
     today unless ``since`` is given), and the days the backlog needs at the recent
     reporting rate."""
     sites = Sites.of(user)
-    await without_jit(session)
+    await figure_settings(session)
     period = _recent(period, DEMAND_DAYS)
     at = now or await database_now(session)
     codes = await queries.site_codes(session)
@@ -352,7 +356,7 @@ def _monthly_totals(cells: Iterable[FlowCell]) -> list[FlowCell]:
 async def flows(*, session: AsyncSession, user: User, period: Period, address: str | None) -> Flows:
     """Work per month by originating trust and reporting radiologist's home trust."""
     sites = Sites.of(user)
-    await without_jit(session)
+    await figure_settings(session)
     period = _recent(period, HISTORY_DAYS)
     codes = await queries.site_codes(session)
     cells = _flow_cells(await activity.flows(session, sites=sites, period=period), codes)
@@ -393,7 +397,7 @@ async def alerts(
 ) -> Alerts:
     """Acknowledgement of alerts raised in the period per site and category."""
     sites = Sites.of(user)
-    await without_jit(session)
+    await figure_settings(session)
     period = _recent(period, HISTORY_DAYS)
     at = clock(now)
     deadlines = settings.alert_ack_deadlines
@@ -422,7 +426,7 @@ async def workload(
         sites = Sites.of(user)
     else:
         raise Forbidden(NOT_FOR_CLIENTS)
-    await without_jit(session)
+    await figure_settings(session)
     period = _recent(period, HISTORY_DAYS)
     rows = await activity.workload(session, sites=sites, period=period, reporter_id=reporter_id)
     record_view(session, user=user, address=address, figure="workload", period=period)
