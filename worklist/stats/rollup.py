@@ -93,18 +93,12 @@ def on_days(
 
 
 def between(
-    column: SQLColumnExpression[datetime | None],
-    start: datetime,
-    end: datetime | None,
-    *,
-    include_start: bool = True,
-    include_end: bool = False,
+    column: SQLColumnExpression[datetime | None], start: datetime, end: datetime | None
 ) -> ColumnElement[bool]:
-    """``column`` from ``start`` to ``end`` (None: open)."""
-    conditions = [column >= start if include_start else column > start]
-    if end is not None:
-        conditions.append(column <= end if include_end else column < end)
-    return and_(*conditions)
+    """``column`` from ``start`` (included) to ``end`` (excluded; None: open)."""
+    if end is None:
+        return column >= start
+    return and_(column >= start, column < end)
 
 
 async def clean_days(session: AsyncSession, first: date, last: date) -> frozenset[date]:
