@@ -4,8 +4,10 @@
                           [--only NAME,...] [--redis-url URL] [--quiet-wait MINUTES]
 
 One ``worklist api`` process (as ``bench.worklist`` starts it) over ``bench_worklist``
-(``bench.load_studies.ensure_loaded``: reused when it holds the data set); the admin logs
-in through the real login. Each endpoint DESIGN names under "Network performance" (and
+(``bench.load_studies.ensure_loaded``: reused when it holds the data set;
+``BENCH_WORKLIST_DATABASE`` names a copy instead); demand's daily rollup is first brought
+up to date as the worker keeps it (``worklist.stats.rollup``); the admin logs in through
+the real login. Each endpoint DESIGN names under "Network performance" (and
 ``/stats/peer-review``) is sent ``--requests`` times, one request at a time from one
 keep-alive client, after ``--warmup`` requests: per endpoint the latency percentiles (the
 whole body read, so the extract's CSV is timed to its last byte) and the CPU per request
@@ -22,6 +24,7 @@ Results: ``bench/out/stats-<time>.json``. See bench/README.md ("Stats benchmark"
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import shlex
 import sys
@@ -42,6 +45,9 @@ from bench.shared.procs import install_signal_handlers
 from bench.shared.services import random_secret
 from bench.shared.stats import fmt_ms, host_info, percentiles, shown_path
 from bench.shared.worklist_api import ApiCluster, BenchUser, log_in, settle
+from worklist.config import Settings
+from worklist.db import make_async_engine, make_async_sessionmaker
+from worklist.stats import rollup
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 # Redis db of this benchmark (ingest 15, worklist 14, alerts 13, retrieve 12, qido 11,
@@ -104,6 +110,31 @@ class StatsApi(ApiCluster):
     def env(self, port: int) -> dict[str, str]:
         """``ApiCluster``'s environment with this benchmark's Redis."""
         return {**super().env(port), "WORKLIST_REDIS_URL": self.redis_url}
+
+
+def roll_up_demand() -> tuple[int, float]:
+    """Bring demand's daily rollup up to date, as a running worker keeps it: days rolled
+    and seconds taken (the first run on a fresh copy rolls ``rollup.ROLLUP_DAYS`` days,
+    ``rollup.DAYS_PER_RUN`` per transaction; later runs only the days since)."""
+    settings = Settings(database_url=load_studies.database_url())
+
+    async def run() -> int:
+        engine = make_async_engine(settings.require_database_url(), pool_size=1)
+        sessions = make_async_sessionmaker(engine)
+        total = 0
+        try:
+            while True:
+                async with sessions() as session, session.begin():
+                    done = await rollup.roll_up(session, settings)
+                if not done:
+                    return total
+                total += done
+        finally:
+            await engine.dispose()
+
+    started = time.perf_counter()
+    days = asyncio.run(run())
+    return days, time.perf_counter() - started
 
 
 def admin_user() -> BenchUser:
@@ -276,7 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     install_signal_handlers()
     command = shlex.join(["python", "-m", "bench.stats", *(sys.argv[1:] if argv is None else argv)])
     info = load_studies.ensure_loaded()
+    days, seconds = roll_up_demand()
+    print(f"demand rollup: {days} days rolled up in {seconds:.1f} s", flush=True)
     figures = run(args)
+    figures["rollup"] = {"days_rolled": days, "seconds": round(seconds, 1)}
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     out = OUT_DIR / f"stats-{stamp}.json"

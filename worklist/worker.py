@@ -2,7 +2,8 @@
 
 A job is an async function ``(session, settings) -> int`` returning how many things it
 did; the worker runs them on its own event loop (``run_worker`` is a blocking entry
-point). Jobs: promoting quiet studies, claim lease expiry, alert escalation. Beside the
+point). Jobs: promoting quiet studies, claim lease expiry, alert escalation, demand's
+daily rollup (``worklist.stats.rollup``). Beside the
 jobs, the outbox dispatcher (``worklist.outbox.dispatcher``: webhooks and HL7 results to the
 trusts' RIS) runs in its own thread.
 Every job must be safe to run concurrently in several worker replicas (set-based
@@ -40,6 +41,7 @@ from worklist.models import Study
 from worklist.outbox.dispatcher import run_dispatcher
 from worklist.routing import service as routing
 from worklist.routing.body_part import fill_body_parts
+from worklist.stats.rollup import roll_up as roll_up_demand
 from worklist.studies import lifecycle
 from worklist.studies.lifecycle import StudyEvent
 
@@ -137,6 +139,7 @@ JOBS: tuple[Job, ...] = (
     Job("promote_quiet_studies", _promote_job),
     Job("expire_claims", _expire_job),
     Job("escalate_alerts", escalate_overdue),
+    Job("roll_up_demand", roll_up_demand),
 )
 
 

@@ -22,13 +22,14 @@ from tests.stats.extract_rows import (
     ROWS,
     add_exam,
     add_order,
+    add_report,
     at,
     build_month,
 )
 from worklist.audit.repository import ActorKind
 from worklist.config import Settings
 from worklist.db import make_async_engine, make_async_sessionmaker
-from worklist.enums import AuditAction
+from worklist.enums import AuditAction, ReportStatus
 from worklist.models import User
 from worklist.stats import extract
 
@@ -259,3 +260,96 @@ def test_fifty_thousand_rows_stream_in_bounded_memory(
     # statement peak at ~0.8 MB.
     assert size > 2_500_000
     assert peak < 1_500_000, peak
+
+
+def _written(rows: list[list[str]]) -> str:
+    """What Python's csv module writes for ``rows``: the extract's exact bytes."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def test_the_body_is_byte_for_byte_what_the_csv_module_writes(
+    client: TestClient, settings: Settings, db: sessionmaker[Session], month: None
+) -> None:
+    response = client.get(URL, params={"month": MONTH}, headers=bearer(settings, user(db, "ada")))
+
+    expected = [HEADER, ROWS["N-EARLY"], ROWS["N-ORDERED"], ROWS["S-MID"], ROWS["N-ARRIVED"]]
+    assert response.text == _written(expected)
+    assert response.headers["x-extract-rows"] == "4"
+
+
+async def _both_ways(database_url: str) -> tuple[extract.ExtractPlan, str, str]:
+    """The plan, and the CSV read with the reports' id range and with one probe per study."""
+    engine = make_async_engine(database_url, pool_size=1)
+    try:
+        sessions = make_async_sessionmaker(engine)
+        async with sessions() as session, session.begin():
+            plan = await extract.begin_extract(
+                session,
+                actor="test",
+                actor_kind=ActorKind.SYSTEM,
+                month=extract.Month.parse(MONTH),
+                site_ids=None,
+            )
+            await session.rollback()
+        texts = []
+        for study_ids in (plan.study_ids, None):
+            variant = extract.ExtractPlan(plan.month, plan.site_ids, plan.rows, study_ids)
+            async with sessions() as session, session.begin():
+                texts.append("".join([c async for c in extract.csv_chunks(session, plan=variant)]))
+    finally:
+        await engine.dispose()
+    return plan, texts[0], texts[1]
+
+
+def test_reports_read_by_id_range_or_by_probe_give_the_same_rows(
+    db: sessionmaker[Session], settings: Settings, month: None
+) -> None:
+    plan, by_range, by_probe = asyncio.run(_both_ways(settings.require_database_url()))
+
+    assert plan.id_range() == plan.study_ids
+    expected = [HEADER, ROWS["N-EARLY"], ROWS["N-ORDERED"], ROWS["S-MID"], ROWS["N-ARRIVED"]]
+    assert by_range == by_probe == _written(expected)
+
+
+def test_a_month_spread_over_many_study_ids_probes_each_studys_report(
+    db: sessionmaker[Session], settings: Settings, month: None
+) -> None:
+    with db() as session, session.begin():
+        site = user(db, "nora").sites[0]
+        # 20 studies of another month, then one of July: July's ids now span 24 ids for
+        # 5 examinations, more than ID_RANGE_FACTOR (4) per examination.
+        for n in range(20):
+            add_exam(
+                session,
+                site,
+                f"AUG-{n}",
+                study_datetime=at("2030-08-10 10:00"),
+                received_at=at("2030-08-10 10:30"),
+            )
+        late = add_exam(
+            session,
+            site,
+            "N-LATE",
+            study_datetime=at("2030-07-30 10:00"),
+            received_at=at("2030-08-12 10:00"),
+        )
+        writer = load_user(session, "writer")
+        assert writer is not None
+        add_report(session, late, writer.id, ReportStatus.FINAL, at("2030-08-12 11:00"))
+
+    plan, by_range, by_probe = asyncio.run(_both_ways(settings.require_database_url()))
+
+    assert plan.rows == 5
+    assert plan.id_range() is None
+    late_row = ["NORTH", "N-LATE", "", "", "", "", "", "", "2030-07-30", "2030-08-12"]
+    expected = [
+        HEADER,
+        ROWS["N-EARLY"],
+        ROWS["N-ORDERED"],
+        ROWS["S-MID"],
+        ROWS["N-ARRIVED"],
+        late_row,
+    ]
+    assert by_range == by_probe == _written(expected)

@@ -7,6 +7,7 @@ from worklist.models.orders import Hl7Message, Hl7Sender, Order
 from worklist.models.outbox import AlertStreamEntry, Delivery, DeliveryAttempt, OutboxMessage
 from worklist.models.reporting import Claim, Report, ReportAddendum, ReportVersion
 from worklist.models.site import DicomNode, NodeGrant, Site
+from worklist.models.stats import DemandRollup, DemandRollupDay, DemandRollupMark
 from worklist.models.study import Instance, Patient, Series, Study
 from worklist.models.user import User, user_sites
 from worklist.models.workforce import (
@@ -27,6 +28,9 @@ __all__ = [
     "Claim",
     "Delivery",
     "DeliveryAttempt",
+    "DemandRollup",
+    "DemandRollupDay",
+    "DemandRollupMark",
     "DicomNode",
     "DoubleRead",
     "DoubleReadingRule",

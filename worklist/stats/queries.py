@@ -23,8 +23,10 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    or_,
     select,
     true,
+    tuple_,
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -130,10 +132,14 @@ async def turnaround(
     period: Period,
     groupings: Sequence[Grouping],
     targets: Mapping[str, timedelta],
+    with_network: bool = False,
 ) -> Sequence[RowMapping]:
     """One row per group: ``g_<dimension>`` for each grouping, then the measures.
 
     Studies examined in the period and reported; percentiles as ``percentile_cont``.
+    ``with_network`` (``groupings`` has ``site``): the network's groups too, the same
+    groupings without ``site``, from the same pass over the reports (``GROUPING SETS``);
+    ``network`` says which rows they are.
     """
     # Each reported study probes its report (unique index) through a LATERAL the planner
     # may not flatten (OFFSET 0): as a plain join it hashed every report of the network
@@ -165,8 +171,17 @@ async def turnaround(
         stmt = stmt.join(Site, Site.id == Study.site_id)
     if Grouping.PATIENT_SOURCE in groupings:
         stmt = stmt.outerjoin(Order, Order.id == Study.order_id)
+    if with_network:
+        # The dimensions' own expressions (their bound values are the select list's).
+        exprs = {g: d.element for g, d in zip(groupings, dimensions, strict=True)}
+        others = [exprs[g] for g in groupings if g is not Grouping.SITE]
+        stmt = stmt.add_columns(func.grouping(exprs[Grouping.SITE]).label("network")).group_by(
+            func.grouping_sets(tuple_(*exprs.values()), tuple_(*others))
+        )
+    elif dimensions:
+        stmt = stmt.group_by(*dimensions)
     if dimensions:
-        stmt = stmt.group_by(*dimensions).order_by(*(d.asc().nulls_last() for d in dimensions))
+        stmt = stmt.order_by(*(d.asc().nulls_last() for d in dimensions))
     rows: Sequence[RowMapping] = (await session.execute(stmt)).mappings().all()
     return rows
 
@@ -207,33 +222,44 @@ async def site_codes(session: AsyncSession) -> dict[int, str]:
     return {row.id: row.code for row in await session.execute(select(Site.id, Site.code))}
 
 
-async def arrivals(session: AsyncSession, *, sites: Sites, period: Period) -> Sequence[RowMapping]:
-    """Studies first received per UTC day, site and first modality."""
+async def arrivals(session: AsyncSession, *, received: ColumnElement[bool]) -> Sequence[RowMapping]:
+    """Studies first received per UTC day, site and first modality, where ``received``
+    (a condition on ``Study.received_at``) holds."""
     day = utc_day(Study.received_at).label("on_day")
     modality = first_modality().label("modality")
     stmt = (
         select(day, Study.site_id, modality, func.count().label("n"))
-        .where(sites.condition(Study.site_id), *period.conditions(Study.received_at))
+        .where(received)
         .group_by(day, Study.site_id, modality)
     )
     return (await session.execute(stmt)).mappings().all()
 
 
 async def final_reports(
-    session: AsyncSession, *, sites: Sites, period: Period
+    session: AsyncSession, *, in_period: ColumnElement[bool], recent: ColumnElement[bool]
 ) -> Sequence[RowMapping]:
-    """First final reports per UTC day, site and first modality of their study."""
+    """First final reports per UTC day, site and first modality of their study: ``n``
+    those signed where ``in_period`` holds, ``recent`` those where ``recent`` holds (both
+    conditions on ``Report.finalised_at``).
+
+    One pass over the reports of both windows (demand's period and the 28 days of its
+    reporting rate overlap but for a day by default): each report probes its study once,
+    where a pass per window probed most of them twice. Groups with no report in the
+    period have ``n`` 0 (their ``recent`` still counts).
+    """
     day = utc_day(Report.finalised_at).label("on_day")
     study = study_of(Report.study_id)
     stmt = (
-        select(day, study.c.site_id, study.c.modality, func.count().label("n"))
+        select(
+            day,
+            study.c.site_id,
+            study.c.modality,
+            func.count().filter(in_period).label("n"),
+            func.count().filter(recent).label("recent"),
+        )
         .select_from(Report)
         .join(study, true())
-        .where(
-            Report.finalised_at.is_not(None),
-            sites.condition(study.c.site_id),
-            *period.conditions(Report.finalised_at),
-        )
+        .where(Report.finalised_at.is_not(None), or_(in_period, recent))
         .group_by(day, study.c.site_id, study.c.modality)
     )
     return (await session.execute(stmt)).mappings().all()
@@ -242,21 +268,6 @@ async def final_reports(
 async def waiting_by_site(session: AsyncSession) -> dict[int, int]:
     """Unreported studies now, by site id."""
     stmt = select(Study.site_id, func.count()).where(unreported()).group_by(Study.site_id)
-    return {row[0]: row[1] for row in await session.execute(stmt)}
-
-
-async def reported_by_site(
-    session: AsyncSession, *, now: ColumnElement[datetime], days: int
-) -> dict[int, int]:
-    """First final reports in the ``days`` days before now, by their study's site id."""
-    study = study_of(Report.study_id)
-    stmt = (
-        select(study.c.site_id, func.count())
-        .select_from(Report)
-        .join(study, true())
-        .where(Report.finalised_at > now - timedelta(days=days), Report.finalised_at <= now)
-        .group_by(study.c.site_id)
-    )
     return {row[0]: row[1] for row in await session.execute(stmt)}
 
 

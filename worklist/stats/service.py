@@ -14,7 +14,7 @@ from worklist.config import Settings
 from worklist.enums import AlertCategory, AuditAction, Priority, Role
 from worklist.errors import Forbidden
 from worklist.models import Study, User
-from worklist.stats import activity, queries
+from worklist.stats import activity, queries, rollup
 from worklist.stats.queries import BREACH_AGE, EXAMINED_AT
 from worklist.stats.schemas import (
     AgeBand,
@@ -35,7 +35,14 @@ from worklist.stats.schemas import (
     Workload,
     WorkloadRow,
 )
-from worklist.stats.scope import Period, Sites, clock, record_view, without_jit
+from worklist.stats.scope import (
+    Period,
+    Sites,
+    clock,
+    database_now,
+    figure_settings,
+    record_view,
+)
 from worklist.studies import repository as studies
 from worklist.studies.schemas import WorklistItem
 
@@ -99,22 +106,46 @@ async def turnaround(
 ) -> Turnaround:
     """Examination to final report per group, for the caller's sites and the network."""
     sites = Sites.of(user)
-    await without_jit(session)
+    await figure_settings(session)
     period = _recent(period, HISTORY_DAYS)
     groupings = list(dict.fromkeys(groupings))
     targets = settings.turnaround_targets
-    rows = await queries.turnaround(
-        session, sites=sites, period=period, groupings=groupings, targets=targets
-    )
     network_groupings = [g for g in groupings if g is not Grouping.SITE]
-    # An admin's groups without ``site`` are the network's already.
-    network = (
-        rows
-        if sites.ids is None and network_groupings == groupings
-        else await queries.turnaround(
-            session, sites=EVERY_SITE, period=period, groupings=network_groupings, targets=targets
+    rows: Sequence[RowMapping]
+    network: Sequence[RowMapping]
+    if Grouping.SITE in groupings:
+        # Every site's groups and the network's in one pass; the caller's are among them.
+        every = await queries.turnaround(
+            session,
+            sites=EVERY_SITE,
+            period=period,
+            groupings=groupings,
+            targets=targets,
+            with_network=True,
         )
-    )
+        codes = None if sites.ids is None else {site.code for site in user.sites}
+        rows = [r for r in every if not r["network"] and (codes is None or r["g_site"] in codes)]
+        network = [r for r in every if r["network"]]
+    else:
+        rows = await queries.turnaround(
+            session,
+            sites=sites,
+            period=period,
+            groupings=groupings,
+            targets=targets,
+        )
+        # An admin's groups without ``site`` are the network's already.
+        network = (
+            rows
+            if sites.ids is None
+            else await queries.turnaround(
+                session,
+                sites=EVERY_SITE,
+                period=period,
+                groupings=network_groupings,
+                targets=targets,
+            )
+        )
     record_view(
         session,
         user=user,
@@ -141,7 +172,7 @@ async def breaches(
     """Unreported studies examined more than 28 days ago, oldest first; the list is audited
     as a worklist read (it names patients)."""
     sites = Sites.of(user)
-    await without_jit(session)
+    await figure_settings(session)
     at = clock(now)
     where = [queries.unreported(), at - BREACH_AGE > EXAMINED_AT, *period.conditions(EXAMINED_AT)]
     ids = await queries.study_ids(session, where=[*where, sites.condition(Study.site_id)])
@@ -199,7 +230,7 @@ async def backlog(
 ) -> Backlog:
     """Unreported studies now by site, priority and age band, with the network's."""
     sites = Sites.of(user)
-    await without_jit(session)
+    await figure_settings(session)
     at = clock(now)
     rows = await queries.backlog(session, sites=sites, period=period, now=at)
     every = (
@@ -219,17 +250,17 @@ async def backlog(
 
 
 def _demand_days(
-    arrivals: Iterable[RowMapping],
-    reports: Iterable[RowMapping],
+    arrivals: Iterable[rollup.Cell],
+    reports: Iterable[rollup.Cell],
     codes: Mapping[int, str],
     *,
     by_site: bool,
 ) -> list[DemandDay]:
     cells: dict[tuple[date, str | None, str | None], list[int]] = defaultdict(lambda: [0, 0])
     for column, rows in enumerate((arrivals, reports)):
-        for row in rows:
-            site = codes.get(row["site_id"]) if by_site else None
-            cells[(row["on_day"], site, row["modality"])][column] += row["n"]
+        for cell in rows:
+            site = codes.get(cell.site_id) if by_site else None
+            cells[(cell.on_day, site, cell.modality)][column] += cell.n
     return [
         DemandDay(date=day, site=site, modality=modality, arrivals=a, reports=r)
         for (day, site, modality), (a, r) in sorted(
@@ -254,16 +285,16 @@ async def demand(
     today unless ``since`` is given), and the days the backlog needs at the recent
     reporting rate."""
     sites = Sites.of(user)
-    await without_jit(session)
+    await figure_settings(session)
     period = _recent(period, DEMAND_DAYS)
-    at = clock(now)
+    at = now or await database_now(session)
     codes = await queries.site_codes(session)
 
-    # The network's rows, by site: a manager's are among them (one pass, not two).
-    arrivals = await queries.arrivals(session, sites=EVERY_SITE, period=period)
-    reports = await queries.final_reports(session, sites=EVERY_SITE, period=period)
+    # The network's cells, by site (closed days from the worker's rollup, the others
+    # live): a manager's are among them (one pass, not two).
+    cells = await rollup.demand_cells(session, period=period, now=at, rate_days=RATE_DAYS)
+    arrivals, reports, reported = cells.arrivals, cells.reports, cells.reported_by_site
     waiting = await queries.waiting_by_site(session)
-    reported = await queries.reported_by_site(session, now=at, days=RATE_DAYS)
     mine = sites.ids if sites.ids is not None else tuple(codes)
     network = DemandFigures(
         days=_demand_days(arrivals, reports, codes, by_site=False),
@@ -272,8 +303,8 @@ async def demand(
     record_view(session, user=user, address=address, figure="demand", period=period)
     return Demand(
         days=_demand_days(
-            [r for r in arrivals if r["site_id"] in mine],
-            [r for r in reports if r["site_id"] in mine],
+            [c for c in arrivals if c.site_id in mine],
+            [c for c in reports if c.site_id in mine],
             codes,
             by_site=True,
         ),
@@ -325,7 +356,7 @@ def _monthly_totals(cells: Iterable[FlowCell]) -> list[FlowCell]:
 async def flows(*, session: AsyncSession, user: User, period: Period, address: str | None) -> Flows:
     """Work per month by originating trust and reporting radiologist's home trust."""
     sites = Sites.of(user)
-    await without_jit(session)
+    await figure_settings(session)
     period = _recent(period, HISTORY_DAYS)
     codes = await queries.site_codes(session)
     cells = _flow_cells(await activity.flows(session, sites=sites, period=period), codes)
@@ -366,7 +397,7 @@ async def alerts(
 ) -> Alerts:
     """Acknowledgement of alerts raised in the period per site and category."""
     sites = Sites.of(user)
-    await without_jit(session)
+    await figure_settings(session)
     period = _recent(period, HISTORY_DAYS)
     at = clock(now)
     deadlines = settings.alert_ack_deadlines
@@ -395,7 +426,7 @@ async def workload(
         sites = Sites.of(user)
     else:
         raise Forbidden(NOT_FOR_CLIENTS)
-    await without_jit(session)
+    await figure_settings(session)
     period = _recent(period, HISTORY_DAYS)
     rows = await activity.workload(session, sites=sites, period=period, reporter_id=reporter_id)
     record_view(session, user=user, address=address, figure="workload", period=period)
