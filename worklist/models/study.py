@@ -102,6 +102,16 @@ class Study(Base):
             postgresql_where=text("status IN ('ready', 'in_progress')"),
         ),
         Index("ix_studies_received_at", "received_at"),
+        # Migration 0014: one site's backlog in worklist order (the page's site filter).
+        Index(
+            "ix_studies_site_backlog_order",
+            "site_id",
+            "due_at",
+            "priority",
+            "received_at",
+            "id",
+            postgresql_where=text("status IN ('ready', 'in_progress')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
