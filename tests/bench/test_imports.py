@@ -21,6 +21,7 @@ BENCHMARKS = frozenset(
         "profile_api",
         "hl7",
         "stats",
+        "page_db",
     }
 )
 # Programs a benchmark starts as a process of their own (never imported).
