@@ -49,6 +49,7 @@ from bench.shared.worklist_api import (
     log_in,
     open_loop,
     pick_users,
+    restore_claims,
     settle,
     variant_query,
     worklist_templates,
@@ -85,25 +86,6 @@ def claimed_since(since: datetime) -> set[int]:
     with psycopg.connect(load_studies.conninfo(), autocommit=True) as conn:
         rows = conn.execute("SELECT study_id FROM claims WHERE claimed_at >= %s", (since,))
         return {int(r[0]) for r in rows.fetchall()}
-
-
-def restore_claims(since: datetime, keep: set[int]) -> int:
-    """Undo the benchmark's claims: delete them and put their studies back to ``ready``."""
-    with psycopg.connect(load_studies.conninfo()) as conn, conn.transaction():
-        ids = [
-            int(r[0])
-            for r in conn.execute(
-                "SELECT study_id FROM claims WHERE claimed_at >= %s", (since,)
-            ).fetchall()
-            if int(r[0]) not in keep
-        ]
-        if ids:
-            conn.execute("DELETE FROM claims WHERE study_id = ANY(%s)", (ids,))
-            conn.execute(
-                "UPDATE studies SET status = 'ready' WHERE id = ANY(%s) AND status = 'in_progress'",
-                (ids,),
-            )
-    return len(ids)
 
 
 def loaded_claims() -> set[int]:

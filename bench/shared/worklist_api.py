@@ -12,6 +12,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -324,3 +325,22 @@ def closed_loop(
     summary["warmup"] = warmup
     summary["cpu"] = per_request(meter.stop(result["cpu_seconds"]), summary["answered"])
     return summary, result
+
+
+def restore_claims(since: datetime, keep: set[int]) -> int:
+    """Undo the benchmark's claims: delete them and put their studies back to ``ready``."""
+    with psycopg.connect(load_studies.conninfo()) as conn, conn.transaction():
+        ids = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT study_id FROM claims WHERE claimed_at >= %s", (since,)
+            ).fetchall()
+            if int(r[0]) not in keep
+        ]
+        if ids:
+            conn.execute("DELETE FROM claims WHERE study_id = ANY(%s)", (ids,))
+            conn.execute(
+                "UPDATE studies SET status = 'ready' WHERE id = ANY(%s) AND status = 'in_progress'",
+                (ids,),
+            )
+    return len(ids)
