@@ -30,9 +30,10 @@ from psycopg.types.json import Jsonb
 
 from bench import load_studies
 from bench.shared.stats import host_info
-from worklist.enums import DEFAULT_STATUS_FILTER
+from worklist.enums import DEFAULT_STATUS_FILTER, Role
 from worklist.studies import page
 from worklist.studies.schemas import WorklistFilters
+from worklist.users.repository import Account
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 SITE_IDS = (1, 2, 3)
@@ -60,9 +61,30 @@ async def connect() -> psycopg.AsyncConnection[Any]:
     return connection
 
 
-def reader(n: int) -> page.Reader:
+def reader(n: int) -> Account:
     """The radiologist ``n`` of the benchmark's pages (visibility and the audit row)."""
-    return page.Reader(user_id=n, username=f"bench{n:03d}", site_ids=SITE_IDS, address=None)
+    return Account(
+        id=n,
+        username=f"bench{n:03d}",
+        role=Role.RADIOLOGIST,
+        active=True,
+        token_version=0,
+        site_ids=SITE_IDS,
+        subspecialties=(),
+    )
+
+
+async def read(connection: psycopg.AsyncConnection[Any], n: int) -> None:
+    """One default page for radiologist ``n``, as the API reads it."""
+    await page.read_page(
+        connection,
+        account=reader(n),
+        address=None,
+        filters=FILTERS,
+        after=None,
+        cursor=None,
+        limit=50,
+    )
 
 
 async def one_at_a_time(runs: int) -> dict[str, float]:
@@ -70,10 +92,16 @@ async def one_at_a_time(runs: int) -> dict[str, float]:
     connection = await connect()
     pid = connection.info.backend_pid
     await page.read_page(
-        connection, reader=reader(1), filters=FILTERS, after=None, cursor=None, limit=50
+        connection,
+        account=reader(1),
+        address=None,
+        filters=FILTERS,
+        after=None,
+        cursor=None,
+        limit=50,
     )
     # The statement the API sends for this shape (the one just run).
-    sql = next(iter(page._STATEMENTS.values()))
+    sql, _ = next(iter(page._STATEMENTS))
     without_audit = sql[: sql.index("audited AS")].rstrip().rstrip(",") + "\n"
     without_audit += sql[sql.index("SELECT page.*") :]
     params = {
@@ -116,7 +144,13 @@ async def side_by_side(connections: int, seconds: float) -> dict[str, float]:
     async def run(connection: psycopg.AsyncConnection[Any], n: int) -> None:
         while not stop.is_set():
             await page.read_page(
-                connection, reader=reader(n), filters=FILTERS, after=None, cursor=None, limit=50
+                connection,
+                account=reader(n),
+                address=None,
+                filters=FILTERS,
+                after=None,
+                cursor=None,
+                limit=50,
             )
             done[0] += 1
 

@@ -12,10 +12,10 @@ patient demographics, and an error's message ends up in logs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from alembic import command
@@ -24,6 +24,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -101,18 +102,26 @@ def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:  # type:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
-    """The psycopg connection under ``session``'s, in its transaction: for the few hot
+async def driver_of(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under SQLAlchemy's ``connection``: for the few hot
     statements sent past SQLAlchemy (pipelined). Errors from it go through
     ``driver_errors``, so callers see SQLAlchemy's, with parameters hidden."""
-    connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
     return driver
 
 
-def driver_sql(statement: Any) -> tuple[str, dict[str, Any]]:
+async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """``driver_of`` the connection of ``session``, in its transaction."""
+    return await driver_of(await session.connection())
+
+
+# A statement as psycopg takes it, and the values of the constants it binds.
+DriverSql = tuple[str, dict[str, Any]]
+
+
+def driver_sql(statement: Any) -> DriverSql:
     """``statement`` as psycopg takes it (named ``%(...)s`` placeholders) and the values
     of the literals it binds: compiled once, at import, for ``driver_connection``."""
     # Expanding literals (enum values of IN lists) rendered in: a shape fixes them.
@@ -122,6 +131,33 @@ def driver_sql(statement: Any) -> tuple[str, dict[str, Any]]:
     )
     literals = {name: value for name, value in compiled.params.items() if value is not None}
     return str(compiled), literals
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class StatementCache(Generic[K]):
+    """Statements assembled once per *shape* (``K``: which filters are given, who sees
+    what; never a value), as psycopg takes them (``driver_sql``). A few hundred shapes at
+    most; past ``size`` the cache starts afresh rather than grow."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._statements: dict[K, DriverSql] = {}
+
+    def get(self, shape: K, assemble: Callable[[], DriverSql]) -> DriverSql:
+        """The statement of ``shape``, from ``assemble()`` the first time."""
+        statement = self._statements.get(shape)
+        if statement is None:
+            statement = assemble()
+            if len(self._statements) >= self._size:
+                self._statements.clear()
+            self._statements[shape] = statement
+        return statement
+
+    def __iter__(self) -> Iterator[DriverSql]:
+        """The statements held (for benchmarks that run one as the API sends it)."""
+        return iter(list(self._statements.values()))
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from worklist.auth import service as auth_service
 from worklist.config import Settings
-from worklist.db import driver_connection
+from worklist.db import driver_connection, driver_of
 from worklist.events.bus import publish_staged
 from worklist.models import User
 from worklist.users.repository import Account
@@ -153,9 +153,7 @@ async def driver_caller(
     ``user_from_token`` check; the same pool, so past capacity the request is shed alike."""
     engine: AsyncEngine = request.app.state.engine
     async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert isinstance(driver, psycopg.AsyncConnection)
+        driver = await driver_of(connection)
         await driver.set_autocommit(True)
         try:
             account = await auth_service.account_from_token(

@@ -41,18 +41,23 @@ from sqlalchemy import (
 from worklist.allocation import repository as allocation
 from worklist.audit import repository as audit
 from worklist.claims.repository import UNHELD, take_free
-from worklist.db import driver_errors, driver_sql
-from worklist.enums import PatientSource, Priority, StudyStatus
+from worklist.db import DriverSql, StatementCache, driver_errors, driver_sql
+from worklist.enums import StudyStatus
 from worklist.identity import normalise_nhs_number
 from worklist.models import Claim, Patient, Study
 from worklist.studies import lifecycle
 from worklist.studies import repository as studies
 from worklist.studies.lifecycle import StudyEvent
-from worklist.studies.repository import WORKLIST_ORDER, Binds
+from worklist.studies.repository import WORKLIST_ORDER, Binds, FilterShape
 from worklist.studies.schemas import WorklistFilters
-from worklist.studies.visibility import site_ids_condition
+from worklist.studies.visibility import (
+    shaped_visibility_condition,
+    visibility_params,
+    visibility_shape,
+    visible_site_ids,
+)
+from worklist.users.repository import Account
 
-_VISIBLE = "wl_visible_site_ids"
 _USER = bindparam("claim_user_id", type_=Integer, required=False)
 _LEASE = bindparam("claim_lease", type_=Interval, required=False)
 _EXCLUDE = bindparam("claim_exclude", type_=ARRAY(Integer), required=False)
@@ -63,35 +68,11 @@ _STUDY = bindparam("study_id", type_=Integer, required=False)
 
 
 @dataclass(frozen=True)
-class Picker:
-    """Who takes a study: their id, visibility (``visible_site_ids``) and subspecialties."""
-
-    user_id: int
-    username: str
-    site_ids: tuple[int, ...] | None
-    subspecialties: tuple[str, ...]
-    address: str | None
-
-
-@dataclass(frozen=True)
 class _Shape:
-    sees: str
-    binds: tuple[str, ...]
-    statuses: tuple[StudyStatus, ...]
-    priorities: tuple[Priority, ...]
-    patient_sources: tuple[PatientSource, ...]
-    sites: bool
+    sees: str  # visibility.visibility_shape
+    filters: FilterShape
     exclude: bool
     blocked: bool  # the cap's hint rather than the pick
-
-
-def _sees(site_ids: tuple[int, ...] | None) -> str:
-    return "all" if site_ids is None else "sites" if site_ids else "none"
-
-
-def _visible(sees: str) -> Any:
-    placeholder = None if sees == "all" else (0,) if sees == "sites" else ()
-    return site_ids_condition(placeholder, name=_VISIBLE)
 
 
 def _candidates(shape: _Shape, filters: WorklistFilters) -> Select[*tuple[Any, ...]]:
@@ -102,14 +83,14 @@ def _candidates(shape: _Shape, filters: WorklistFilters) -> Select[*tuple[Any, .
         select(Study.id, Study.study_uid, Study.site_id, Study.patient_id, Patient.nhs_number)
         .join(Study.site)
         .join(Study.patient)
-        .where(_visible(shape.sees), UNHELD, *conditions, *eligible)
+        .where(shaped_visibility_condition(shape.sees), UNHELD, *conditions, *eligible)
     )
     if shape.exclude:
         stmt = stmt.where(Study.id != all_(_EXCLUDE))
     return stmt.order_by(*WORKLIST_ORDER).limit(1)
 
 
-def _pick(shape: _Shape, filters: WorklistFilters) -> _Sql:
+def _pick(shape: _Shape, filters: WorklistFilters) -> DriverSql:
     # Lock the most urgent eligible study (SKIP LOCKED: concurrent callers each take a
     # different one) and claim it, in one statement. A study found here may still have
     # been claimed by a transaction that committed after its snapshot: the INSERT then
@@ -142,7 +123,7 @@ def _pick(shape: _Shape, filters: WorklistFilters) -> _Sql:
     return driver_sql(stmt)
 
 
-def _group(sees: str, nhs_number: bool) -> _Sql:
+def _group(sees: str, nhs_number: bool) -> DriverSql:
     # The patient's other unheld studies the caller sees, claimed with the first as their
     # group: locked in id order, skipping locked ones, so this never waits nor deadlocks.
     patient = studies.same_patient_condition(
@@ -154,7 +135,7 @@ def _group(sees: str, nhs_number: bool) -> _Sql:
         .where(
             Study.id != _FIRST,
             patient,
-            _visible(sees),
+            shaped_visibility_condition(sees),
             Study.status.in_([StudyStatus.READY, StudyStatus.IN_PROGRESS]),
             UNHELD,
         )
@@ -176,26 +157,13 @@ def _group(sees: str, nhs_number: bool) -> _Sql:
     return driver_sql(stmt)
 
 
-# A statement as the driver takes it, and the values of the constants it binds (a
-# request's own values, named, are laid over them).
-_Sql = tuple[str, dict[str, Any]]
+# A request's own values, named, are laid over the constants a statement binds.
 _LOCK_SQL, _LOCK_CONSTANTS = driver_sql(allocation.LOCK)
 _COLUMNS_SQL, _COLUMNS_CONSTANTS = driver_sql(studies.worklist_columns().where(Study.id == _STUDY))
 _AUDIT_SQL, _AUDIT_CONSTANTS = driver_sql(audit.INSERT_EVENT)
 assert not _AUDIT_CONSTANTS, "an audit row is all named values"
-_PICKS: dict[_Shape, _Sql] = {}
-_GROUPS: dict[tuple[str, bool], _Sql] = {}
-_MAX_STATEMENTS = 1024
-
-
-def _cached(cache: dict[Any, _Sql], key: Any, build: Any, *args: Any) -> _Sql:
-    sql = cache.get(key)
-    if sql is None:
-        sql = build(*args)
-        if len(cache) >= _MAX_STATEMENTS:
-            cache.clear()
-        cache[key] = sql
-    return sql
+_PICKS: StatementCache[_Shape] = StatementCache()
+_GROUPS: StatementCache[tuple[str, bool]] = StatementCache()
 
 
 @dataclass(frozen=True)
@@ -222,45 +190,34 @@ class Member:
     expires_at: datetime
 
 
-def _params(picker: Picker, filters: WorklistFilters, lease: timedelta) -> dict[str, Any]:
+def _prepare(
+    account: Account, filters: WorklistFilters, lease: timedelta, *, exclude: bool, blocked: bool
+) -> tuple[_Shape, dict[str, Any]]:
+    # The shape of the pick (or of the cap's hint) and its parameters.
     binds = Binds()
     studies.filter_conditions(filters, binds=binds)
-    params: dict[str, Any] = {
-        **binds.values,
-        "allocation_user_id": picker.user_id,
-        "allocation_subspecialties": sorted(set(picker.subspecialties)),
-        "claim_user_id": picker.user_id,
-        "claim_lease": lease,
-    }
-    if picker.site_ids:
-        params[_VISIBLE] = list(picker.site_ids)
-    return params
-
-
-def _shape(
-    picker: Picker,
-    filters: WorklistFilters,
-    params: dict[str, Any],
-    *,
-    exclude: bool,
-    blocked: bool,
-) -> _Shape:
-    return _Shape(
-        sees=_sees(picker.site_ids),
-        binds=tuple(name for name in params if name.startswith("wl_") and name != _VISIBLE),
-        statuses=filters.statuses,
-        priorities=filters.priorities,
-        patient_sources=filters.patient_sources,
-        sites=bool(filters.sites),
+    site_ids = visible_site_ids(account.role, account.site_ids)
+    shape = _Shape(
+        sees=visibility_shape(site_ids),
+        filters=studies.filter_shape(filters, binds),
         exclude=exclude,
         blocked=blocked,
     )
+    params: dict[str, Any] = {
+        **binds.values,
+        **visibility_params(site_ids),
+        "allocation_user_id": account.id,
+        "allocation_subspecialties": sorted(set(account.subspecialties)),
+        "claim_user_id": account.id,
+        "claim_lease": lease,
+    }
+    return shape, params
 
 
 async def pick(
     connection: psycopg.AsyncConnection[Any],
     *,
-    picker: Picker,
+    account: Account,
     filters: WorklistFilters,
     statuses: Sequence[StudyStatus],
     exclude: Sequence[int],
@@ -270,9 +227,8 @@ async def pick(
     """Claim the most urgent eligible study (``lock``: take the caller's allocation lock
     first, ``allocation.lock_allocations``, in the same round trip); None when none is."""
     narrowed = replace(filters, statuses=tuple(statuses), mine=False)
-    params = _params(picker, narrowed, lease)
-    shape = _shape(picker, narrowed, params, exclude=bool(exclude), blocked=False)
-    sql, constants = _cached(_PICKS, shape, _pick, shape, narrowed)
+    shape, params = _prepare(account, narrowed, lease, exclude=bool(exclude), blocked=False)
+    sql, constants = _PICKS.get(shape, lambda: _pick(shape, narrowed))
     if exclude:
         params["claim_exclude"] = list(exclude)
     async with driver_errors(sql):
@@ -287,16 +243,15 @@ async def pick(
 async def blocked_by_cap(
     connection: psycopg.AsyncConnection[Any],
     *,
-    picker: Picker,
+    account: Account,
     filters: WorklistFilters,
     statuses: Sequence[StudyStatus],
     lease: timedelta,
 ) -> bool:
     """Whether a study is refused by the cap alone. Unlocked: a hint for the answer."""
     narrowed = replace(filters, statuses=tuple(statuses), mine=False)
-    params = _params(picker, narrowed, lease)
-    shape = _shape(picker, narrowed, params, exclude=False, blocked=True)
-    sql, constants = _cached(_PICKS, shape, lambda: driver_sql(_candidates(shape, narrowed)))
+    shape, params = _prepare(account, narrowed, lease, exclude=False, blocked=True)
+    sql, constants = _PICKS.get(shape, lambda: driver_sql(_candidates(shape, narrowed)))
     async with driver_errors(sql):
         cursor = await connection.execute(sql, {**constants, **params})
         return await cursor.fetchone() is not None
@@ -305,7 +260,7 @@ async def blocked_by_cap(
 async def claim_rest(
     connection: psycopg.AsyncConnection[Any],
     *,
-    picker: Picker,
+    account: Account,
     taken: Taken,
     lease: timedelta,
     audit_row: dict[str, Any],
@@ -313,22 +268,17 @@ async def claim_rest(
     """Claim the patient's other studies with ``taken`` (its group), read ``taken``'s
     worklist columns and write ``audit_row`` (``audit.new_values``), in one round trip."""
     nhs_number = normalise_nhs_number(taken.nhs_number)
-    group_sql, constants = _cached(
-        _GROUPS,
-        (_sees(picker.site_ids), nhs_number is not None),
-        _group,
-        _sees(picker.site_ids),
-        nhs_number is not None,
-    )
+    site_ids = visible_site_ids(account.role, account.site_ids)
+    key = (visibility_shape(site_ids), nhs_number is not None)
+    group_sql, constants = _GROUPS.get(key, lambda: _group(*key))
     params: dict[str, Any] = {
-        "claim_user_id": picker.user_id,
+        **visibility_params(site_ids),
+        "claim_user_id": account.id,
         "claim_lease": lease,
         "group_first_id": taken.study_id,
         "group_patient_id": taken.patient_id,
         "group_nhs_number": nhs_number,
     }
-    if picker.site_ids:
-        params[_VISIBLE] = list(picker.site_ids)
     async with driver_errors(group_sql):
         async with connection.pipeline():
             grouped = await connection.execute(group_sql, {**constants, **params})

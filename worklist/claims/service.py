@@ -26,7 +26,7 @@ from worklist.studies.lifecycle import StudyEvent
 from worklist.studies.repository import StudyLoad
 from worklist.studies.schemas import WorklistFilters, WorklistItem
 from worklist.studies.service import STUDY_NOT_FOUND
-from worklist.studies.visibility import visible_site_ids, visible_study_condition
+from worklist.studies.visibility import visible_study_condition
 from worklist.users.repository import Account
 
 RELEASING_ROLES = (Role.MANAGER, Role.ADMIN)
@@ -297,13 +297,6 @@ async def next_case(
     statuses = [s for s in filters.statuses if lifecycle.allows(s, StudyEvent.CLAIMED)]
     if not statuses:
         return None
-    picker = next_sql.Picker(
-        user_id=account.id,
-        username=account.username,
-        site_ids=visible_site_ids(account.role, account.site_ids),
-        subspecialties=account.subspecialties,
-        address=address,
-    )
     lease = timedelta(seconds=lease_seconds)
     connection = await driver_connection(session)
     passed_over: list[int] = []
@@ -311,7 +304,7 @@ async def next_case(
         # The caller's allocation lock comes with the first pick (``lock_allocations``).
         taken = await next_sql.pick(
             connection,
-            picker=picker,
+            account=account,
             filters=filters,
             statuses=statuses,
             exclude=passed_over,
@@ -320,7 +313,7 @@ async def next_case(
         )
         if taken is None:
             blocked = await next_sql.blocked_by_cap(
-                connection, picker=picker, filters=filters, statuses=statuses, lease=lease
+                connection, account=account, filters=filters, statuses=statuses, lease=lease
             )
             if blocked:
                 raise AllocationRefused(AT_CAP, reason=REASON_CAP)
@@ -332,29 +325,27 @@ async def next_case(
     via = {"via": "worklist.next", "filters": filters.as_audit_detail()}
     members, row = await next_sql.claim_rest(
         connection,
-        picker=picker,
+        account=account,
         taken=taken,
         lease=lease,
-        audit_row=_claim_audit(picker, taken.study_uid, taken.site_id, taken.expires_at, via),
+        audit_row=_claim_audit(account, address, taken, via),
     )
     if members:
         await next_sql.write_audit(
             connection,
             [
-                _claim_audit(
-                    picker, m.study_uid, m.site_id, m.expires_at, {**via, "group": taken.study_uid}
-                )
-                for m in members
+                _claim_audit(account, address, member, {**via, "group": taken.study_uid})
+                for member in members
             ],
         )
-    claimed = [(taken.study_uid, taken.site_id, taken.expires_at)]
-    claimed += [(m.study_uid, m.site_id, m.expires_at) for m in members]
-    for study_uid, site_id, expires_at in claimed:
+    claimed_all: list[next_sql.Taken | next_sql.Member] = [taken, *members]
+    for claimed in claimed_all:
+        assert claimed.expires_at is not None
         _announce_claim(
             session,
-            site_id=site_id,
-            study_uid=study_uid,
-            expires_at=expires_at,
+            site_id=claimed.site_id,
+            study_uid=claimed.study_uid,
+            expires_at=claimed.expires_at,
             username=account.username,
         )
     # A ``NextCase``'s fields, as JSON writes them (``worklist.jsonbody``).
@@ -371,20 +362,20 @@ async def next_case(
 
 
 def _claim_audit(
-    picker: next_sql.Picker,
-    study_uid: str,
-    site_id: int,
-    expires_at: datetime,
+    account: Account,
+    address: str | None,
+    claimed: next_sql.Taken | next_sql.Member,
     detail: dict[str, Any],
 ) -> dict[str, Any]:
+    assert claimed.expires_at is not None
     return audit.new_values(
-        actor=picker.username,
+        actor=account.username,
         actor_kind=audit.ActorKind.USER,
         action=AuditAction.CLAIM_CREATED,
-        study_uid=study_uid,
-        site_id=site_id,
-        address=picker.address,
-        detail={**detail, "expires_at": expires_at.isoformat()},
+        study_uid=claimed.study_uid,
+        site_id=claimed.site_id,
+        address=address,
+        detail={**detail, "expires_at": claimed.expires_at.isoformat()},
     )
 
 

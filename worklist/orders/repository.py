@@ -168,7 +168,7 @@ async def lock_and_create_order(
 
     Both statements go in one round trip (psycopg's pipeline), with the transaction's
     BEGIN: a new order is the message a RIS sends most, and each round trip costs more
-    CPU than the statement it carries. The session must have nothing pending."""
+    CPU than the statement it carries. Whatever the session has pending is flushed first."""
     params: dict[str, Any] = {
         **_CREATE_LITERALS,
         **values,

@@ -27,60 +27,44 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import BindParameter, Integer, bindparam, tuple_
 
 from worklist.audit import repository as audit
-from worklist.db import driver_errors, driver_sql
-from worklist.enums import AuditAction, PatientSource, Priority, StudyStatus
+from worklist.db import DriverSql, StatementCache, driver_errors, driver_sql
+from worklist.enums import AuditAction
 from worklist.models import Study
 from worklist.studies import repository
-from worklist.studies.repository import WORKLIST_ORDER, Binds, WorklistKey
+from worklist.studies.repository import WORKLIST_ORDER, Binds, FilterShape, WorklistKey
 from worklist.studies.schemas import WorklistFilters
-from worklist.studies.visibility import site_ids_condition
+from worklist.studies.visibility import (
+    shaped_visibility_condition,
+    visibility_params,
+    visibility_shape,
+    visible_site_ids,
+)
+from worklist.users.repository import Account
 
 
 @dataclass(frozen=True)
 class _Shape:
     """What decides the statement's text (everything else is a parameter)."""
 
-    sees: str  # "all", "sites" or "none"
-    binds: tuple[str, ...]
-    statuses: tuple[StudyStatus, ...]
-    priorities: tuple[Priority, ...]
-    patient_sources: tuple[PatientSource, ...]
-    mine: bool
-    sites: bool
+    sees: str  # visibility.visibility_shape
+    filters: FilterShape
     after: bool
 
 
 _PAGE_ORDER = "page.due_at, page.priority, page.received_at, page.id"
+_STATEMENTS: StatementCache[_Shape] = StatementCache()
 
 
-# Shapes seen, and their SQL. A few hundred at most: the shape holds no value, only
-# which filters are given (and the enum literals among them).
-_STATEMENTS: dict[_Shape, str] = {}
-_MAX_STATEMENTS = 1024
-
-
-def _statement(shape: _Shape, filters: WorklistFilters) -> str:
-    sql = _STATEMENTS.get(shape)
-    if sql is None:
-        sql = _assemble(shape, filters)
-        if len(_STATEMENTS) >= _MAX_STATEMENTS:
-            _STATEMENTS.clear()
-        _STATEMENTS[shape] = sql
-    return sql
-
-
-def _assemble(shape: _Shape, filters: WorklistFilters) -> str:
+def _assemble(shape: _Shape, filters: WorklistFilters) -> DriverSql:
     # ``filters`` only for the conditions' structure, which ``shape`` fixes: the values
     # in it are those of the first request of the shape, and every run passes its own.
-    binds = Binds()
-    site_ids = None if shape.sees == "all" else (0,) if shape.sees == "sites" else ()
     stmt = repository.PAGE_SELECT
-    if shape.sites:
+    if shape.filters.sites_joined:
         stmt = stmt.join(Study.site)
     conditions = repository.filter_conditions(
-        filters, user_id=0 if shape.mine else None, binds=binds
+        filters, user_id=0 if shape.filters.mine else None, binds=Binds()
     )
-    stmt = stmt.where(site_ids_condition(site_ids, name="wl_visible_site_ids"), *conditions)
+    stmt = stmt.where(shaped_visibility_condition(shape.sees), *conditions)
     if shape.after:
         after: list[BindParameter[Any]] = [
             bindparam(f"wl_after_{k}", required=False)
@@ -95,7 +79,7 @@ def _assemble(shape: _Shape, filters: WorklistFilters) -> str:
     orders = ", ".join(
         f"orders.{column.element.name} AS {column.key}" for column in repository.ORDER_COLUMNS
     )
-    return f"""
+    sql = f"""
 WITH page AS ({page_sql}),
 audited AS (
     INSERT INTO audit_log (actor, actor_kind, action, address, detail)
@@ -109,53 +93,41 @@ SELECT page.*, {orders}
 FROM page LEFT OUTER JOIN orders ON orders.id = page.order_id
 ORDER BY {_PAGE_ORDER}
 """
-
-
-@dataclass(frozen=True)
-class Reader:
-    """Who reads the page, for visibility and the audit row."""
-
-    user_id: int
-    username: str
-    site_ids: tuple[int, ...] | None  # visibility.visible_site_ids
-    address: str | None
+    return sql, {}
 
 
 async def read_page(
     connection: psycopg.AsyncConnection[Any],
     *,
-    reader: Reader,
+    account: Account,
+    address: str | None,
     filters: WorklistFilters,
     after: WorklistKey | None,
     cursor: str | None,
     limit: int,
 ) -> Sequence[dict[str, Any]]:
-    """Up to ``limit + 1`` visible studies matching ``filters`` in worklist order after
-    ``after`` (keys of ``WORKLIST_COLUMNS``), the first ``limit`` audited as read by the
-    same statement. ``connection`` is in autocommit: the statement is its transaction."""
+    """Up to ``limit + 1`` studies ``account`` sees matching ``filters`` in worklist order
+    after ``after`` (keys of ``WORKLIST_COLUMNS``), the first ``limit`` audited as read by
+    the same statement. ``connection`` is in autocommit: the statement is its transaction."""
     binds = Binds()
-    repository.filter_conditions(filters, user_id=reader.user_id, binds=binds)
-    sees = "all" if reader.site_ids is None else "sites" if reader.site_ids else "none"
+    repository.filter_conditions(filters, user_id=account.id, binds=binds)
+    site_ids = visible_site_ids(account.role, account.site_ids)
     shape = _Shape(
-        sees=sees,
-        binds=tuple(binds.values),
-        statuses=filters.statuses,
-        priorities=filters.priorities,
-        patient_sources=filters.patient_sources,
-        mine=filters.mine,
-        sites=repository.sites_joined(filters),
+        sees=visibility_shape(site_ids),
+        filters=repository.filter_shape(filters, binds),
         after=after is not None,
     )
-    sql = _statement(shape, filters)
+    sql, _ = _STATEMENTS.get(shape, lambda: _assemble(shape, filters))
     row = audit.new_values(
-        actor=reader.username,
+        actor=account.username,
         actor_kind=audit.ActorKind.USER,
         action=AuditAction.WORKLIST_LIST,
-        address=reader.address,
+        address=address,
         detail={"filters": filters.as_audit_detail(), "cursor": cursor},
     )
     params: dict[str, Any] = {
         **binds.values,
+        **visibility_params(site_ids),
         "wl_rows": limit + 1,
         "wl_shown": limit,
         "audit_actor": row["actor"],
@@ -164,8 +136,6 @@ async def read_page(
         "audit_address": row["address"],
         "audit_detail": Jsonb(row["detail"]),
     }
-    if reader.site_ids:
-        params["wl_visible_site_ids"] = list(reader.site_ids)
     if after is not None:
         params |= {
             "wl_after_due_at": after.due_at,

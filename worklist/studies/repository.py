@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased, contains_eager
 from sqlalchemy.orm.util import AliasedClass
 
-from worklist.enums import PatientSource, Priority, ReportStatus
+from worklist.enums import PatientSource, Priority, ReportStatus, StudyStatus
 from worklist.identity import normalise_nhs_number
 from worklist.models import Claim, Order, Patient, Report, Series, Site, Study, User
 from worklist.studies.schemas import WorklistFilters
@@ -201,6 +201,31 @@ def filter_conditions(
 def sites_joined(filters: WorklistFilters) -> bool:
     """Whether ``filter_conditions`` needs ``sites`` joined (several site codes)."""
     return len(filters.sites) > 1
+
+
+@dataclass(frozen=True)
+class FilterShape:
+    """What of ``filters`` decides the text of ``filter_conditions``: the parameters it
+    binds (by name) and the enum values it renders in; never a value."""
+
+    binds: tuple[str, ...]
+    statuses: tuple[StudyStatus, ...]
+    priorities: tuple[Priority, ...]
+    patient_sources: tuple[PatientSource, ...]
+    mine: bool
+    sites_joined: bool
+
+
+def filter_shape(filters: WorklistFilters, binds: Binds) -> FilterShape:
+    """The shape of ``filters``, whose conditions filled ``binds``."""
+    return FilterShape(
+        binds=tuple(binds.values),
+        statuses=filters.statuses,
+        priorities=filters.priorities,
+        patient_sources=filters.patient_sources,
+        mine=filters.mine,
+        sites_joined=sites_joined(filters),
+    )
 
 
 def _studies_with_site_and_patient() -> Select[Study]:

@@ -28,7 +28,6 @@ from worklist.studies.schemas import (
 from worklist.studies.visibility import (
     readable_study_condition,
     require_worklist_access,
-    visible_site_ids,
 )
 from worklist.users.repository import Account
 
@@ -61,14 +60,14 @@ async def list_worklist(
     writes them: ``worklist.jsonbody``); audited by the statement that reads it."""
     require_worklist_access(account)
     after = decode_cursor(cursor) if cursor else None
-    reader = page.Reader(
-        user_id=account.id,
-        username=account.username,
-        site_ids=visible_site_ids(account.role, account.site_ids),
-        address=address,
-    )
     rows = await page.read_page(
-        connection, reader=reader, filters=filters, after=after, cursor=cursor, limit=limit
+        connection,
+        account=account,
+        address=address,
+        filters=filters,
+        after=after,
+        cursor=cursor,
+        limit=limit,
     )
     shown = rows[:limit]
     next_cursor = None

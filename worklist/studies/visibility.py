@@ -12,6 +12,7 @@ read (never report) a study a second opinion or a double read grants them
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, any_, bindparam, false, or_, true
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -46,6 +47,28 @@ def site_ids_condition(
         return false()
     # An array, not an IN-list: one statement text however many sites, so it stays prepared.
     return Study.site_id == any_(bindparam(name, list(site_ids), type_=ARRAY(Integer)))
+
+
+# Statements compiled once per shape (the page, ``next``) bind the visible sites by name.
+VISIBLE_SITE_IDS = "wl_visible_site_ids"
+
+
+def visibility_shape(site_ids: tuple[int, ...] | None) -> str:
+    """What of ``visible_site_ids``' answer decides a statement's text: "all", "sites" or
+    "none" (the ids themselves are a parameter, ``visibility_params``)."""
+    return "all" if site_ids is None else "sites" if site_ids else "none"
+
+
+def shaped_visibility_condition(shape: str) -> ColumnElement[bool]:
+    """``site_ids_condition`` for a statement of ``visibility_shape`` ``shape``, its ids
+    bound by name (``VISIBLE_SITE_IDS``)."""
+    site_ids = None if shape == "all" else (0,) if shape == "sites" else ()
+    return site_ids_condition(site_ids, name=VISIBLE_SITE_IDS)
+
+
+def visibility_params(site_ids: tuple[int, ...] | None) -> dict[str, Any]:
+    """The parameters of ``shaped_visibility_condition`` for ``site_ids``."""
+    return {VISIBLE_SITE_IDS: list(site_ids)} if site_ids else {}
 
 
 def visible_study_condition(user: User) -> ColumnElement[bool]:
