@@ -11,6 +11,7 @@ import tracemalloc
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.api.conftest import audit_rows, bearer, client
@@ -216,18 +217,23 @@ def _insert_many(db: sessionmaker[Session]) -> None:
         )
 
 
+async def _begin_network_extract(session: AsyncSession) -> extract.ExtractPlan:
+    """The network-wide extract of ``MONTH``, begun by the system."""
+    return await extract.begin_extract(
+        session,
+        actor="test",
+        actor_kind=ActorKind.SYSTEM,
+        month=extract.Month.parse(MONTH),
+        site_ids=None,
+    )
+
+
 async def _stream_measured(database_url: str) -> tuple[int, int, int, int]:
     """Rows and bytes streamed, the largest chunk's rows, and tracemalloc's peak."""
     engine = make_async_engine(database_url, pool_size=1)
     try:
         async with make_async_sessionmaker(engine)() as session, session.begin():
-            plan = await extract.begin_extract(
-                session,
-                actor="test",
-                actor_kind=ActorKind.SYSTEM,
-                month=extract.Month.parse(MONTH),
-                site_ids=None,
-            )
+            plan = await _begin_network_extract(session)
             assert plan.rows > FIFTY_THOUSAND
             rows = size = largest = 0
             tracemalloc.start()
@@ -285,13 +291,7 @@ async def _both_ways(database_url: str) -> tuple[extract.ExtractPlan, str, str]:
     try:
         sessions = make_async_sessionmaker(engine)
         async with sessions() as session, session.begin():
-            plan = await extract.begin_extract(
-                session,
-                actor="test",
-                actor_kind=ActorKind.SYSTEM,
-                month=extract.Month.parse(MONTH),
-                site_ids=None,
-            )
+            plan = await _begin_network_extract(session)
             await session.rollback()
         texts = []
         for study_ids in (plan.study_ids, None):
